@@ -1,0 +1,167 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use containment_chamber_enclave_proxy::cli::{Cli, Command};
+use containment_chamber_enclave_proxy::config::RunConfig;
+use containment_chamber_enclave_proxy::forward::Forwarder;
+use containment_chamber_enclave_proxy::logsink::{self, LogSinkOptions, StdoutSink};
+use containment_chamber_enclave_proxy::metrics::Metrics;
+use containment_chamber_enclave_proxy::run::{self, Outcome};
+use containment_chamber_enclave_proxy::{logging, shutdown};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(real_main(cli)) {
+        Ok(code) => code,
+        Err(Failure::Usage(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(e)) => {
+            tracing::error!(error = %format!("{e:#}"), "stopped");
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+enum Failure {
+    /// Bad arguments, configuration, allowlist or address: exit 2.
+    Usage(anyhow::Error),
+    Runtime(anyhow::Error),
+}
+
+fn usage<E: Into<anyhow::Error>>(e: E) -> Failure {
+    Failure::Usage(e.into())
+}
+
+async fn real_main(cli: Cli) -> Result<ExitCode, Failure> {
+    let metrics = Metrics::new();
+    let (trigger, sd) = shutdown::channel();
+    if let Some(addr) = &cli.metrics {
+        let l = cc_proto::listen(addr).await.map_err(usage)?;
+        tracing::info!(listen = %addr, "metrics listening");
+        tokio::spawn(containment_chamber_enclave_proxy::metrics::serve(
+            l,
+            metrics.clone(),
+            sd.clone(),
+        ));
+    }
+    let stop = async move {
+        let sig = shutdown::signal().await;
+        tracing::info!(signal = sig, "shutting down");
+        trigger.trigger();
+    };
+    match cli.command {
+        Command::VsockStdout(a) => {
+            let l = cc_proto::listen(&a.listen).await.map_err(usage)?;
+            tracing::info!(listen = %a.listen, "vsock-stdout listening");
+            let (tx, rx) = logsink::channel();
+            let writer = logsink::spawn_writer(Box::new(StdoutSink), rx, metrics.clone());
+            tokio::spawn(stop);
+            logsink::serve(
+                l,
+                tx,
+                metrics,
+                LogSinkOptions {
+                    max_line: a.max_line.max(80),
+                    grace: a.shutdown_grace,
+                },
+                sd,
+            )
+            .await;
+            let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Egress(a) => {
+            let Some((host, port)) = a.target.tcp_host_port() else {
+                return Err(usage(anyhow::anyhow!(
+                    "--target '{}': egress targets are tcp://HOST:PORT",
+                    a.target
+                )));
+            };
+            if let Some(path) = &a.allowlist {
+                containment_chamber_enclave_proxy::allowlist::check(path, host, port)
+                    .await
+                    .map_err(usage)?;
+            }
+            let name = a.name.clone().unwrap_or_else(|| host.to_owned());
+            forward(
+                a.listen,
+                Forwarder {
+                    name,
+                    target: a.target,
+                    connect_timeout: a.connect_timeout,
+                    grace: a.shutdown_grace,
+                },
+                metrics,
+                sd,
+                stop,
+                "egress",
+            )
+            .await
+        }
+        Command::Ingress(a) => {
+            let name = a.name.clone().unwrap_or_else(|| a.listen.to_string());
+            forward(
+                a.listen,
+                Forwarder {
+                    name,
+                    target: a.target,
+                    connect_timeout: a.connect_timeout,
+                    grace: a.shutdown_grace,
+                },
+                metrics,
+                sd,
+                stop,
+                "ingress",
+            )
+            .await
+        }
+        Command::Run(a) => {
+            let cfg = RunConfig::load(&a.config).map_err(usage)?;
+            drop(stop);
+            match run::run(cfg, Box::new(StdoutSink)).await {
+                Ok(Outcome::Stopped) => Ok(ExitCode::SUCCESS),
+                Ok(Outcome::EnclaveFailed(code)) => {
+                    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1).max(1)))
+                }
+                Err(e) if is_setup_error(&e) => Err(Failure::Usage(e)),
+                Err(e) => Err(Failure::Runtime(e)),
+            }
+        }
+    }
+}
+
+/// Start-up refusals (allowlist, addresses in use) are configuration problems: exit 2.
+fn is_setup_error(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<containment_chamber_enclave_proxy::allowlist::AllowlistError>()
+        .is_some()
+        || e.downcast_ref::<std::io::Error>().is_some()
+}
+
+async fn forward(
+    listen: cc_proto::Address,
+    fwd: Forwarder,
+    metrics: Metrics,
+    sd: shutdown::Shutdown,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+    kind: &str,
+) -> Result<ExitCode, Failure> {
+    let l = cc_proto::listen(&listen).await.map_err(usage)?;
+    tracing::info!(forwarder = %fwd.name, %listen, target = %fwd.target, "{kind} listening");
+    tokio::spawn(stop);
+    containment_chamber_enclave_proxy::forward::serve(l, fwd, metrics, sd).await;
+    Ok(ExitCode::SUCCESS)
+}
