@@ -1,1 +1,253 @@
-//! Helpers for the end-to-end tests: locate and start the real binaries.
+//! Helpers for the end-to-end tests and benchmarks: find the real binaries the workspace
+//! built, start them, wait for their sockets, stop them with real signals.
+//!
+//! Everything here talks to unix sockets and loopback only.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Path of a workspace binary built for the same profile as the running test or bench
+/// (`target/<profile>/<name>`). `scripts/test` builds them before the tests run.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test-binary>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace binaries first (cargo build --workspace --bins, \
+         which scripts/test does)",
+        path.display()
+    );
+    path
+}
+
+/// The repository's `../shared/fixtures` folder.
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
+}
+
+/// A free loopback TCP port (bound and released; good enough on a test machine).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local_addr").port()
+}
+
+/// Wait until `check` holds, or panic naming `what` after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+pub fn wait_for_socket(path: &Path) {
+    wait_until(&format!("socket {}", path.display()), Duration::from_secs(20), || {
+        std::os::unix::net::UnixStream::connect(path).is_ok()
+    });
+}
+
+pub fn wait_for_tcp(port: u16) {
+    wait_until(&format!("tcp port {port}"), Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+}
+
+/// A running binary whose stdout and stderr are collected in the background.
+pub struct Proc {
+    pub child: Child,
+    stdout: Arc<Mutex<Vec<u8>>>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Proc {
+    pub fn start(cmd: &mut Command) -> Proc {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let mut readers = Vec::new();
+        let out = child.stdout.take().expect("stdout");
+        let err = child.stderr.take().expect("stderr");
+        readers.push(collect(out, stdout.clone()));
+        readers.push(collect(err, stderr.clone()));
+        Proc {
+            child,
+            stdout,
+            stderr,
+            readers,
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child, which has not been reaped yet.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::kill(self.pid(), sig);
+        }
+    }
+
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.stdout.lock().expect("lock")).into_owned()
+    }
+
+    pub fn stdout_bytes(&self) -> Vec<u8> {
+        self.stdout.lock().expect("lock").clone()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().expect("lock")).into_owned()
+    }
+
+    /// Wait for exit (panics after `timeout`), then for the output readers to drain.
+    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                for r in self.readers.drain(..) {
+                    let _ = r.join();
+                }
+                return status;
+            }
+            if start.elapsed() > timeout {
+                let _ = self.child.kill();
+                panic!(
+                    "process did not exit within {timeout:?}\nstdout:\n{}\nstderr:\n{}",
+                    tail(&self.stdout()),
+                    tail(&self.stderr())
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGTERM, then wait.
+    pub fn stop(&mut self, timeout: Duration) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        self.wait(timeout)
+    }
+
+    /// Wait until stdout contains `needle`.
+    pub fn wait_stdout(&self, needle: &str, timeout: Duration) {
+        let start = Instant::now();
+        while !self.stdout().contains(needle) {
+            assert!(
+                start.elapsed() < timeout,
+                "'{needle}' not on stdout within {timeout:?}\nstdout:\n{}\nstderr:\n{}",
+                tail(&self.stdout()),
+                tail(&self.stderr())
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn collect(
+    mut r: impl Read + Send + 'static,
+    into: Arc<Mutex<Vec<u8>>>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => into.lock().expect("lock").extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+}
+
+/// The last 4 KiB of a text, for panic messages.
+pub fn tail(s: &str) -> &str {
+    let mut start = s.len().saturating_sub(4096);
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    &s[start..]
+}
+
+/// `GET path` over plain HTTP/1.0 on loopback; returns the body.
+pub fn http_get(port: u16, path: &str) -> std::io::Result<String> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp)?;
+    Ok(resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default())
+}
+
+/// The value of one sample line of a Prometheus text exposition (exact series match).
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// A fake `nitro-cli` for tests: records every call's arguments in `$dir/nitro-cli.calls`,
+/// records whether each socket in `expect_sockets` existed when `run-enclave` started, and
+/// answers with the real fixture output (or fails with E19 when `fail` is set).
+pub fn fake_nitro_cli(dir: &Path, expect_sockets: &[PathBuf], fail: bool) -> PathBuf {
+    let fx = fixtures().join("nitro-cli");
+    let calls = dir.join("nitro-cli.calls");
+    let socks: Vec<String> = expect_sockets
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let script = format!(
+        r#"#!/bin/sh
+echo "$*" >> '{calls}'
+case "$1" in
+run-enclave)
+  for s in {socks}; do
+    if [ -S "$s" ]; then echo "present $s" >> '{calls}'; else echo "absent $s" >> '{calls}'; fi
+  done
+  if [ "{fail}" = "1" ]; then cat '{e19}' >&2; exit 19; fi
+  echo "Start allocating memory..." >&2
+  cat '{stdout}'
+  echo "Started enclave with enclave-cid: 16, memory: 3524 MiB, cpu-ids: [1, 17]" >&2
+  ;;
+terminate-enclave)
+  echo '{{"EnclaveID": "i-096e001cdd5c912c9-enc182d5585cfe18db", "Terminated": true}}'
+  ;;
+esac
+"#,
+        calls = calls.display(),
+        socks = socks.join(" "),
+        fail = if fail { "1" } else { "0" },
+        e19 = fx.join("error.E19.stderr.txt").display(),
+        stdout = fx.join("run-enclave.stdout.json").display(),
+    );
+    let path = dir.join("nitro-cli");
+    std::fs::write(&path, script).expect("write fake nitro-cli");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path
+}
