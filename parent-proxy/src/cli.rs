@@ -24,6 +24,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "ADDR")]
     pub metrics: Option<Address>,
 
+    /// Create this file once every listener is bound (scripts wait for it before starting the
+    /// enclave, so no early log line or KMS call finds nobody listening).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub ready_file: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }

@@ -46,7 +46,20 @@ fn usage<E: Into<anyhow::Error>>(e: E) -> Failure {
     Failure::Usage(e.into())
 }
 
+fn ready(path: Option<&std::path::Path>) -> Result<(), Failure> {
+    if let Some(p) = path {
+        std::fs::write(p, format!("{}\n", std::process::id())).map_err(|e| {
+            usage(anyhow::anyhow!(
+                "cannot write --ready-file '{}': {e}",
+                p.display()
+            ))
+        })?;
+    }
+    Ok(())
+}
+
 async fn real_main(cli: Cli) -> Result<ExitCode, Failure> {
+    let ready_file = cli.ready_file.clone();
     let metrics = Metrics::new();
     let (trigger, sd) = shutdown::channel();
     if let Some(addr) = &cli.metrics {
@@ -67,6 +80,7 @@ async fn real_main(cli: Cli) -> Result<ExitCode, Failure> {
         Command::VsockStdout(a) => {
             let l = cc_proto::listen(&a.listen).await.map_err(usage)?;
             tracing::info!(listen = %a.listen, "vsock-stdout listening");
+            ready(ready_file.as_deref())?;
             let (tx, rx) = logsink::channel();
             let writer = logsink::spawn_writer(Box::new(StdoutSink), rx, metrics.clone());
             tokio::spawn(stop);
@@ -109,6 +123,7 @@ async fn real_main(cli: Cli) -> Result<ExitCode, Failure> {
                 sd,
                 stop,
                 "egress",
+                ready_file.as_deref(),
             )
             .await
         }
@@ -126,13 +141,14 @@ async fn real_main(cli: Cli) -> Result<ExitCode, Failure> {
                 sd,
                 stop,
                 "ingress",
+                ready_file.as_deref(),
             )
             .await
         }
         Command::Run(a) => {
             let cfg = RunConfig::load(&a.config).map_err(usage)?;
             drop(stop);
-            match run::run(cfg, Box::new(StdoutSink)).await {
+            match run::run(cfg, Box::new(StdoutSink), ready_file.as_deref()).await {
                 Ok(Outcome::Stopped) => Ok(ExitCode::SUCCESS),
                 Ok(Outcome::EnclaveFailed(code)) => {
                     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1).max(1)))
@@ -158,9 +174,11 @@ async fn forward(
     sd: shutdown::Shutdown,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
     kind: &str,
+    ready_file: Option<&std::path::Path>,
 ) -> Result<ExitCode, Failure> {
     let l = cc_proto::listen(&listen).await.map_err(usage)?;
     tracing::info!(forwarder = %fwd.name, %listen, target = %fwd.target, "{kind} listening");
+    ready(ready_file)?;
     tokio::spawn(stop);
     containment_chamber_enclave_proxy::forward::serve(l, fwd, metrics, sd).await;
     Ok(ExitCode::SUCCESS)

@@ -33,6 +33,7 @@ pub enum Outcome {
 pub async fn run(
     cfg: RunConfig,
     stdout: Box<dyn std::io::Write + Send>,
+    ready_file: Option<&std::path::Path>,
 ) -> anyhow::Result<Outcome> {
     let metrics = Metrics::new();
     let grace = Duration::from_millis(cfg.shutdown_grace_ms);
@@ -106,6 +107,11 @@ pub async fn run(
                 tracing::error!(error = %e, "metrics server failed");
             }
         });
+    }
+
+    if let Some(p) = ready_file {
+        std::fs::write(p, format!("{}\n", std::process::id()))
+            .with_context(|| format!("cannot write --ready-file '{}'", p.display()))?;
     }
 
     // 3. nitro-cli run-enclave.

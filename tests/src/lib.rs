@@ -43,15 +43,20 @@ pub fn free_port() -> u16 {
 pub fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
     let start = Instant::now();
     while !check() {
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
 
 pub fn wait_for_socket(path: &Path) {
-    wait_until(&format!("socket {}", path.display()), Duration::from_secs(20), || {
-        std::os::unix::net::UnixStream::connect(path).is_ok()
-    });
+    wait_until(
+        &format!("socket {}", path.display()),
+        Duration::from_secs(20),
+        || std::os::unix::net::UnixStream::connect(path).is_ok(),
+    );
 }
 
 pub fn wait_for_tcp(port: u16) {
@@ -206,9 +211,13 @@ pub fn http_get(port: u16, path: &str) -> std::io::Result<String> {
 
 /// The value of one sample line of a Prometheus text exposition (exact series match).
 pub fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 /// A fake `nitro-cli` for tests: records every call's arguments in `$dir/nitro-cli.calls`,

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use cc_tests::{Proc, bin, fake_nitro_cli, free_port, http_get, metric, wait_for_socket, wait_for_tcp};
+use cc_tests::{
+    Proc, bin, fake_nitro_cli, free_port, http_get, metric, wait_for_socket, wait_for_tcp,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixStream};
 
@@ -89,9 +91,15 @@ async fn fifty_writers_times_ten_thousand_lines_arrive_complete() {
     let mut next = HashMap::new();
     let mut count = 0;
     for line in forwarded(&out) {
-        let w: usize = line[1..3].parse().unwrap_or_else(|_| panic!("mangled line {line:?}"));
+        let w: usize = line[1..3]
+            .parse()
+            .unwrap_or_else(|_| panic!("mangled line {line:?}"));
         let seq = next.entry(w).or_insert(0usize);
-        assert_eq!(line, payload(w, *seq), "writer {w} line {seq} mangled or out of order");
+        assert_eq!(
+            line,
+            payload(w, *seq),
+            "writer {w} line {seq} mangled or out of order"
+        );
         *seq += 1;
         count += 1;
     }
@@ -125,7 +133,10 @@ async fn writer_killed_mid_line_flushes_its_half_line_and_others_continue() {
     late.write_all(b"w03 late\n").await.unwrap();
     p.wait_stdout("w03 late", T);
     let m = http_get(mport, "/metrics").unwrap();
-    assert_eq!(metric(&m, "containment_proxy_log_lines_unterminated_total"), Some(1.0));
+    assert_eq!(
+        metric(&m, "containment_proxy_log_lines_unterminated_total"),
+        Some(1.0)
+    );
     drop(steady);
     drop(late);
     assert!(p.stop(T).success());
@@ -133,7 +144,13 @@ async fn writer_killed_mid_line_flushes_its_half_line_and_others_continue() {
     let lines: Vec<&str> = forwarded(&out).collect();
     assert_eq!(
         lines,
-        ["w01 steady-before", "w02 complete", "w02 half-a-li", "w01 steady-after", "w03 late"]
+        [
+            "w01 steady-before",
+            "w02 complete",
+            "w02 half-a-li",
+            "w01 steady-after",
+            "w03 late"
+        ]
     );
 }
 
@@ -151,7 +168,10 @@ async fn one_mebibyte_line_is_cut_marked_and_counted() {
     p.wait_stdout("w10 after the big one", T);
     drop(s);
     let m = http_get(mport, "/metrics").unwrap();
-    assert_eq!(metric(&m, "containment_proxy_log_lines_cut_total"), Some(1.0));
+    assert_eq!(
+        metric(&m, "containment_proxy_log_lines_cut_total"),
+        Some(1.0)
+    );
     assert!(p.stop(T).success());
     let out = p.stdout();
     let lines: Vec<&str> = forwarded(&out).collect();
@@ -167,7 +187,9 @@ async fn echo_upstream() -> (u16, tokio::task::JoinHandle<()>) {
     let port = l.local_addr().unwrap().port();
     let h = tokio::spawn(async move {
         loop {
-            let Ok((mut s, _)) = l.accept().await else { return };
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
             tokio::spawn(async move {
                 let (mut r, mut w) = s.split();
                 let _ = tokio::io::copy(&mut r, &mut w).await;
@@ -198,7 +220,11 @@ async fn egress_forwards_bytes_untouched_and_counts_them() {
     let dir = tempfile::tempdir().unwrap();
     let (up, _h) = echo_upstream().await;
     let allow = dir.path().join("vsock-proxy.yaml");
-    std::fs::write(&allow, format!("allowlist:\n- {{address: 127.0.0.1, port: {up}}}\n")).unwrap();
+    std::fs::write(
+        &allow,
+        format!("allowlist:\n- {{address: 127.0.0.1, port: {up}}}\n"),
+    )
+    .unwrap();
     let sock = dir.path().join("egress.sock");
     let mport = free_port();
     let mut p = Proc::start(proxy().args([
@@ -220,15 +246,24 @@ async fn egress_forwards_bytes_untouched_and_counts_them() {
     assert_eq!(round_trip_unix(&sock, &msg).await, msg);
     let m = http_get(mport, "/metrics").unwrap();
     assert_eq!(
-        metric(&m, "containment_proxy_bytes_total{forwarder=\"kms\",direction=\"to_target\"}"),
+        metric(
+            &m,
+            "containment_proxy_bytes_total{forwarder=\"kms\",direction=\"to_target\"}"
+        ),
         Some(200_000.0)
     );
     assert_eq!(
-        metric(&m, "containment_proxy_bytes_total{forwarder=\"kms\",direction=\"from_target\"}"),
+        metric(
+            &m,
+            "containment_proxy_bytes_total{forwarder=\"kms\",direction=\"from_target\"}"
+        ),
         Some(200_000.0)
     );
     // 2 = the readiness probe's connection plus ours.
-    assert_eq!(metric(&m, "containment_proxy_connections_total{forwarder=\"kms\"}"), Some(2.0));
+    assert_eq!(
+        metric(&m, "containment_proxy_connections_total{forwarder=\"kms\"}"),
+        Some(2.0)
+    );
     assert!(p.stop(T).success());
     assert!(!sock.exists(), "socket left behind");
 }
@@ -237,8 +272,11 @@ async fn egress_forwards_bytes_untouched_and_counts_them() {
 fn egress_target_outside_the_allowlist_is_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let allow = dir.path().join("vsock-proxy.yaml");
-    std::fs::write(&allow, "allowlist:\n- {address: kms.us-east-1.amazonaws.com, port: 443}\n")
-        .unwrap();
+    std::fs::write(
+        &allow,
+        "allowlist:\n- {address: kms.us-east-1.amazonaws.com, port: 443}\n",
+    )
+    .unwrap();
     let sock = dir.path().join("egress.sock");
     let mut p = Proc::start(proxy().args([
         "egress",
@@ -252,7 +290,8 @@ fn egress_target_outside_the_allowlist_is_refused_at_start() {
     let status = p.wait(T);
     assert_eq!(status.code(), Some(2));
     assert!(
-        p.stderr().contains("the given address and port are not allowed"),
+        p.stderr()
+            .contains("the given address and port are not allowed"),
         "{}",
         p.stderr()
     );
@@ -283,7 +322,13 @@ async fn upstream_refusing_connections_closes_that_connection_only() {
     p.wait_stdout("target unreachable; closing this connection", T);
     let m = http_get(mport, "/metrics").unwrap();
     // 3 of ours + the readiness probe's.
-    assert_eq!(metric(&m, "containment_proxy_errors_total{forwarder=\"sts\",kind=\"connect\"}"), Some(4.0));
+    assert_eq!(
+        metric(
+            &m,
+            "containment_proxy_errors_total{forwarder=\"sts\",kind=\"connect\"}"
+        ),
+        Some(4.0)
+    );
     // The upstream comes back: the same process forwards again.
     let l = TcpListener::bind(("127.0.0.1", up)).await.unwrap();
     tokio::spawn(async move {
@@ -303,7 +348,9 @@ async fn ingress_forwards_tcp_into_the_enclave_address() {
     let l = tokio::net::UnixListener::bind(&enclave).unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((mut s, _)) = l.accept().await else { return };
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
             tokio::spawn(async move {
                 let (mut r, mut w) = s.split();
                 let _ = tokio::io::copy(&mut r, &mut w).await;
@@ -319,7 +366,9 @@ async fn ingress_forwards_tcp_into_the_enclave_address() {
         &format!("unix://{}", enclave.display()),
     ]));
     wait_for_tcp(port);
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
     s.write_all(b"GET /upcheck HTTP/1.0\r\n\r\n").await.unwrap();
     s.shutdown().await.unwrap();
     let mut out = Vec::new();
@@ -331,17 +380,45 @@ async fn ingress_forwards_tcp_into_the_enclave_address() {
 #[test]
 fn bad_addresses_and_flags_exit_2_with_the_reason() {
     for (args, needle) in [
-        (vec!["egress", "--target", "vsock://x:1"], "CID must be a number"),
-        (vec!["egress", "--target", "tcp://localhost"], "missing port"),
-        (vec!["vsock-stdout", "--listen", "vsock://3"], "missing port"),
-        (vec!["vsock-stdout", "--shutdown-grace", "soon"], "not a duration"),
-        (vec!["egress", "--listen", "unix:///tmp/x.sock", "--target", "unix:///tmp/y"], "egress targets are tcp://HOST:PORT"),
-        (vec!["run", "--config", "/nonexistent/run.toml"], "cannot read config '/nonexistent/run.toml'"),
+        (
+            vec!["egress", "--target", "vsock://x:1"],
+            "CID must be a number",
+        ),
+        (
+            vec!["egress", "--target", "tcp://localhost"],
+            "missing port",
+        ),
+        (
+            vec!["vsock-stdout", "--listen", "vsock://3"],
+            "missing port",
+        ),
+        (
+            vec!["vsock-stdout", "--shutdown-grace", "soon"],
+            "not a duration",
+        ),
+        (
+            vec![
+                "egress",
+                "--listen",
+                "unix:///tmp/x.sock",
+                "--target",
+                "unix:///tmp/y",
+            ],
+            "egress targets are tcp://HOST:PORT",
+        ),
+        (
+            vec!["run", "--config", "/nonexistent/run.toml"],
+            "cannot read config '/nonexistent/run.toml'",
+        ),
     ] {
         let mut p = Proc::start(proxy().args(&args));
         let status = p.wait(T);
         assert_eq!(status.code(), Some(2), "{args:?}: {}", p.stderr());
-        assert!(p.stderr().contains(needle), "{args:?}: expected '{needle}' in {}", p.stderr());
+        assert!(
+            p.stderr().contains(needle),
+            "{args:?}: expected '{needle}' in {}",
+            p.stderr()
+        );
     }
 }
 
@@ -423,10 +500,22 @@ async fn run_starts_listeners_before_the_enclave_and_terminates_it_on_sigterm_du
         "{calls_now}"
     );
     // Both listeners existed when nitro-cli ran.
-    assert!(calls_now.contains(&format!("present {}", c.log_sock.display())), "{calls_now}");
-    assert!(calls_now.contains(&format!("present {}", c.egress_sock.display())), "{calls_now}");
-    assert!(p.stdout().contains("enclave_id=i-096e001cdd5c912c9-enc182d5585cfe18db"));
-    assert!(p.stdout().contains("Start allocating memory..."), "nitro-cli stderr is logged");
+    assert!(
+        calls_now.contains(&format!("present {}", c.log_sock.display())),
+        "{calls_now}"
+    );
+    assert!(
+        calls_now.contains(&format!("present {}", c.egress_sock.display())),
+        "{calls_now}"
+    );
+    assert!(
+        p.stdout()
+            .contains("enclave_id=i-096e001cdd5c912c9-enc182d5585cfe18db")
+    );
+    assert!(
+        p.stdout().contains("Start allocating memory..."),
+        "nitro-cli stderr is logged"
+    );
 
     // Traffic: 4 log writers sending whole lines until told to stop (bounded: at most 5 s).
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -434,11 +523,17 @@ async fn run_starts_listeners_before_the_enclave_and_terminates_it_on_sigterm_du
     for w in 0..4 {
         let (sock, stop) = (c.log_sock.clone(), stop.clone());
         writers.push(tokio::spawn(async move {
-            let Ok(mut s) = UnixStream::connect(&sock).await else { return 0 };
+            let Ok(mut s) = UnixStream::connect(&sock).await else {
+                return 0;
+            };
             let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
             let mut n = 0;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) && tokio::time::Instant::now() < deadline {
-                if s.write_all(payload(w, n % 100_000).as_bytes()).await.is_err()
+            while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                && tokio::time::Instant::now() < deadline
+            {
+                if s.write_all(payload(w, n % 100_000).as_bytes())
+                    .await
+                    .is_err()
                     || s.write_all(b"\n").await.is_err()
                 {
                     break;
@@ -462,7 +557,9 @@ async fn run_starts_listeners_before_the_enclave_and_terminates_it_on_sigterm_du
     assert!(status.success(), "exit {status:?}\n{}", p.stderr());
     // Grace is 1 s; the whole shutdown stays well inside a pod's terminationGracePeriod.
     assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
-    assert!(calls(&c).contains("terminate-enclave --enclave-id i-096e001cdd5c912c9-enc182d5585cfe18db"));
+    assert!(
+        calls(&c).contains("terminate-enclave --enclave-id i-096e001cdd5c912c9-enc182d5585cfe18db")
+    );
     // Every forwarded line is whole: no half-line reached stdout, even when cut off.
     let out = p.stdout();
     let mut seen = 0;
@@ -500,10 +597,19 @@ fn run_reports_a_nitro_cli_failure_with_its_code_and_exits_with_it() {
 fn run_refuses_debug_mode_in_production() {
     let c = chamber(false, "production = true");
     let cfg = std::fs::read_to_string(&c.config).unwrap();
-    std::fs::write(&c.config, cfg.replace("enclave_cid = 16", "enclave_cid = 16\ndebug_mode = true")).unwrap();
+    std::fs::write(
+        &c.config,
+        cfg.replace("enclave_cid = 16", "enclave_cid = 16\ndebug_mode = true"),
+    )
+    .unwrap();
     let mut p = Proc::start(proxy().args(["run", "--config", c.config.to_str().unwrap()]));
     assert_eq!(p.wait(T).code(), Some(2));
-    assert!(p.stderr().contains("'enclave.debug_mode' is true while 'production' is true"), "{}", p.stderr());
+    assert!(
+        p.stderr()
+            .contains("'enclave.debug_mode' is true while 'production' is true"),
+        "{}",
+        p.stderr()
+    );
     assert_eq!(calls(&c), "", "nitro-cli must not run");
 }
 
@@ -527,6 +633,9 @@ async fn run_serves_ingress_and_metrics() {
     p.wait_stdout("enclave started", T);
     assert_eq!(http_get(c.ingress_port, "/upcheck").unwrap(), "up");
     let m = http_get(c.metrics_port, "/metrics").unwrap();
-    assert_eq!(metric(&m, "containment_proxy_connections_total{forwarder=\"api\"}"), Some(1.0));
+    assert_eq!(
+        metric(&m, "containment_proxy_connections_total{forwarder=\"api\"}"),
+        Some(1.0)
+    );
     assert!(p.stop(T).success());
 }
