@@ -320,6 +320,15 @@ mod tests {
     }
 
     #[test]
+    fn shipped_example_configs_are_valid() {
+        let prod = RunConfig::parse(include_str!("../examples/run.toml")).unwrap();
+        assert!(prod.production);
+        assert_eq!(prod.egress_listen(1).to_string(), "vsock://4294967295:8001");
+        let local = RunConfig::parse(include_str!("../examples/local.toml")).unwrap();
+        assert_eq!(local.nitro_cli, PathBuf::from("scripts/dev/nitro-cli"));
+    }
+
+    #[test]
     fn bad_configs_name_the_field() {
         let cases = [
             (

@@ -17,7 +17,8 @@ use tokio::task::JoinSet;
 use crate::metrics::{BytesLabel, Direction, ErrorKind, ForwarderLabel, Metrics};
 use crate::shutdown::Shutdown;
 
-const COPY_BUFFER: usize = 64 * 1024;
+/// Userspace copy buffer for streams splice cannot serve (vsock).
+const COPY_BUFFER: usize = 256 * 1024;
 
 /// One forwarder: where accepted connections go.
 #[derive(Debug, Clone)]
@@ -117,6 +118,15 @@ async fn forward_one(
             return;
         }
     };
+    if let Some(result) =
+        crate::splice::bidirectional(&client, &upstream, &to_target, &from_target).await
+    {
+        if let Err(e) = result {
+            metrics.error(&fwd.name, ErrorKind::io);
+            tracing::debug!(forwarder = %fwd.name, %peer, error = %e, "connection ended with an error");
+        }
+        return;
+    }
     let mut client = Counted {
         inner: client,
         counter: to_target,

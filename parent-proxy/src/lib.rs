@@ -10,6 +10,7 @@ pub mod logsink;
 pub mod metrics;
 pub mod run;
 pub mod shutdown;
+pub mod splice;
 
 /// Parse `250ms`, `5s`, `2m` or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
@@ -32,7 +33,7 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
             ));
         }
     };
-    if !secs.is_finite() || secs < 0.0 || secs > 86_400.0 {
+    if !secs.is_finite() || !(0.0..=86_400.0).contains(&secs) {
         return Err(format!("'{s}' is out of range (0 to 24h)"));
     }
     Ok(Duration::from_secs_f64(secs))
