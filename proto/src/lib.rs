@@ -6,9 +6,11 @@
 //! terminal dependencies.
 
 pub mod address;
+pub mod attestation;
 pub mod backoff;
 pub mod nitro_cli;
 pub mod ports;
+pub mod status;
 pub mod transport;
 
 pub use address::{Address, AddressError};

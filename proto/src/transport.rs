@@ -43,6 +43,7 @@ pub enum Stream {
     Vsock(tokio_vsock::VsockStream),
 }
 
+#[cfg(not(feature = "vsock"))]
 fn vsock_not_built(addr: &Address) -> io::Error {
     io::Error::new(
         io::ErrorKind::Unsupported,
@@ -184,6 +185,28 @@ impl Listener {
                 })
             }
         }
+    }
+}
+
+/// axum serves HTTP on any of our listeners (TCP, unix or vsock). Accept errors (e.g. out of
+/// file descriptors) are retried with the shared backoff instead of ending the server.
+#[cfg(feature = "axum")]
+impl axum::serve::Listener for Listener {
+    type Io = Stream;
+    type Addr = String;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let mut backoff = crate::Backoff::default();
+        loop {
+            match Listener::accept(self).await {
+                Ok(pair) => return pair,
+                Err(_) => tokio::time::sleep(backoff.next_delay()).await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        Listener::local_addr(self).map(|a| a.to_string())
     }
 }
 
