@@ -155,7 +155,12 @@ impl Reader<'_> {
             while inner.pos < end {
                 match inner.element(depth + 1)? {
                     Some(child) => tlv.children.push(child),
-                    None => return Err(CmsError::Ber(inner.pos, "end-of-contents in a definite length")),
+                    None => {
+                        return Err(CmsError::Ber(
+                            inner.pos,
+                            "end-of-contents in a definite length",
+                        ));
+                    }
                 }
             }
         } else {
@@ -218,7 +223,11 @@ fn dissect(bytes: &[u8]) -> Result<Enveloped, CmsError> {
     }
     // version, rid, keyEncryptionAlgorithm, encryptedKey
     let alg = ktri.child(2)?;
-    expect_oid(alg.child(0)?, OID_RSAES_OAEP, "key transport is not RSAES-OAEP")?;
+    expect_oid(
+        alg.child(0)?,
+        OID_RSAES_OAEP,
+        "key transport is not RSAES-OAEP",
+    )?;
     // OAEP parameters: [0] hash, [1] MGF; both must name SHA-256 (KMS's RSAES_OAEP_SHA_256).
     if let Some(params) = alg.children.get(1) {
         for p in &params.children {

@@ -405,14 +405,35 @@ endpoint = "http://127.0.0.1:5000"
     #[test]
     fn errors_name_the_field() {
         let cases = [
-            (BASE.replace("platform = \"software\"", "platform = \"sgx\""), "unknown variant `sgx`"),
-            (BASE.replace("key/a", "key/a\"\nkey_id = \"x"), "unknown field `key_id`"),
-            (BASE.replace("arn:aws:kms:us-east-1:111111111111:key/a", "alias/a"), "'holder[0].key_arn'"),
+            (
+                BASE.replace("platform = \"software\"", "platform = \"sgx\""),
+                "unknown variant `sgx`",
+            ),
+            (
+                BASE.replace("key/a", "key/a\"\nkey_id = \"x"),
+                "unknown field `key_id`",
+            ),
+            (
+                BASE.replace("arn:aws:kms:us-east-1:111111111111:key/a", "alias/a"),
+                "'holder[0].key_arn'",
+            ),
             (format!("threshold = 1\n{BASE}"), "'threshold' is 1"),
-            (BASE.replace("name = \"bob\"", "name = \"alice\""), "'holder[1].name' 'alice'"),
-            (format!("{BASE}[software.pcrs]\n0 = \"abcd\"\n"), "'software.pcrs.0'"),
-            (BASE.replace("[[holder]]", "[[holders]]"), "unknown field `holders`"),
-            ("platform = \"software\"\nshares_file = \"x\"\n".to_owned(), "no [[holder]] entries"),
+            (
+                BASE.replace("name = \"bob\"", "name = \"alice\""),
+                "'holder[1].name' 'alice'",
+            ),
+            (
+                format!("{BASE}[software.pcrs]\n0 = \"abcd\"\n"),
+                "'software.pcrs.0'",
+            ),
+            (
+                BASE.replace("[[holder]]", "[[holders]]"),
+                "unknown field `holders`",
+            ),
+            (
+                "platform = \"software\"\nshares_file = \"x\"\n".to_owned(),
+                "no [[holder]] entries",
+            ),
         ];
         for (text, needle) in cases {
             let e = Config::parse(&text, &no_env).unwrap_err();

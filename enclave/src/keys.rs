@@ -42,7 +42,10 @@ impl MasterKey {
     pub fn split(&self, m: usize, n: usize) -> Result<Vec<Share>, String> {
         let shares = vsss_rs::Gf256::split_array(m, n, self.0, rand::rngs::OsRng)
             .map_err(|e| format!("cannot split the master key: {e:?}"))?;
-        Ok(shares.into_iter().map(|s| Share(Zeroizing::new(s))).collect())
+        Ok(shares
+            .into_iter()
+            .map(|s| Share(Zeroizing::new(s)))
+            .collect())
     }
 
     /// Rebuild from shares; `None` when they do not combine (too few, mismatched lengths).
@@ -259,7 +262,10 @@ mod tests {
     #[test]
     fn keystore_round_trip_and_wrong_master_key() {
         let k = MasterKey::generate();
-        let vks = vec![ValidatorKey::generate().unwrap(), ValidatorKey::generate().unwrap()];
+        let vks = vec![
+            ValidatorKey::generate().unwrap(),
+            ValidatorKey::generate().unwrap(),
+        ];
         let ks = Keystore::seal(&k, &vks).unwrap();
         let text = serde_json::to_string(&ks).unwrap();
         let back: Keystore = serde_json::from_str(&text).unwrap();

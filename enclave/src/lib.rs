@@ -2,8 +2,16 @@
 //! key holders' KMS shares, signs with the validator keys it protects, and makes every state
 //! it can be in visible from outside (`/status`, `/metrics`, logs over vsock).
 
+pub mod api;
+pub mod chamber;
 pub mod cms;
 pub mod config;
+pub mod egress;
 pub mod keys;
+pub mod kms;
+pub mod logsink;
+pub mod metrics;
 pub mod nsm;
+pub mod server;
 pub mod shares;
+pub mod unseal;

@@ -98,8 +98,7 @@ impl ShareFile {
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes).map_err(|e| format!("cannot write '{}': {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .map_err(|e| format!("cannot rename into '{}': {e}", path.display()))
+    std::fs::rename(&tmp, path).map_err(|e| format!("cannot rename into '{}': {e}", path.display()))
 }
 
 #[cfg(test)]

@@ -187,29 +187,3 @@ impl AsyncWrite for Counted {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
-
-/// Lets axum serve HTTP on any of our listeners (TCP, unix or vsock).
-pub struct AxumListener(pub Listener);
-
-impl axum::serve::Listener for AxumListener {
-    type Io = Stream;
-    type Addr = String;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let mut backoff = cc_proto::Backoff::default();
-        loop {
-            match self.0.accept().await {
-                Ok(pair) => return pair,
-                Err(e) => {
-                    let delay = backoff.next_delay();
-                    tracing::warn!(error = %e, retry_in = ?delay, "accept failed");
-                    tokio::time::sleep(delay).await;
-                }
-            }
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.0.local_addr().map(|a| a.to_string())
-    }
-}

@@ -172,7 +172,7 @@ pub async fn serve(
             }
         }),
     );
-    axum::serve(crate::forward::AxumListener(listener), app)
+    axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.wait().await })
         .await
 }

@@ -95,8 +95,7 @@ impl AttestationDoc {
 
     /// Decode a payload (definite or indefinite length map).
     pub fn from_cbor(payload: &[u8]) -> Result<Self, DocError> {
-        let v: Value =
-            ciborium::from_reader(payload).map_err(|e| DocError::Cbor(e.to_string()))?;
+        let v: Value = ciborium::from_reader(payload).map_err(|e| DocError::Cbor(e.to_string()))?;
         let Value::Map(entries) = v else {
             return Err(DocError::Cbor("payload is not a map".into()));
         };
@@ -187,7 +186,10 @@ pub fn sig_structure(protected: &[u8], payload: &[u8]) -> Vec<u8> {
 
 /// The protected header of an ES384 COSE_Sign1 (`{1: -35}`).
 pub fn es384_protected() -> Vec<u8> {
-    let v = Value::Map(vec![(Value::Integer(1.into()), Value::Integer(ES384.into()))]);
+    let v = Value::Map(vec![(
+        Value::Integer(1.into()),
+        Value::Integer(ES384.into()),
+    )]);
     let mut out = Vec::new();
     let _ = ciborium::into_writer(&v, &mut out);
     out
@@ -274,7 +276,13 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        for bytes in [&b""[..], b"\x84", b"\xa0", b"\x84\x40\xa0\x40\x40", &[0xff; 64]] {
+        for bytes in [
+            &b""[..],
+            b"\x84",
+            b"\xa0",
+            b"\x84\x40\xa0\x40\x40",
+            &[0xff; 64],
+        ] {
             assert!(parse(bytes).is_err());
         }
     }

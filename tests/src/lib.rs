@@ -260,3 +260,121 @@ esac
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     path
 }
+
+/// One HTTP/1.1 request over TCP or a unix socket (`Connection: close`); returns status and
+/// body. Blocking, loopback only.
+pub fn http(
+    addr: &cc_proto::Address,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> std::io::Result<(u16, Vec<u8>)> {
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}",
+        body.map_or(0, str::len),
+        body.unwrap_or("")
+    );
+    let mut resp = Vec::new();
+    match addr {
+        cc_proto::Address::Unix(p) => {
+            let mut s = std::os::unix::net::UnixStream::connect(p)?;
+            s.set_read_timeout(Some(Duration::from_secs(20)))?;
+            s.write_all(req.as_bytes())?;
+            s.read_to_end(&mut resp)?;
+        }
+        cc_proto::Address::Tcp { host, port } => {
+            let mut s = std::net::TcpStream::connect((host.as_str(), *port))?;
+            s.set_read_timeout(Some(Duration::from_secs(20)))?;
+            s.write_all(req.as_bytes())?;
+            s.read_to_end(&mut resp)?;
+        }
+        cc_proto::Address::Vsock { .. } => {
+            return Err(std::io::Error::other("tests never use vsock"));
+        }
+    }
+    let split = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no HTTP header end"))?;
+    let head = String::from_utf8_lossy(&resp[..split]).into_owned();
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line in {head:?}")))?;
+    let mut body = resp[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    Ok((status, body))
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            return out;
+        }
+        let start = eol + 2;
+        let end = (start + size).min(b.len());
+        out.extend_from_slice(&b[start..end]);
+        b = &b[(end + 2).min(b.len())..];
+    }
+}
+
+/// The Python venv `scripts/test` made (moto lives there).
+pub fn venv() -> PathBuf {
+    std::env::var_os("CC_TEST_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/venv"))
+}
+
+/// A real `moto_server` on a free loopback port, stopped when dropped.
+pub struct Moto {
+    pub port: u16,
+    _proc: Proc,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let exe = venv().join("bin/moto_server");
+        assert!(
+            exe.exists(),
+            "{} is missing: scripts/test creates the venv with moto[server]",
+            exe.display()
+        );
+        let port = free_port();
+        let p = Proc::start(
+            Command::new(exe)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .env("MOTO_ALLOW_NONEXISTENT_REGION", "true"),
+        );
+        wait_until("moto_server", Duration::from_secs(60), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        Moto { port, _proc: p }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+/// Environment for anything that talks to moto: fake credentials, no instance metadata
+/// lookups (they would leave loopback).
+pub const AWS_TEST_ENV: &[(&str, &str)] = &[
+    ("AWS_ACCESS_KEY_ID", "testing"),
+    ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ("AWS_SESSION_TOKEN", "testing"),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+    ("AWS_CONFIG_FILE", "/dev/null"),
+    ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
+];

@@ -85,7 +85,10 @@ impl SoftwareNsm {
         let mut p = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, self.module_id.as_str());
-        dn.push(DnType::OrganizationName, "containment-chamber (software NSM)");
+        dn.push(
+            DnType::OrganizationName,
+            "containment-chamber (software NSM)",
+        );
         p.distinguished_name = dn;
         p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         let start = now - Duration::from_secs(60);
@@ -150,9 +153,15 @@ impl Nsm for SoftwareNsm {
         public_key: Option<&[u8]>,
     ) -> Result<Vec<u8>, NsmError> {
         // The NSM's limits: 1 KiB each for user data, nonce and public key.
-        for (name, v) in [("user_data", user_data), ("nonce", nonce), ("public_key", public_key)] {
+        for (name, v) in [
+            ("user_data", user_data),
+            ("nonce", nonce),
+            ("public_key", public_key),
+        ] {
             if v.is_some_and(|b| b.len() > 1024) {
-                return Err(NsmError::Request(format!("{name} is longer than 1024 bytes")));
+                return Err(NsmError::Request(format!(
+                    "{name} is longer than 1024 bytes"
+                )));
             }
         }
         let now = SystemTime::now();
@@ -219,11 +228,16 @@ mod tests {
     fn documents_are_signed_and_carry_the_configured_pcrs() {
         let cfg = Software {
             root_dir: None,
-            pcrs: BTreeMap::from([("0".into(), "ab".repeat(48)), ("PCR8".into(), "cd".repeat(48))]),
+            pcrs: BTreeMap::from([
+                ("0".into(), "ab".repeat(48)),
+                ("PCR8".into(), "cd".repeat(48)),
+            ]),
             module_id: None,
         };
         let nsm = SoftwareNsm::new(&cfg).unwrap();
-        let doc = nsm.attest(Some(b"user"), Some(b"nonce-1"), Some(b"pk")).unwrap();
+        let doc = nsm
+            .attest(Some(b"user"), Some(b"nonce-1"), Some(b"pk"))
+            .unwrap();
         let parsed = verify_signature(&doc);
         assert_eq!(parsed.doc.pcrs[&0], vec![0xab; 48]);
         assert_eq!(parsed.doc.pcrs[&8], vec![0xcd; 48]);
@@ -240,7 +254,10 @@ mod tests {
             let vk = p384::ecdsa::VerifyingKey::from_sec1_bytes(&leaf_spki(&p.doc.certificate));
             if let Ok(vk) = vk {
                 let sig = p384::ecdsa::Signature::from_slice(&p.signature).unwrap();
-                assert!(vk.verify(&sig_structure(&p.protected, &p.payload), &sig).is_err());
+                assert!(
+                    vk.verify(&sig_structure(&p.protected, &p.payload), &sig)
+                        .is_err()
+                );
             }
         }
     }
@@ -264,6 +281,9 @@ mod tests {
     fn oversized_fields_are_refused() {
         let nsm = SoftwareNsm::new(&Software::default()).unwrap();
         let e = nsm.attest(Some(&[0; 1025]), None, None).unwrap_err();
-        assert!(e.to_string().contains("user_data is longer than 1024 bytes"));
+        assert!(
+            e.to_string()
+                .contains("user_data is longer than 1024 bytes")
+        );
     }
 }
