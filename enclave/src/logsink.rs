@@ -31,7 +31,9 @@ pub struct LogStats {
     pub connected: AtomicBool,
 }
 
-/// The sender half: runs on tracing-appender's worker thread.
+/// The sender half: runs on tracing-appender's worker thread. Events are gathered into one
+/// buffer and written when the worker flushes (after each batch it drains) or at 64 KiB, so a
+/// busy server sends few large writes instead of one syscall per event.
 pub struct VsockWriter {
     target: Address,
     rt: tokio::runtime::Runtime,
@@ -39,7 +41,11 @@ pub struct VsockWriter {
     backoff: Backoff,
     next_attempt: Instant,
     stats: Arc<LogStats>,
+    pending: Vec<u8>,
+    pending_events: u64,
 }
+
+const SEND_AT: usize = 64 * 1024;
 
 impl VsockWriter {
     pub fn new(target: Address, stats: Arc<LogStats>) -> io::Result<Self> {
@@ -53,6 +59,8 @@ impl VsockWriter {
             backoff: Backoff::default(),
             next_attempt: Instant::now(),
             stats,
+            pending: Vec::with_capacity(SEND_AT + 4096),
+            pending_events: 0,
         })
     }
 
@@ -61,11 +69,9 @@ impl VsockWriter {
         self.stats.connected.store(false, Ordering::Relaxed);
         self.next_attempt = Instant::now() + self.backoff.next_delay();
     }
-}
 
-impl Write for VsockWriter {
-    /// One call per event (the worker writes each queued event with `write_all`).
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+    /// Connected now, or (if the backoff allows) after one bounded attempt.
+    fn ensure_connected(&mut self) -> bool {
         if self.conn.is_none() && Instant::now() >= self.next_attempt {
             let target = &self.target;
             // The timer must be created inside the runtime.
@@ -81,32 +87,67 @@ impl Write for VsockWriter {
                 _ => self.disconnected(),
             }
         }
-        let delivered = match self.conn.as_mut() {
+        self.conn.is_some()
+    }
+
+    /// Write the gathered events; on failure they are all counted as dropped.
+    fn send_pending(&mut self) {
+        if self.pending_events == 0 {
+            return;
+        }
+        let ok = match self.conn.as_mut() {
             Some(c) => {
-                let ok = self.rt.block_on(async {
-                    c.write_all(buf).await?;
-                    c.flush().await
-                });
-                ok.is_ok()
+                let buf = &self.pending;
+                self.rt
+                    .block_on(async {
+                        c.write_all(buf).await?;
+                        c.flush().await
+                    })
+                    .is_ok()
             }
             None => false,
         };
-        if delivered {
-            self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+        let counter = if ok {
+            &self.stats.delivered
+        } else {
+            &self.stats.dropped_disconnected
+        };
+        counter.fetch_add(self.pending_events, Ordering::Relaxed);
+        self.pending.clear();
+        self.pending_events = 0;
+        if !ok && self.conn.is_some() {
+            self.disconnected();
+        }
+    }
+}
+
+impl Write for VsockWriter {
+    /// One call per event (the worker writes each queued event with `write_all`).
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.ensure_connected() {
+            self.pending.extend_from_slice(buf);
+            self.pending_events += 1;
+            if self.pending.len() >= SEND_AT {
+                self.send_pending();
+            }
         } else {
             self.stats
                 .dropped_disconnected
                 .fetch_add(1, Ordering::Relaxed);
-            if self.conn.is_some() {
-                self.disconnected();
-            }
         }
-        // Always "written": a lost event is counted here, never retried or blocked on.
+        // Always "written": a lost event is counted, never retried or blocked on.
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        self.send_pending();
         Ok(())
+    }
+}
+
+impl Drop for VsockWriter {
+    fn drop(&mut self) {
+        self.send_pending();
     }
 }
 
@@ -130,6 +171,36 @@ impl LogSink {
 
     pub fn connected(&self) -> bool {
         self.stats.connected.load(Ordering::Relaxed)
+    }
+
+    /// Flush (drop the guard: the worker writes what is queued) and return the final
+    /// `(delivered, dropped)`. The guard waits at most about a second for the worker; counts
+    /// are read once they stop moving, bounded by `settle`.
+    pub fn finish(self, settle: Duration) -> (u64, u64) {
+        let LogSink {
+            _guard,
+            stats,
+            errors,
+            ..
+        } = self;
+        drop(_guard);
+        let count = || {
+            (
+                stats.delivered.load(Ordering::Relaxed),
+                stats.dropped_disconnected.load(Ordering::Relaxed) + errors.dropped_lines() as u64,
+            )
+        };
+        let start = Instant::now();
+        let mut last = count();
+        while start.elapsed() < settle {
+            std::thread::sleep(Duration::from_millis(20));
+            let now = count();
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+        last
     }
 }
 
