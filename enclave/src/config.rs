@@ -403,6 +403,14 @@ endpoint = "http://127.0.0.1:5000"
     }
 
     #[test]
+    fn shipped_example_is_valid() {
+        let c = Config::parse(include_str!("../examples/enclave.toml"), &no_env).unwrap();
+        assert_eq!(c.platform, PlatformSetting::Nitro);
+        assert_eq!(c.holders.len(), 3);
+        assert_eq!(c.egress_addresses(2).1.to_string(), "vsock://3:8002");
+    }
+
+    #[test]
     fn errors_name_the_field() {
         let cases = [
             (
