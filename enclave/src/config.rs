@@ -109,17 +109,39 @@ pub struct Software {
     /// Folder of the development root (`root.key`, `root.pem`); generated there if absent.
     #[serde(default)]
     pub root_dir: Option<PathBuf>,
-    /// PCR index (`0` or `PCR0`) → hex value the software NSM attests.
+    /// PCR index (`0` or `PCR0`) → hex value the software NSM attests. Overrides `eif`.
     #[serde(default)]
     pub pcrs: BTreeMap<String, String>,
+    /// Attest the measurements (PCR0, 1, 2 and, if signed, 8) of this EIF.
+    #[serde(default)]
+    pub eif: Option<PathBuf>,
     #[serde(default)]
     pub module_id: Option<String>,
 }
 
 impl Software {
-    /// The configured PCRs by index, validated (index 0–31, 48 bytes each).
+    /// The configured PCRs by index, validated (index 0–31, 48 bytes each): the EIF's
+    /// measurements first, then `pcrs` on top.
     pub fn pcr_values(&self) -> Result<BTreeMap<u16, Vec<u8>>, String> {
         let mut out = BTreeMap::new();
+        if let Some(path) = &self.eif {
+            let f = std::fs::File::open(path)
+                .map_err(|e| format!("'software.eif': cannot open '{}': {e}", path.display()))?;
+            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+            let info = cc_proto::eif::describe(std::io::BufReader::new(f), len)
+                .map_err(|e| format!("'software.eif' '{}': {e}", path.display()))?;
+            let m = info.measurements;
+            for (i, v) in [
+                (0u16, Some(m.pcr0)),
+                (1, Some(m.pcr1)),
+                (2, Some(m.pcr2)),
+                (8, m.pcr8),
+            ] {
+                if let Some(v) = v {
+                    out.insert(i, hex::decode(v).unwrap_or_default());
+                }
+            }
+        }
         for (key, hex_value) in &self.pcrs {
             let idx = key
                 .strip_prefix("PCR")
@@ -400,6 +422,34 @@ endpoint = "http://127.0.0.1:5000"
         let (l, t) = c.egress_addresses(1);
         assert_eq!(l.to_string(), "tcp://127.0.0.3:443");
         assert_eq!(t.to_string(), "vsock://3:8001");
+    }
+
+    #[test]
+    fn software_pcrs_can_come_from_an_eif() {
+        let eif = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/fixtures/eif/synthetic_signed.eif");
+        let text = format!(
+            "{BASE}[software]\neif = \"{}\"\n[software.pcrs]\n1 = \"{}\"\n",
+            eif.display(),
+            "11".repeat(48)
+        );
+        let c = Config::parse(&text, &no_env).unwrap();
+        let p = c.software.pcr_values().unwrap();
+        assert_eq!(
+            hex::encode(&p[&0]),
+            "f50ca4f69fb893ad5f5f731dcbc98ba2baa31fe82aa2a251d225903337d455c3e18d99d11f661e599845249403d77872"
+        );
+        assert_eq!(
+            hex::encode(&p[&8]),
+            "449c03c2109b5c7072a3275aa0234a6dbdd687447f9bc1be6c9fbaed1396c37e28f2e557c2990f6e6d3db9561aa6b484"
+        );
+        assert_eq!(p[&1], vec![0x11; 48], "explicit pcrs override the EIF");
+        let bad = format!("{BASE}[software]\neif = \"/nonexistent.eif\"\n");
+        assert!(
+            Config::parse(&bad, &no_env)
+                .unwrap_err()
+                .contains("'software.eif': cannot open")
+        );
     }
 
     #[test]

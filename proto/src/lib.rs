@@ -8,6 +8,7 @@
 pub mod address;
 pub mod attestation;
 pub mod backoff;
+pub mod eif;
 pub mod nitro_cli;
 pub mod ports;
 pub mod status;

@@ -233,6 +233,7 @@ mod tests {
                 ("PCR8".into(), "cd".repeat(48)),
             ]),
             module_id: None,
+            eif: None,
         };
         let nsm = SoftwareNsm::new(&cfg).unwrap();
         let doc = nsm
