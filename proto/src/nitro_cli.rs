@@ -128,3 +128,111 @@ mod tests {
         assert_eq!(legacy.enclave_name, None);
     }
 }
+
+/// The image measurements nitro-cli prints (hex strings as printed).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CliMeasurements {
+    #[serde(rename = "HashAlgorithm", default)]
+    pub hash_algorithm: Option<String>,
+    #[serde(rename = "PCR0", default)]
+    pub pcr0: Option<String>,
+    #[serde(rename = "PCR1", default)]
+    pub pcr1: Option<String>,
+    #[serde(rename = "PCR2", default)]
+    pub pcr2: Option<String>,
+    #[serde(rename = "PCR8", default)]
+    pub pcr8: Option<String>,
+}
+
+/// One element of `nitro-cli describe-enclaves`. Unknown fields are ignored; fields that older
+/// versions do not print (`EnclaveName`, `Measurements`) are optional.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DescribedEnclave {
+    #[serde(rename = "EnclaveName", default)]
+    pub enclave_name: Option<String>,
+    #[serde(rename = "EnclaveID")]
+    pub enclave_id: String,
+    #[serde(rename = "ProcessID", default)]
+    pub process_id: Option<u64>,
+    #[serde(rename = "EnclaveCID")]
+    pub enclave_cid: u64,
+    #[serde(rename = "NumberOfCPUs", default)]
+    pub number_of_cpus: Option<u64>,
+    #[serde(rename = "CPUIDs", default)]
+    pub cpu_ids: Vec<u64>,
+    #[serde(rename = "MemoryMiB", default)]
+    pub memory_mib: Option<u64>,
+    /// `RUNNING`, `TERMINATING`, `EMPTY`.
+    #[serde(rename = "State")]
+    pub state: String,
+    /// `NONE` or `DEBUG_MODE`.
+    #[serde(rename = "Flags", default)]
+    pub flags: String,
+    #[serde(rename = "Measurements", default)]
+    pub measurements: Option<CliMeasurements>,
+}
+
+impl DescribedEnclave {
+    /// In debug mode the attested PCRs are all zero, whatever `Measurements` says.
+    pub fn debug_mode(&self) -> bool {
+        self.flags.split(['|', ' ', ',']).any(|f| f == "DEBUG_MODE")
+    }
+
+    pub fn running(&self) -> bool {
+        self.state == "RUNNING"
+    }
+}
+
+/// Parse `describe-enclaves` stdout: a JSON array (`[]` when nothing runs).
+pub fn parse_describe_enclaves(stdout: &str) -> Result<Vec<DescribedEnclave>, String> {
+    serde_json::from_str(stdout.trim()).map_err(|e| {
+        format!("nitro-cli describe-enclaves output is not the expected JSON array: {e}")
+    })
+}
+
+#[cfg(test)]
+mod describe_tests {
+    use super::*;
+
+    fn fixture(name: &str) -> String {
+        std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../shared/fixtures/nitro-cli")
+                .join(name),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn parses_every_fixture() {
+        let running = parse_describe_enclaves(&fixture("describe-enclaves.running.json")).unwrap();
+        assert_eq!(running.len(), 1);
+        assert!(running[0].running() && !running[0].debug_mode());
+        assert_eq!(running[0].enclave_cid, 16);
+        assert!(running[0].measurements.as_ref().unwrap().pcr8.is_some());
+        let debug = parse_describe_enclaves(&fixture("describe-enclaves.debug.json")).unwrap();
+        assert!(debug[0].debug_mode());
+        let legacy = parse_describe_enclaves(&fixture("describe-enclaves.legacy.json")).unwrap();
+        assert!(legacy[0].measurements.is_none() && legacy[0].enclave_name.is_none());
+        assert!(
+            parse_describe_enclaves(&fixture("describe-enclaves.empty.json"))
+                .unwrap()
+                .is_empty()
+        );
+        let e19 = CliError::parse(&fixture("error.E19.stderr.txt")).unwrap();
+        assert_eq!(
+            (e19.number, e19.detail.as_deref()),
+            (
+                19,
+                Some("File: '/dev/nitro_enclaves', failing operation: 'Open'.")
+            )
+        );
+        let e27 = CliError::parse(&fixture("error.E27.stderr.txt")).unwrap();
+        assert_eq!(e27.code, "E27");
+        assert!(
+            parse_describe_enclaves("not json")
+                .unwrap_err()
+                .contains("not the expected JSON")
+        );
+    }
+}

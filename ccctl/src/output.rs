@@ -1,0 +1,45 @@
+//! Rendering and exit codes shared by every command (DESIGN.md: 0 ok, 1 finding or mismatch,
+//! 2 the tool could not run).
+
+use std::process::ExitCode;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum Format {
+    #[default]
+    Human,
+    Json,
+}
+
+/// How a command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    /// A finding or mismatch (exit 1).
+    Finding,
+}
+
+/// The tool could not run (exit 2): bad input, unreadable file, ...
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CannotRun(pub String);
+
+impl CannotRun {
+    pub fn new(m: impl Into<String>) -> Self {
+        CannotRun(m.into())
+    }
+}
+
+pub fn exit(result: Result<Outcome, CannotRun>) -> ExitCode {
+    match result {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::Finding) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {}", e.0);
+            ExitCode::from(2)
+        }
+    }
+}
+
+pub fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
