@@ -1,0 +1,26 @@
+//! `--help` of every command, snapshot-tested so the documentation cannot drift.
+
+mod common;
+
+use common::{ccctl, stdout};
+
+#[test]
+fn help_snapshots() {
+    for args in [
+        vec!["--help"],
+        vec!["eif", "--help"],
+        vec!["eif", "describe", "--help"],
+        vec!["eif", "measure", "--help"],
+        vec!["enclaves", "--help"],
+    ] {
+        let o = ccctl(&args);
+        assert_eq!(o.status.code(), Some(0));
+        let name = args[..args.len() - 1].join("_");
+        let name = if name.is_empty() {
+            "ccctl".to_owned()
+        } else {
+            format!("ccctl_{name}")
+        };
+        insta::assert_snapshot!(name, stdout(&o));
+    }
+}
