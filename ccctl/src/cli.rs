@@ -29,6 +29,51 @@ pub enum Command {
     Eif(EifCommand),
     /// What nitro-cli describe-enclaves says is running.
     Enclaves(EnclavesArgs),
+    /// Attestation documents: verify signature and certificate chain, show what they attest.
+    #[command(subcommand)]
+    Attest(AttestCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AttestCommand {
+    /// Verify a document (raw CBOR, hex or base64; `-` reads stdin).
+    Verify {
+        #[arg(value_name = "FILE|-")]
+        file: PathBuf,
+        #[command(flatten)]
+        check: AttestCheck,
+    },
+    /// Fetch a fresh document from the enclave server's /attestation with a random nonce,
+    /// check the nonce came back, and verify it.
+    Fetch {
+        /// http://HOST:PORT, tcp://HOST:PORT or unix:///path of the enclave API.
+        #[arg(long, value_name = "URL")]
+        url: String,
+        /// Also write the document here.
+        #[arg(long, value_name = "FILE")]
+        save: Option<PathBuf>,
+        #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::parse_duration)]
+        timeout: std::time::Duration,
+        #[command(flatten)]
+        check: AttestCheck,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AttestCheck {
+    /// Trust this root (PEM) instead of the pinned AWS Nitro root G1, e.g. the software-mode
+    /// development root.
+    #[arg(long, value_name = "PEM")]
+    pub root: Option<PathBuf>,
+    /// Check validity at `now`, at `doc` (the document's own timestamp) or at an RFC 3339 time.
+    #[arg(long, value_name = "WHEN", default_value = "now")]
+    pub at: crate::attest::At,
+    /// Expected PCR value (repeatable); a mismatch exits 1.
+    #[arg(long = "expect-pcr", value_name = "N=HEX")]
+    pub expect_pcr: Vec<crate::attest::ExpectPcr>,
+    /// Show all PCRs, not only the non-zero ones.
+    #[arg(long)]
+    pub all_pcrs: bool,
 }
 
 #[derive(Debug, Subcommand)]

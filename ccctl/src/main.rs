@@ -1,6 +1,6 @@
 use std::process::ExitCode;
 
-use ccctl::cli::{Cli, Command, EifCommand};
+use ccctl::cli::{AttestCheck, AttestCommand, Cli, Command, EifCommand};
 use ccctl::output::{self, CannotRun, Format, Outcome};
 use clap::Parser;
 
@@ -39,6 +39,53 @@ fn run(cli: Cli) -> Result<Outcome, CannotRun> {
                 Outcome::Finding
             })
         }
+        Command::Attest(AttestCommand::Verify { file, check }) => {
+            let bytes = if file.as_os_str() == "-" {
+                let mut b = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)
+                    .map_err(|e| CannotRun::new(format!("cannot read stdin: {e}")))?;
+                b
+            } else {
+                std::fs::read(&file)
+                    .map_err(|e| CannotRun::new(format!("cannot read '{}': {e}", file.display())))?
+            };
+            let doc = ccctl::attest::load(&bytes)
+                .map_err(|e| CannotRun::new(format!("'{}': {}", file.display(), e.0)))?;
+            report_attestation(&doc, &check, fmt, None)
+        }
+        Command::Attest(AttestCommand::Fetch {
+            url,
+            save,
+            timeout,
+            check,
+        }) => {
+            let addr = ccctl::http::parse_base(&url).map_err(CannotRun::new)?;
+            let nonce: [u8; 32] = rand::random();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| CannotRun::new(e.to_string()))?;
+            let path = format!("/attestation?nonce={}", hex::encode(nonce));
+            let resp = rt
+                .block_on(ccctl::http::get(&addr, &path, timeout))
+                .map_err(CannotRun::new)?;
+            if resp.status != 200 {
+                return Err(CannotRun::new(format!(
+                    "{url}/attestation answered {}: {}",
+                    resp.status,
+                    String::from_utf8_lossy(&resp.body)
+                        .chars()
+                        .take(300)
+                        .collect::<String>()
+                )));
+            }
+            if let Some(p) = &save {
+                std::fs::write(p, &resp.body)
+                    .map_err(|e| CannotRun::new(format!("cannot write '{}': {e}", p.display())))?;
+            }
+            let doc = ccctl::attest::load(&resp.body)?;
+            report_attestation(&doc, &check, fmt, Some(&nonce))
+        }
         Command::Enclaves(a) => match ccctl::enclaves::describe(&a.nitro_cli)? {
             Ok(list) => {
                 let r = ccctl::enclaves::report(list);
@@ -60,4 +107,42 @@ fn run(cli: Cli) -> Result<Outcome, CannotRun> {
             }
         },
     }
+}
+
+fn report_attestation(
+    doc: &cc_proto::attestation::SignedDoc,
+    check: &AttestCheck,
+    fmt: Format,
+    nonce: Option<&[u8]>,
+) -> Result<Outcome, CannotRun> {
+    let root_der = match &check.root {
+        Some(p) => {
+            let pem = std::fs::read_to_string(p).map_err(|e| {
+                CannotRun::new(format!("cannot read --root '{}': {e}", p.display()))
+            })?;
+            ccctl::attest::pem_der(&pem)
+                .map_err(|e| CannotRun::new(format!("--root '{}': {e}", p.display())))?
+        }
+        None => {
+            ccctl::attest::pem_der(ccctl::attest::AWS_NITRO_ROOT_G1_PEM).map_err(CannotRun::new)?
+        }
+    };
+    let mut v = ccctl::attest::verify(doc, &root_der, check.at, &check.expect_pcr, check.all_pcrs);
+    if let Some(n) = nonce
+        && doc.doc.nonce.as_deref() != Some(n)
+        && v.valid
+    {
+        v.valid = false;
+        v.reason =
+            Some("the document does not carry the nonce we sent (replayed or not fresh)".into());
+    }
+    match fmt {
+        Format::Json => println!("{}", output::json(&v)),
+        Format::Human => print!("{}", ccctl::attest::human(&v)),
+    }
+    Ok(if v.valid && v.mismatches() == 0 {
+        Outcome::Ok
+    } else {
+        Outcome::Finding
+    })
 }

@@ -12,6 +12,9 @@ fn help_snapshots() {
         vec!["eif", "describe", "--help"],
         vec!["eif", "measure", "--help"],
         vec!["enclaves", "--help"],
+        vec!["attest", "--help"],
+        vec!["attest", "verify", "--help"],
+        vec!["attest", "fetch", "--help"],
     ] {
         let o = ccctl(&args);
         assert_eq!(o.status.code(), Some(0));
