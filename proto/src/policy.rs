@@ -707,7 +707,7 @@ pub fn analyse(p: &Policy, principal: &str, measurements: &Measurements) -> Anal
 
     if let Some(p8) = allowed.get(&8)
         && !p8.is_empty()
-        && measurements.pcrs.get(&8).is_none()
+        && !measurements.pcrs.contains_key(&8)
     {
         findings.push(
             Finding::new(
