@@ -32,6 +32,46 @@ pub enum Command {
     /// Attestation documents: verify signature and certificate chain, show what they attest.
     #[command(subcommand)]
     Attest(AttestCommand),
+    /// KMS key policies: would each holder release its share to this enclave?
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Evaluate kms:Decrypt with attestation for every holder's key policy, with findings.
+    Check(PolicyCheckArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PolicyCheckArgs {
+    /// Holders, principal and threshold ([[holder]] name, key_arn, region, profile?, endpoint?).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// A holder's policy from a file, offline (repeatable; replaces that holder's live policy).
+    #[arg(long = "policy-file", value_name = "NAME=PATH")]
+    pub policy_files: Vec<String>,
+    /// PCR0 to check (96 hex digits).
+    #[arg(long, value_name = "HEX")]
+    pub pcr0: Option<String>,
+    /// PCR8 to check (96 hex digits).
+    #[arg(long, value_name = "HEX")]
+    pub pcr8: Option<String>,
+    /// Take PCR0/1/2/8 from this EIF.
+    #[arg(long, value_name = "FILE")]
+    pub eif: Option<PathBuf>,
+    /// Take the PCRs from this attestation document (not verified here: see `ccctl attest verify`).
+    #[arg(long, value_name = "FILE")]
+    pub attestation: Option<PathBuf>,
+    /// The enclave's role (default: the config's `principal`).
+    #[arg(long, value_name = "ARN")]
+    pub principal: Option<String>,
+    /// Shares needed (default: the config's `threshold`, else 2).
+    #[arg(long, value_name = "M")]
+    pub threshold: Option<u32>,
+    /// Deadline for each holder's KMS calls.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::parse_duration)]
+    pub timeout: std::time::Duration,
 }
 
 #[derive(Debug, Subcommand)]

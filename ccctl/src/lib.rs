@@ -3,10 +3,12 @@
 
 pub mod attest;
 pub mod cli;
+pub mod config;
 pub mod eif;
 pub mod enclaves;
 pub mod http;
 pub mod output;
+pub mod policy;
 pub mod x509;
 
 /// Parse `250ms`, `5s`, `2m` or a bare number of seconds.

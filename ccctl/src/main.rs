@@ -1,6 +1,6 @@
 use std::process::ExitCode;
 
-use ccctl::cli::{AttestCheck, AttestCommand, Cli, Command, EifCommand};
+use ccctl::cli::{AttestCheck, AttestCommand, Cli, Command, EifCommand, PolicyCommand};
 use ccctl::output::{self, CannotRun, Format, Outcome};
 use clap::Parser;
 
@@ -85,6 +85,31 @@ fn run(cli: Cli) -> Result<Outcome, CannotRun> {
             }
             let doc = ccctl::attest::load(&resp.body)?;
             report_attestation(&doc, &check, fmt, Some(&nonce))
+        }
+        Command::Policy(PolicyCommand::Check(a)) => {
+            let input = ccctl::policy::input_from_args(&a)?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .map_err(|e| CannotRun::new(e.to_string()))?;
+            let r = rt.block_on(ccctl::policy::check(input));
+            match fmt {
+                Format::Json => println!("{}", output::json(&r)),
+                Format::Human => print!("{}", ccctl::policy::human(&r)),
+            }
+            if r.unreadable() {
+                return Err(CannotRun::new(
+                    "some holders' policies could not be read (see above)",
+                ));
+            }
+            Ok(
+                if r.release_possible && r.worst() != Some(cc_proto::findings::Severity::Error) {
+                    Outcome::Ok
+                } else {
+                    Outcome::Finding
+                },
+            )
         }
         Command::Enclaves(a) => match ccctl::enclaves::describe(&a.nitro_cli)? {
             Ok(list) => {

@@ -15,6 +15,8 @@ fn help_snapshots() {
         vec!["attest", "--help"],
         vec!["attest", "verify", "--help"],
         vec!["attest", "fetch", "--help"],
+        vec!["policy", "--help"],
+        vec!["policy", "check", "--help"],
     ] {
         let o = ccctl(&args);
         assert_eq!(o.status.code(), Some(0));
