@@ -240,76 +240,101 @@ pub fn describe_lenient(mut r: impl Read, len: u64) -> Result<EifInfo, EifError>
         pos = offset + SECTION_HEADER_LEN as u64 + size;
     }
 
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(&hdr[..544]);
-    let (mut pcr0, mut pcr1, mut pcr2) = (Sha384::new(), Sha384::new(), Sha384::new());
+    // Two hashing lanes over the same bytes, read once: this thread feeds PCR0, a second
+    // thread the CRC and PCR1/PCR2 (on two cores the pass costs about one SHA-384, not two).
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(std::sync::Arc<Vec<u8>>, u8)>(8);
+    const CRC: u8 = 1;
+    const PCR1: u8 = 2;
+    const PCR2: u8 = 4;
+    let header_for_crc = hdr[..544].to_vec();
+    let mut pcr0 = Sha384::new();
     let mut ramdisks = 0usize;
     let (mut kernel, mut cmdline) = (false, false);
     let mut sections = Vec::new();
     let mut signature_bytes = None;
     let mut metadata_bytes = None;
-    let mut at = HEADER_LEN as u64;
-    let mut buf = vec![0u8; CHUNK];
-    for (index, offset, size) in table {
-        // Skip (but do not measure or CRC) any gap, as the reference reader does.
-        if offset > at {
-            std::io::copy(&mut (&mut r).take(offset - at), &mut std::io::sink())?;
-        }
-        let mut sh = [0u8; SECTION_HEADER_LEN];
-        r.read_exact(&mut sh)?;
-        crc.update(&sh);
-        let kind = SectionKind::from_u16(be16(&sh, 0));
-        let inner = be64(&sh, 4);
-        if inner != size {
-            return Err(EifError::SizeMismatch {
-                index,
-                inner,
-                outer: size,
-            });
-        }
-        let keep = matches!(kind, SectionKind::Signature | SectionKind::Metadata);
-        if keep && size > MAX_SMALL_SECTION {
-            return Err(EifError::TooLarge { index, kind, size });
-        }
-        let first_ramdisk = kind == SectionKind::Ramdisk && ramdisks == 0;
-        let mut kept = Vec::new();
-        let mut left = size;
-        while left > 0 {
-            let n = left.min(CHUNK as u64) as usize;
-            r.read_exact(&mut buf[..n])?;
-            let chunk = &buf[..n];
-            crc.update(chunk);
-            match kind {
-                SectionKind::Kernel | SectionKind::Cmdline => {
-                    pcr0.update(chunk);
-                    pcr1.update(chunk);
+    let (read_result, (computed_crc, pcr1, pcr2)) = std::thread::scope(|scope| {
+        let lane = scope.spawn(move || {
+            let mut crc = crc32fast::Hasher::new();
+            crc.update(&header_for_crc);
+            let (mut pcr1, mut pcr2) = (Sha384::new(), Sha384::new());
+            for (bytes, route) in rx {
+                if route & CRC != 0 {
+                    crc.update(&bytes);
                 }
-                SectionKind::Ramdisk => {
-                    pcr0.update(chunk);
-                    if first_ramdisk {
-                        pcr1.update(chunk);
-                    } else {
-                        pcr2.update(chunk);
+                if route & PCR1 != 0 {
+                    pcr1.update(&bytes[..]);
+                }
+                if route & PCR2 != 0 {
+                    pcr2.update(&bytes[..]);
+                }
+            }
+            (crc.finalize(), pcr1, pcr2)
+        });
+        let read_result = (|| -> Result<(), EifError> {
+            let mut at = HEADER_LEN as u64;
+            for (index, offset, size) in table {
+                // Skip (but do not measure or CRC) any gap, as the reference reader does.
+                if offset > at {
+                    std::io::copy(&mut (&mut r).take(offset - at), &mut std::io::sink())?;
+                }
+                let mut sh = [0u8; SECTION_HEADER_LEN];
+                r.read_exact(&mut sh)?;
+                let _ = tx.send((std::sync::Arc::new(sh.to_vec()), CRC));
+                let kind = SectionKind::from_u16(be16(&sh, 0));
+                let inner = be64(&sh, 4);
+                if inner != size {
+                    return Err(EifError::SizeMismatch {
+                        index,
+                        inner,
+                        outer: size,
+                    });
+                }
+                let keep = matches!(kind, SectionKind::Signature | SectionKind::Metadata);
+                if keep && size > MAX_SMALL_SECTION {
+                    return Err(EifError::TooLarge { index, kind, size });
+                }
+                let (in_pcr0, route) = match kind {
+                    SectionKind::Kernel | SectionKind::Cmdline => (true, CRC | PCR1),
+                    SectionKind::Ramdisk if ramdisks == 0 => (true, CRC | PCR1),
+                    SectionKind::Ramdisk => (true, CRC | PCR2),
+                    _ => (false, CRC),
+                };
+                let mut kept = Vec::new();
+                let mut left = size;
+                while left > 0 {
+                    let n = left.min(CHUNK as u64) as usize;
+                    let mut buf = vec![0u8; n];
+                    r.read_exact(&mut buf)?;
+                    if in_pcr0 {
+                        pcr0.update(&buf);
                     }
+                    if keep {
+                        kept.extend_from_slice(&buf);
+                    }
+                    let _ = tx.send((std::sync::Arc::new(buf), route));
+                    left -= n as u64;
                 }
-                _ => {}
+                match kind {
+                    SectionKind::Kernel => kernel = true,
+                    SectionKind::Cmdline => cmdline = true,
+                    SectionKind::Ramdisk => ramdisks += 1,
+                    SectionKind::Signature => signature_bytes = Some(kept),
+                    SectionKind::Metadata => metadata_bytes = Some(kept),
+                    _ => {}
+                }
+                sections.push(Section { kind, offset, size });
+                at = offset + SECTION_HEADER_LEN as u64 + size;
             }
-            if keep {
-                kept.extend_from_slice(chunk);
-            }
-            left -= n as u64;
-        }
-        match kind {
-            SectionKind::Kernel => kernel = true,
-            SectionKind::Cmdline => cmdline = true,
-            SectionKind::Ramdisk => ramdisks += 1,
-            SectionKind::Signature => signature_bytes = Some(kept),
-            SectionKind::Metadata => metadata_bytes = Some(kept),
-            _ => {}
-        }
-        sections.push(Section { kind, offset, size });
-        at = offset + SECTION_HEADER_LEN as u64 + size;
-    }
+            Ok(())
+        })();
+        drop(tx);
+        let lanes = lane
+            .join()
+            .unwrap_or_else(|_| (0, Sha384::new(), Sha384::new()));
+        (read_result, lanes)
+    });
+    read_result?;
     if !kernel {
         return Err(EifError::Missing("kernel"));
     }
@@ -327,7 +352,7 @@ pub fn describe_lenient(mut r: impl Read, len: u64) -> Result<EifInfo, EifError>
         default_cpus,
         sections,
         stored_crc,
-        computed_crc: crc.finalize(),
+        computed_crc,
         measurements: Measurements {
             pcr0: finish_pcr(pcr0),
             pcr1: finish_pcr(pcr1),
