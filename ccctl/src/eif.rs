@@ -88,17 +88,9 @@ pub fn verify_signature(cose: &[u8], cert: &CertFacts, pcr0_hex: &str) -> Result
         .or_else(|| get("index"))
         .and_then(Value::as_integer)
         .and_then(|i| i64::try_from(i).ok());
-    let value: Option<Vec<u8>> =
-        get("register_value")
-            .or_else(|| get("value"))
-            .and_then(|v| match v {
-                Value::Bytes(b) => Some(b.clone()),
-                Value::Array(a) => a
-                    .iter()
-                    .map(|x| x.as_integer().and_then(|i| u8::try_from(i).ok()))
-                    .collect(),
-                _ => None,
-            });
+    let value = get("register_value")
+        .or_else(|| get("value"))
+        .and_then(cc_proto::eif::cbor_bytes);
     if index != Some(0) {
         return Err(match index {
             Some(i) => format!("signed payload names PCR{i}, not PCR0"),

@@ -368,7 +368,7 @@ pub fn describe_lenient(mut r: impl Read, len: u64) -> Result<EifInfo, EifError>
 
 /// Bytes stored either as a CBOR byte string or as an array of integers (serde_cbor's
 /// encoding of `Vec<u8>`, which is what nitro-cli writes).
-fn cbor_bytes(v: &Value) -> Option<Vec<u8>> {
+pub fn cbor_bytes(v: &Value) -> Option<Vec<u8>> {
     match v {
         Value::Bytes(b) => Some(b.clone()),
         Value::Array(a) => a
