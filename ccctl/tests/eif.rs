@@ -204,3 +204,126 @@ fn damaged_files_exit_2_naming_the_problem() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("cannot open '/nonexistent.eif'"));
 }
+
+/// A signature section as nitro-cli writes it: CBOR list of {signing_certificate, signature},
+/// byte strings encoded as integer arrays (serde_cbor's `Vec<u8>`), the signature a COSE_Sign1
+/// (ES384) over `{register_index: 0, register_value: PCR0}`.
+fn signature_section(pcr0_hex: &str, signer: &rcgen::KeyPair, cert_pem: &str) -> Vec<u8> {
+    use ciborium::Value;
+    use rcgen::SigningKey;
+    let ints = |b: &[u8]| Value::Array(b.iter().map(|x| Value::Integer((*x).into())).collect());
+    let payload_v = Value::Map(vec![
+        (
+            Value::Text("register_index".into()),
+            Value::Integer(0.into()),
+        ),
+        (
+            Value::Text("register_value".into()),
+            ints(&hex::decode(pcr0_hex).unwrap()),
+        ),
+    ]);
+    let mut payload = Vec::new();
+    ciborium::into_writer(&payload_v, &mut payload).unwrap();
+    let protected = cc_proto::attestation::es384_protected();
+    let der = signer
+        .sign(&cc_proto::attestation::sig_structure(&protected, &payload))
+        .unwrap();
+    let sig = p384::ecdsa::Signature::from_der(&der).unwrap().to_bytes();
+    let cose = cc_proto::attestation::cose_sign1(&protected, &payload, &sig);
+    let section = Value::Array(vec![Value::Map(vec![
+        (
+            Value::Text("signing_certificate".into()),
+            ints(cert_pem.as_bytes()),
+        ),
+        (Value::Text("signature".into()), ints(&cose)),
+    ])]);
+    let mut out = Vec::new();
+    ciborium::into_writer(&section, &mut out).unwrap();
+    out
+}
+
+#[test]
+fn images_signed_here_verify_and_measure_pcr8() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec![]).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "release-signer");
+    let cert = params.self_signed(&key).unwrap();
+    let (kernel, cmdline, r1, r2) = (
+        vec![9u8; 4096],
+        b"init=/init".to_vec(),
+        vec![1u8; 70_000],
+        vec![2u8; 10],
+    );
+    let pcr0 = pcr(&[&kernel, &cmdline, &r1, &r2]);
+    let sections = |sig: Vec<u8>| {
+        build_eif(&[
+            (1, kernel.clone()),
+            (2, cmdline.clone()),
+            (3, r1.clone()),
+            (3, r2.clone()),
+            (4, sig),
+        ])
+    };
+    let signed = dir.path().join("signed.eif");
+    std::fs::write(
+        &signed,
+        sections(signature_section(&pcr0, &key, &cert.pem())),
+    )
+    .unwrap();
+    let (code, v) = json(&[
+        "-o",
+        "json",
+        "eif",
+        "describe",
+        "--eif-path",
+        signed.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["IsSigned"], true);
+    assert_eq!(v["SignatureCheck"], true);
+    assert_eq!(v["Measurements"]["PCR0"], pcr0);
+    assert_eq!(
+        v["Measurements"]["PCR8"],
+        pcr(&[cert.der()]),
+        "PCR8 measures the DER certificate"
+    );
+    assert_eq!(
+        v["SigningCertificate"]["IssuerName"]["commonName"],
+        "release-signer"
+    );
+    // Signed by another key than the certificate's: the check fails (exit 1).
+    let other = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+    let forged = dir.path().join("forged.eif");
+    std::fs::write(
+        &forged,
+        sections(signature_section(&pcr0, &other, &cert.pem())),
+    )
+    .unwrap();
+    let (code, v) = json(&[
+        "-o",
+        "json",
+        "eif",
+        "describe",
+        "--eif-path",
+        forged.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert_eq!(v["SignatureCheck"], false);
+    // A valid signature over another image's PCR0 does not vouch for this one.
+    let replayed = dir.path().join("replayed.eif");
+    std::fs::write(
+        &replayed,
+        sections(signature_section(&"ab".repeat(48), &key, &cert.pem())),
+    )
+    .unwrap();
+    let o = ccctl(&["eif", "describe", "--eif-path", replayed.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).contains("signed PCR0 differs from this image's PCR0"),
+        "{}",
+        stdout(&o)
+    );
+}
