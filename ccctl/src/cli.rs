@@ -35,6 +35,50 @@ pub enum Command {
     /// KMS key policies: would each holder release its share to this enclave?
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Diagnose the chamber: run the checks and report findings with their fixes.
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DoctorArgs {
+    /// Probe this machine directly (inside the pod, or any host running the chamber).
+    #[arg(long)]
+    pub local: bool,
+    /// List the checks and exit.
+    #[arg(long)]
+    pub list_checks: bool,
+    /// Run only these checks or families (comma-separated ids like enclave.status, or families like kms).
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    pub checks: Vec<String>,
+    /// Exit 1 when a finding at or above this severity exists.
+    #[arg(long, value_enum, default_value_t = FailOn::Error)]
+    pub fail_on: FailOn,
+    /// Deadline for the whole run.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::parse_duration)]
+    pub timeout: std::time::Duration,
+    /// The enclave API (/status).
+    #[arg(long, value_name = "ADDR", default_value = "tcp://127.0.0.1:9000")]
+    pub api: cc_proto::Address,
+    /// The enclave metrics (/metrics).
+    #[arg(long, value_name = "ADDR", default_value = "tcp://127.0.0.1:3000")]
+    pub metrics: cc_proto::Address,
+    /// The parent's log listener to probe (skipped when not given).
+    #[arg(long, value_name = "ADDR")]
+    pub log_listener: Option<cc_proto::Address>,
+    #[arg(long, value_name = "PATH", default_value = "nitro-cli")]
+    pub nitro_cli: PathBuf,
+    #[arg(long, value_name = "PATH", default_value = "/dev/nitro_enclaves")]
+    pub device: PathBuf,
+    /// Time between the two scrapes that measure the log drop rate.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = crate::parse_duration)]
+    pub scrape_interval: std::time::Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOn {
+    Info,
+    Warn,
+    Error,
 }
 
 #[derive(Debug, Subcommand)]

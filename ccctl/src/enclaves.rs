@@ -32,6 +32,26 @@ pub fn describe(
         .arg("describe-enclaves")
         .output()
         .map_err(|e| CannotRun::new(format!("cannot run '{}': {e}", nitro_cli.display())))?;
+    interpret(out)
+}
+
+/// Same, async; the child is killed if the future is dropped (a doctor deadline), so a hung
+/// nitro-cli never outlives the caller.
+pub async fn describe_async(
+    nitro_cli: &Path,
+) -> Result<Result<Vec<DescribedEnclave>, NitroCliFailure>, CannotRun> {
+    let out = tokio::process::Command::new(nitro_cli)
+        .arg("describe-enclaves")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| CannotRun::new(format!("cannot run '{}': {e}", nitro_cli.display())))?;
+    interpret(out)
+}
+
+fn interpret(
+    out: std::process::Output,
+) -> Result<Result<Vec<DescribedEnclave>, NitroCliFailure>, CannotRun> {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     if !out.status.success() {
         return Ok(Err(NitroCliFailure {

@@ -12,3 +12,4 @@ pub mod policy;
 pub mod x509;
 
 pub use cc_proto::parse_duration;
+pub mod doctor;

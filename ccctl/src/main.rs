@@ -11,12 +11,16 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<Outcome, CannotRun> {
     let fmt = cli.output;
+    if fmt == Format::Junit && !matches!(cli.command, Command::Doctor(_)) {
+        return Err(CannotRun::new("-o junit is only for doctor"));
+    }
     match cli.command {
+        Command::Doctor(a) => ccctl::doctor::cli::run(a, fmt),
         Command::Eif(EifCommand::Describe { eif_path }) => {
             let d = ccctl::eif::describe_file(&eif_path)?;
             match fmt {
                 Format::Json => println!("{}", output::json(&ccctl::eif::nitro_json(&d))),
-                Format::Human => print!("{}", ccctl::eif::human(&d)),
+                Format::Human | Format::Junit => print!("{}", ccctl::eif::human(&d)),
             }
             Ok(if d.signature_ok() {
                 Outcome::Ok
@@ -31,7 +35,9 @@ fn run(cli: Cli) -> Result<Outcome, CannotRun> {
                 .collect::<Result<Vec<_>, _>>()?;
             match fmt {
                 Format::Json => println!("{}", output::json(&ccctl::eif::measure_json(&all))),
-                Format::Human => all.iter().for_each(|d| print!("{}", ccctl::eif::human(d))),
+                Format::Human | Format::Junit => {
+                    all.iter().for_each(|d| print!("{}", ccctl::eif::human(d)))
+                }
             }
             Ok(if all.iter().all(|d| d.signature_ok()) {
                 Outcome::Ok
@@ -96,7 +102,7 @@ fn run(cli: Cli) -> Result<Outcome, CannotRun> {
             let r = rt.block_on(ccctl::policy::check(input));
             match fmt {
                 Format::Json => println!("{}", output::json(&r)),
-                Format::Human => print!("{}", ccctl::policy::human(&r)),
+                Format::Human | Format::Junit => print!("{}", ccctl::policy::human(&r)),
             }
             if r.unreadable() {
                 return Err(CannotRun::new(
@@ -116,7 +122,7 @@ fn run(cli: Cli) -> Result<Outcome, CannotRun> {
                 let r = ccctl::enclaves::report(list);
                 match fmt {
                     Format::Json => println!("{}", output::json(&r)),
-                    Format::Human => print!("{}", ccctl::enclaves::human(&r)),
+                    Format::Human | Format::Junit => print!("{}", ccctl::enclaves::human(&r)),
                 }
                 Ok(if r.notes.is_empty() {
                     Outcome::Ok
@@ -163,7 +169,7 @@ fn report_attestation(
     }
     match fmt {
         Format::Json => println!("{}", output::json(&v)),
-        Format::Human => print!("{}", ccctl::attest::human(&v)),
+        Format::Human | Format::Junit => print!("{}", ccctl::attest::human(&v)),
     }
     Ok(if v.valid && v.mismatches() == 0 {
         Outcome::Ok

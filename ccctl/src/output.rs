@@ -8,6 +8,8 @@ pub enum Format {
     #[default]
     Human,
     Json,
+    /// JUnit XML (doctor only).
+    Junit,
 }
 
 /// How a command ended.

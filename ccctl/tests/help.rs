@@ -17,6 +17,7 @@ fn help_snapshots() {
         vec!["attest", "fetch", "--help"],
         vec!["policy", "--help"],
         vec!["policy", "check", "--help"],
+        vec!["doctor", "--help"],
     ] {
         let o = ccctl(&args);
         assert_eq!(o.status.code(), Some(0));

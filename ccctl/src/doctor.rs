@@ -1,0 +1,374 @@
+//! `ccctl doctor`: checks that return findings, run concurrently under one deadline, each
+//! isolated (a check that panics or runs out of time is reported as such; the others still
+//! report), rendered as human text, JSON or JUnit.
+//!
+//! This first part runs on the local machine (`--local`); the pod and fleet modes (kube,
+//! exec) build on the same `Check` trait.
+
+pub mod checks;
+pub mod cli;
+pub mod render;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cc_proto::Address;
+use cc_proto::findings::{Finding, Severity};
+use serde::Serialize;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a check may look at. Built once from the settings; checks never read the environment
+/// themselves.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// `PRODUCTION` as the pod sees it.
+    pub production: bool,
+    /// `ENCLAVE_DEBUG` as the pod sees it.
+    pub enclave_debug: Option<String>,
+    pub nitro_cli: std::path::PathBuf,
+    /// The enclave API (`/status`), e.g. `tcp://127.0.0.1:9000`.
+    pub api: Address,
+    /// The enclave metrics (`/metrics`), e.g. `tcp://127.0.0.1:3000`.
+    pub metrics: Address,
+    /// The parent's log listener (vsock-stdout); `None` to skip.
+    pub log_listener: Option<Address>,
+    /// `/dev/nitro_enclaves`.
+    pub device: std::path::PathBuf,
+    /// Time between the two metric scrapes that measure the drop rate.
+    pub scrape_interval: Duration,
+    /// Per-request deadline for HTTP probes.
+    pub probe_timeout: Duration,
+}
+
+/// One check.
+pub trait Check: Send + Sync {
+    /// `family.name`, e.g. `enclave.status`.
+    fn id(&self) -> &'static str;
+    fn description(&self) -> &'static str;
+    fn run<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Vec<Finding>>;
+}
+
+impl dyn Check {
+    pub fn family(&self) -> &'static str {
+        self.id().split('.').next().unwrap_or("misc")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    Passed,
+    Findings,
+    Crashed,
+    TimedOut,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckResult {
+    pub id: String,
+    pub family: String,
+    pub description: String,
+    pub status: CheckStatus,
+    pub duration_ms: u64,
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub checks: Vec<CheckResult>,
+    pub summary: Summary,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    pub errors: usize,
+    pub warnings: usize,
+    pub infos: usize,
+    pub checks: usize,
+    pub crashed: usize,
+    pub timed_out: usize,
+}
+
+impl Report {
+    pub fn findings(&self) -> impl Iterator<Item = &Finding> {
+        self.checks.iter().flat_map(|c| c.findings.iter())
+    }
+
+    /// Is there a finding at or above `level`?
+    pub fn fails(&self, level: Severity) -> bool {
+        self.findings().any(|f| f.severity >= level)
+    }
+}
+
+/// Run `checks` concurrently; each gets what is left of `deadline`.
+pub async fn run(checks: Vec<Arc<dyn Check>>, ctx: Arc<Context>, deadline: Duration) -> Report {
+    let start = Instant::now();
+    let mut handles = Vec::new();
+    for check in checks {
+        let ctx = ctx.clone();
+        let c = check.clone();
+        let task = tokio::spawn(async move { c.run(&ctx).await });
+        handles.push((check, task));
+    }
+    let mut results = Vec::new();
+    for (check, mut task) in handles {
+        let left = deadline.saturating_sub(start.elapsed());
+        let (status, findings) = match tokio::time::timeout(left, &mut task).await {
+            Ok(Ok(f)) if f.is_empty() => (CheckStatus::Passed, f),
+            Ok(Ok(f)) => (CheckStatus::Findings, f),
+            Ok(Err(e)) => {
+                let why = if e.is_panic() {
+                    e.into_panic()
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .unwrap_or_else(|| "panicked".into())
+                } else {
+                    "was cancelled".into()
+                };
+                (
+                    CheckStatus::Crashed,
+                    vec![
+                        Finding::new(
+                            "doctor.check-crashed",
+                            Severity::Error,
+                            format!(
+                                "check {} crashed: {why}; the other checks still ran",
+                                check.id()
+                            ),
+                        )
+                        .with("check", check.id()),
+                    ],
+                )
+            }
+            Err(_) => {
+                task.abort();
+                (
+                    CheckStatus::TimedOut,
+                    vec![
+                        Finding::new(
+                            "doctor.check-timed-out",
+                            Severity::Error,
+                            format!(
+                                "check {} did not finish within the {:?} deadline",
+                                check.id(),
+                                deadline
+                            ),
+                        )
+                        .with("check", check.id())
+                        .fix(
+                            "Re-run with a longer --timeout, or look at what it probes",
+                            &["ccctl doctor --local --timeout 30s"],
+                        ),
+                    ],
+                )
+            }
+        };
+        results.push(CheckResult {
+            id: check.id().to_owned(),
+            family: check.family().to_owned(),
+            description: check.description().to_owned(),
+            status,
+            duration_ms: start.elapsed().as_millis() as u64,
+            findings,
+        });
+    }
+    // The same problem seen by two checks (e.g. /status unreachable) is reported once.
+    let mut seen = std::collections::HashSet::new();
+    for r in &mut results {
+        r.findings
+            .retain(|f| seen.insert((f.code.clone(), f.summary.clone())));
+        if r.status == CheckStatus::Findings && r.findings.is_empty() {
+            r.status = CheckStatus::Passed;
+        }
+    }
+    let mut summary = Summary {
+        checks: results.len(),
+        ..Summary::default()
+    };
+    for r in &results {
+        match r.status {
+            CheckStatus::Crashed => summary.crashed += 1,
+            CheckStatus::TimedOut => summary.timed_out += 1,
+            _ => {}
+        }
+        for f in &r.findings {
+            match f.severity {
+                Severity::Error => summary.errors += 1,
+                Severity::Warn => summary.warnings += 1,
+                Severity::Info => summary.infos += 1,
+            }
+        }
+    }
+    Report {
+        checks: results,
+        summary,
+    }
+}
+
+/// Keep the checks whose id or family is in `only` (all when empty); unknown names are an
+/// error naming them.
+pub fn select(all: Vec<Arc<dyn Check>>, only: &[String]) -> Result<Vec<Arc<dyn Check>>, String> {
+    if only.is_empty() {
+        return Ok(all);
+    }
+    for name in only {
+        if !all.iter().any(|c| c.id() == name || c.family() == name) {
+            let known: Vec<&str> = all.iter().map(|c| c.id()).collect();
+            return Err(format!(
+                "--checks: unknown check '{name}' (known: {})",
+                known.join(", ")
+            ));
+        }
+    }
+    Ok(all
+        .into_iter()
+        .filter(|c| only.iter().any(|n| c.id() == n || c.family() == n))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixed(&'static str, Option<Severity>);
+    impl Check for Fixed {
+        fn id(&self) -> &'static str {
+            self.0
+        }
+        fn description(&self) -> &'static str {
+            "test"
+        }
+        fn run<'a>(&'a self, _: &'a Context) -> BoxFuture<'a, Vec<Finding>> {
+            Box::pin(async move {
+                match self.1 {
+                    Some(s) => vec![Finding::new("enclave.sealed", s, self.0)],
+                    None => Vec::new(),
+                }
+            })
+        }
+    }
+    struct Panics;
+    impl Check for Panics {
+        fn id(&self) -> &'static str {
+            "nsm.panics"
+        }
+        fn description(&self) -> &'static str {
+            "panics"
+        }
+        fn run<'a>(&'a self, _: &'a Context) -> BoxFuture<'a, Vec<Finding>> {
+            Box::pin(async move { panic!("boom") })
+        }
+    }
+    struct Hangs;
+    impl Check for Hangs {
+        fn id(&self) -> &'static str {
+            "logs.hangs"
+        }
+        fn description(&self) -> &'static str {
+            "hangs"
+        }
+        fn run<'a>(&'a self, _: &'a Context) -> BoxFuture<'a, Vec<Finding>> {
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                Vec::new()
+            })
+        }
+    }
+
+    fn ctx() -> Arc<Context> {
+        Arc::new(Context {
+            production: false,
+            enclave_debug: None,
+            nitro_cli: "nitro-cli".into(),
+            api: "tcp://127.0.0.1:1".parse().unwrap(),
+            metrics: "tcp://127.0.0.1:1".parse().unwrap(),
+            log_listener: None,
+            device: "/nonexistent".into(),
+            scrape_interval: Duration::from_millis(10),
+            probe_timeout: Duration::from_millis(100),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_crashing_and_a_hanging_check_do_not_stop_the_others() {
+        let checks: Vec<Arc<dyn Check>> = vec![
+            Arc::new(Fixed("config.ok", None)),
+            Arc::new(Panics),
+            Arc::new(Hangs),
+            Arc::new(Fixed("enclave.bad", Some(Severity::Warn))),
+        ];
+        let t = Instant::now();
+        let r = run(checks, ctx(), Duration::from_millis(300)).await;
+        assert!(t.elapsed() < Duration::from_secs(2));
+        let st: Vec<CheckStatus> = r.checks.iter().map(|c| c.status).collect();
+        assert_eq!(
+            st,
+            [
+                CheckStatus::Passed,
+                CheckStatus::Crashed,
+                CheckStatus::TimedOut,
+                CheckStatus::Findings
+            ]
+        );
+        assert_eq!(r.checks[1].findings[0].code, "doctor.check-crashed");
+        assert!(r.checks[1].findings[0].summary.contains("boom"));
+        assert_eq!(r.checks[2].findings[0].code, "doctor.check-timed-out");
+        assert_eq!(
+            (
+                r.summary.errors,
+                r.summary.warnings,
+                r.summary.crashed,
+                r.summary.timed_out
+            ),
+            (2, 1, 1, 1)
+        );
+        assert!(r.fails(Severity::Warn) && r.fails(Severity::Error));
+    }
+
+    #[test]
+    fn selection_by_id_or_family_and_unknown_names() {
+        let all: Vec<Arc<dyn Check>> = vec![
+            Arc::new(Fixed("config.ok", None)),
+            Arc::new(Fixed("enclave.bad", None)),
+        ];
+        assert_eq!(select(all.clone(), &["enclave".into()]).unwrap().len(), 1);
+        assert_eq!(
+            select(all.clone(), &["config.ok".into(), "enclave".into()])
+                .unwrap()
+                .len(),
+            2
+        );
+        let Err(e) = select(all, &["egress".into()]) else {
+            panic!("accepted")
+        };
+        assert!(e.contains("unknown check 'egress'"));
+    }
+
+    #[test]
+    fn renderings() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let r = rt.block_on(run(
+            vec![Arc::new(Fixed("enclave.bad", Some(Severity::Error)))],
+            ctx(),
+            Duration::from_secs(1),
+        ));
+        let plain = render::human(&r, render::Style { color: false });
+        assert!(plain.contains("1. [✗] error enclave.sealed"), "{plain}");
+        assert!(plain.contains("runbook: runbooks/enclave.md#enclave-sealed"));
+        assert!(!plain.contains('\x1b'));
+        assert!(render::human(&r, render::Style { color: true }).contains("\x1b[31;1m"));
+        let x = render::junit(&r);
+        assert!(
+            x.contains("<testsuite name=\"enclave\" tests=\"1\" failures=\"1\">"),
+            "{x}"
+        );
+        assert!(x.contains("<failure type=\"enclave.sealed\""));
+        assert_eq!(render::clean("a\x1b[31mb\rc\x07"), "a[31mbc");
+    }
+}

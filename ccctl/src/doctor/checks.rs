@@ -1,0 +1,435 @@
+//! The local checks: what `ccctl doctor --local` probes on this machine (the pod's parent
+//! container, or any host running the chamber).
+
+use std::sync::Arc;
+
+use cc_proto::findings::{Finding, Severity};
+use cc_proto::status::{HolderOutcome, Platform, SealState, Status};
+
+use super::{BoxFuture, Check, Context};
+
+/// Every local check, in display order.
+pub fn local() -> Vec<Arc<dyn Check>> {
+    vec![
+        Arc::new(ConfigDebug),
+        Arc::new(EnclaveNitroCli),
+        Arc::new(EnclaveStatus),
+        Arc::new(NsmDevice),
+        Arc::new(KmsHolders),
+        Arc::new(LogsMetrics),
+    ]
+}
+
+async fn fetch_status(ctx: &Context) -> Result<Status, String> {
+    let r = crate::http::get(&ctx.api, "/status", ctx.probe_timeout).await?;
+    if r.status != 200 {
+        return Err(format!("/status answered {}", r.status));
+    }
+    serde_json::from_slice(&r.body).map_err(|e| format!("/status is not the expected JSON: {e}"))
+}
+
+fn api_unreachable(ctx: &Context, why: &str) -> Finding {
+    Finding::new(
+        "enclave.api-unreachable",
+        Severity::Error,
+        format!(
+            "the enclave API at {} does not answer /status: {why}",
+            ctx.api
+        ),
+    )
+    .with("address", ctx.api.to_string())
+    .fix(
+        "Check that the enclave runs and the ingress forwarder for port 9000 is up",
+        &[
+            "ccctl enclaves",
+            "ps aux | grep containment-chamber-enclave-proxy",
+        ],
+    )
+}
+
+/// `PRODUCTION=true` with `ENCLAVE_DEBUG` set.
+pub struct ConfigDebug;
+
+impl Check for ConfigDebug {
+    fn id(&self) -> &'static str {
+        "config.debug"
+    }
+    fn description(&self) -> &'static str {
+        "PRODUCTION=true must not come with ENCLAVE_DEBUG"
+    }
+    fn run<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Vec<Finding>> {
+        Box::pin(async move {
+            let set = ctx
+                .enclave_debug
+                .as_deref()
+                .is_some_and(|v| !matches!(v, "" | "0" | "false"));
+            if ctx.production && set {
+                vec![Finding::new(
+                    "config.debug-in-production",
+                    Severity::Error,
+                    format!(
+                        "PRODUCTION=true and ENCLAVE_DEBUG='{}': the entrypoint refuses to start (FATAL), and a debug enclave attests all-zero PCRs",
+                        ctx.enclave_debug.as_deref().unwrap_or("")
+                    ),
+                )
+                .with("ENCLAVE_DEBUG", ctx.enclave_debug.clone())
+                .fix(
+                    "Unset ENCLAVE_DEBUG (helm: --set enclave.debug=false) and redeploy",
+                    &["helm upgrade containment-chamber charts/containment-chamber --reuse-values --set enclave.debug=false"],
+                )]
+            } else {
+                Vec::new()
+            }
+        })
+    }
+}
+
+/// `nitro-cli describe-enclaves`: running, state, debug mode, nitro-cli errors.
+pub struct EnclaveNitroCli;
+
+impl Check for EnclaveNitroCli {
+    fn id(&self) -> &'static str {
+        "enclave.nitro-cli"
+    }
+    fn description(&self) -> &'static str {
+        "nitro-cli describe-enclaves: one enclave RUNNING, not in debug mode"
+    }
+    fn run<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Vec<Finding>> {
+        Box::pin(async move {
+            let described = match crate::enclaves::describe_async(&ctx.nitro_cli).await {
+                Ok(d) => d,
+                Err(e) => {
+                    return vec![
+                        Finding::new(
+                            "enclave.nitro-cli-missing",
+                            Severity::Error,
+                            format!("cannot run nitro-cli: {}", e.0),
+                        )
+                        .with("nitro_cli", ctx.nitro_cli.display().to_string())
+                        .fix("Install aws-nitro-enclaves-cli in the parent image", &[]),
+                    ];
+                }
+            };
+            match described {
+                Err(failure) => vec![nitro_cli_error(&failure)],
+                Ok(list) => {
+                    let mut out = Vec::new();
+                    if list.is_empty() {
+                        out.push(
+                            Finding::new(
+                                "enclave.not-running",
+                                Severity::Error,
+                                "nitro-cli describe-enclaves lists no enclave",
+                            )
+                            .fix(
+                                "Look at the pod's log for the nitro-cli run-enclave error",
+                                &["kubectl logs POD | grep -E 'E[0-9]{2}|FATAL'"],
+                            ),
+                        );
+                    }
+                    for e in &list {
+                        if e.state == "TERMINATING" {
+                            out.push(
+                                Finding::new(
+                                    "enclave.terminating",
+                                    Severity::Error,
+                                    format!("enclave {} is TERMINATING", e.enclave_id),
+                                )
+                                .with("enclave_id", e.enclave_id.clone()),
+                            );
+                        } else if !e.running() {
+                            out.push(
+                                Finding::new(
+                                    "enclave.not-running",
+                                    Severity::Error,
+                                    format!("enclave {} is {}, not RUNNING", e.enclave_id, e.state),
+                                )
+                                .with("enclave_id", e.enclave_id.clone()),
+                            );
+                        }
+                        if e.debug_mode() {
+                            let sev = if ctx.production {
+                                Severity::Error
+                            } else {
+                                Severity::Warn
+                            };
+                            out.push(
+                                Finding::new(
+                                    "enclave.debug-mode",
+                                    sev,
+                                    format!("enclave {} runs in DEBUG_MODE: its attested PCRs are all zero, so no key policy should release a share", e.enclave_id),
+                                )
+                                .with("enclave_id", e.enclave_id.clone())
+                                .with("production", ctx.production)
+                                .fix("Restart without --debug-mode (unset ENCLAVE_DEBUG)", &[]),
+                            );
+                        }
+                    }
+                    out
+                }
+            }
+        })
+    }
+}
+
+/// Map a nitro-cli failure to its finding (the first `[ Exx ]` is the cause).
+pub fn nitro_cli_error(f: &crate::enclaves::NitroCliFailure) -> Finding {
+    let Some(e) = &f.error else {
+        return Finding::new(
+            "enclave.nitro-cli-error",
+            Severity::Error,
+            format!(
+                "nitro-cli describe-enclaves failed (exit {:?}): {}",
+                f.exit_status,
+                f.stderr.trim()
+            ),
+        );
+    };
+    let code = match e.number {
+        19 => "nsm.device-missing",
+        26 | 27 => "enclave.memory",
+        35 => "enclave.hugepages",
+        36 | 39 | 11 => "enclave.signing-certificate",
+        _ => "enclave.nitro-cli-error",
+    };
+    Finding::new(
+        code,
+        Severity::Error,
+        format!("nitro-cli {}: {} — {}", e.code, e.message, e.meaning),
+    )
+    .with("nitro_cli_code", e.code.clone())
+    .with("detail", e.detail.clone())
+    .with("exit_status", f.exit_status)
+}
+
+/// The enclave's own view: `/status` state, platform in production.
+pub struct EnclaveStatus;
+
+impl Check for EnclaveStatus {
+    fn id(&self) -> &'static str {
+        "enclave.status"
+    }
+    fn description(&self) -> &'static str {
+        "the enclave server's /status: unsealed, right platform"
+    }
+    fn run<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Vec<Finding>> {
+        Box::pin(async move {
+            let st = match fetch_status(ctx).await {
+                Ok(s) => s,
+                Err(e) => return vec![api_unreachable(ctx, &e)],
+            };
+            let mut out = Vec::new();
+            let reason = st.reason.clone().unwrap_or_default();
+            match st.state {
+                SealState::Failed => out.push(
+                    Finding::new(
+                        "enclave.failed",
+                        Severity::Error,
+                        format!("the signer failed: {reason}"),
+                    )
+                    .with("reason", reason.clone())
+                    .fix(
+                        "Read the reason; the kms and nsm findings say which part",
+                        &["ccctl doctor --local --checks kms,nsm"],
+                    ),
+                ),
+                SealState::Sealed | SealState::Unsealing => out.push(
+                    Finding::new(
+                        "enclave.sealed",
+                        Severity::Error,
+                        format!(
+                            "the signer is {} ({reason}); signing answers 503",
+                            st.state.as_str()
+                        ),
+                    )
+                    .with("state", st.state.as_str())
+                    .with("reason", reason.clone())
+                    .fix(
+                        "See the kms findings for the holders that did not release",
+                        &["ccctl doctor --local --checks kms,pcr"],
+                    ),
+                ),
+                SealState::Unsealed => {}
+            }
+            if ctx.production && st.platform == Platform::Software {
+                out.push(Finding::new(
+                    "config.software-in-production",
+                    Severity::Error,
+                    "PRODUCTION=true but the enclave server reports the software platform (development attestation)",
+                ));
+            }
+            out
+        })
+    }
+}
+
+/// `/dev/nitro_enclaves` present; NSM initialised in the enclave.
+pub struct NsmDevice;
+
+impl Check for NsmDevice {
+    fn id(&self) -> &'static str {
+        "nsm.device"
+    }
+    fn description(&self) -> &'static str {
+        "/dev/nitro_enclaves present; the enclave's NSM initialised"
+    }
+    fn run<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Vec<Finding>> {
+        Box::pin(async move {
+            let mut out = Vec::new();
+            if !ctx.device.exists() {
+                out.push(
+                    Finding::new(
+                        "nsm.device-missing",
+                        Severity::Error,
+                        format!("{} is missing in this container", ctx.device.display()),
+                    )
+                    .with("device", ctx.device.display().to_string())
+                    .fix(
+                        "Request the device in the pod spec (resources.limits aws.ec2.nitro/nitro_enclaves: \"1\") and check the device plugin DaemonSet",
+                        &["kubectl -n kube-system get ds aws-nitro-enclaves-k8s-daemonset"],
+                    ),
+                );
+            }
+            if let Ok(st) = fetch_status(ctx).await
+                && st
+                    .reason
+                    .as_deref()
+                    .is_some_and(|r| r.contains("NSM initialization failed"))
+            {
+                out.push(
+                    Finding::new("nsm.init-failed", Severity::Error, st.reason.clone().unwrap_or_default())
+                        .fix("The enclave cannot reach /dev/nsm: is it really running in a Nitro Enclave (platform nitro)?", &[]),
+                );
+            }
+            out
+        })
+    }
+}
+
+/// Per-holder share status from `/status`.
+pub struct KmsHolders;
+
+impl Check for KmsHolders {
+    fn id(&self) -> &'static str {
+        "kms.holders"
+    }
+    fn description(&self) -> &'static str {
+        "every key holder's KMS key released its share (or says why not)"
+    }
+    fn run<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Vec<Finding>> {
+        Box::pin(async move {
+            let st = match fetch_status(ctx).await {
+                Ok(s) => s,
+                Err(e) => return vec![api_unreachable(ctx, &e)],
+            };
+            let mut out = Vec::new();
+            for h in &st.holders {
+                let base = |code: &str, sev: Severity, summary: String| {
+                    Finding::new(code, sev, summary)
+                        .with("holder", h.name.clone())
+                        .with("key_arn", h.key_arn.clone())
+                        .with("error_code", h.error_code.clone())
+                        .with("error_message", h.error_message.clone())
+                };
+                // Below threshold every failure matters; above it they are warnings.
+                let sev = if st.decrypted() >= st.threshold as usize {
+                    Severity::Warn
+                } else {
+                    Severity::Error
+                };
+                match h.outcome {
+                    HolderOutcome::Denied => out.push(
+                        base("kms.access-denied", sev, format!("holder '{}' denied kms:Decrypt ({}): this PCR0/PCR8 is not in its key policy", h.name, h.error_code.as_deref().unwrap_or("AccessDeniedException")))
+                            .fix("Check the holder's key policy against the running measurements", &["ccctl policy check --config ccctl.toml --attestation doc.cbor"]),
+                    ),
+                    HolderOutcome::Unreachable => out.push(
+                        base("kms.unreachable", sev, format!("holder '{}': KMS unreachable ({})", h.name, h.error_message.as_deref().unwrap_or("")))
+                            .fix("Check the egress forwarder for this holder's region", &["ccctl doctor --local --checks egress"]),
+                    ),
+                    HolderOutcome::Error => out.push(base(
+                        "kms.error",
+                        sev,
+                        format!("holder '{}': {} {}", h.name, h.error_code.as_deref().unwrap_or(""), h.error_message.as_deref().unwrap_or("")),
+                    )),
+                    HolderOutcome::Decrypted | HolderOutcome::Pending => {}
+                }
+            }
+            out
+        })
+    }
+}
+
+fn drop_counter(text: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix("containment_enclave_log_events_dropped_total "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// `/metrics` reachable; the drop counter not rising; the log listener accepting.
+pub struct LogsMetrics;
+
+impl Check for LogsMetrics {
+    fn id(&self) -> &'static str {
+        "logs.forwarding"
+    }
+    fn description(&self) -> &'static str {
+        "/metrics reachable, log events not being dropped, vsock-stdout listening"
+    }
+    fn run<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Vec<Finding>> {
+        Box::pin(async move {
+            let mut out = Vec::new();
+            if let Some(addr) = &ctx.log_listener
+                && let Err(e) = tokio::time::timeout(ctx.probe_timeout, cc_proto::connect(addr))
+                    .await
+                    .map_err(|_| "timed out".to_owned())
+                    .and_then(|r| r.map_err(|e| e.to_string()))
+            {
+                out.push(
+                    Finding::new("logs.listener-down", Severity::Error, format!("the log listener at {addr} does not accept: {e}"))
+                        .with("address", addr.to_string())
+                        .fix("Restart the parent container (the entrypoint starts vsock-stdout before the enclave)", &[]),
+                );
+            }
+            let scrape = || async {
+                let r = crate::http::get(&ctx.metrics, "/metrics", ctx.probe_timeout).await?;
+                let text = String::from_utf8_lossy(&r.body).into_owned();
+                drop_counter(&text).ok_or_else(|| {
+                    "containment_enclave_log_events_dropped_total is missing from /metrics"
+                        .to_owned()
+                })
+            };
+            let first = match scrape().await {
+                Ok(v) => v,
+                Err(e) => {
+                    out.push(
+                        Finding::new(
+                            "metrics.unreachable",
+                            Severity::Error,
+                            format!("{}/metrics: {e}", ctx.metrics),
+                        )
+                        .with("address", ctx.metrics.to_string()),
+                    );
+                    return out;
+                }
+            };
+            tokio::time::sleep(ctx.scrape_interval).await;
+            if let Ok(second) = scrape().await
+                && second > first
+            {
+                let rate = (second - first) / ctx.scrape_interval.as_secs_f64();
+                out.push(
+                    Finding::new(
+                        "logs.events-dropped",
+                        Severity::Error,
+                        format!("the enclave is dropping log events: {rate:.1}/s ({first} → {second} in {:?})", ctx.scrape_interval),
+                    )
+                    .with("rate_per_second", rate)
+                    .with("dropped_total", second)
+                    .fix("The parent is not reading the enclave's logs: check vsock-stdout", &["ccctl doctor --local --checks logs"]),
+                );
+            }
+            out
+        })
+    }
+}

@@ -1,0 +1,78 @@
+//! `ccctl doctor` glue: settings (flags, then the environment read once here), run, render,
+//! exit status.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use cc_proto::findings::Severity;
+
+use super::render::{self, Style};
+use super::{Context, checks};
+use crate::cli::{DoctorArgs, FailOn};
+use crate::output::{self, CannotRun, Format, Outcome};
+
+pub fn run(a: DoctorArgs, fmt: Format) -> Result<Outcome, CannotRun> {
+    let all = checks::local();
+    if a.list_checks {
+        match fmt {
+            Format::Json => {
+                let list: Vec<serde_json::Value> = all
+                    .iter()
+                    .map(|c| serde_json::json!({"id": c.id(), "family": c.family(), "description": c.description()}))
+                    .collect();
+                println!("{}", output::json(&list));
+            }
+            _ => {
+                for c in &all {
+                    println!("{:<20} {}", c.id(), c.description());
+                }
+            }
+        }
+        return Ok(Outcome::Ok);
+    }
+    if !a.local {
+        return Err(CannotRun::new(
+            "only --local is implemented so far: the pod (--pod) and fleet (-l) modes come with kube support",
+        ));
+    }
+    let selected = super::select(all, &a.checks).map_err(CannotRun::new)?;
+    let env = |k: &str| std::env::var(k).ok();
+    let ctx = Arc::new(Context {
+        production: env("PRODUCTION").is_some_and(|v| v == "true"),
+        enclave_debug: env("ENCLAVE_DEBUG"),
+        nitro_cli: a.nitro_cli,
+        api: a.api,
+        metrics: a.metrics,
+        log_listener: a.log_listener,
+        device: a.device,
+        scrape_interval: a.scrape_interval,
+        probe_timeout: a.timeout,
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CannotRun::new(e.to_string()))?;
+    let report = rt.block_on(super::run(selected, ctx, a.timeout));
+    // Checks still blocked (e.g. a hung nitro-cli) must not keep the process alive.
+    rt.shutdown_background();
+    match fmt {
+        Format::Json => println!("{}", output::json(&report)),
+        Format::Junit => print!("{}", render::junit(&report)),
+        Format::Human => {
+            let color =
+                std::io::stdout().is_terminal() && env("NO_COLOR").is_none_or(|v| v.is_empty());
+            print!("{}", render::human(&report, Style { color }));
+        }
+    }
+    let level = match a.fail_on {
+        FailOn::Info => Severity::Info,
+        FailOn::Warn => Severity::Warn,
+        FailOn::Error => Severity::Error,
+    };
+    Ok(if report.fails(level) {
+        Outcome::Finding
+    } else {
+        Outcome::Ok
+    })
+}

@@ -1,0 +1,150 @@
+//! Renderings of one doctor report: human (grouped by family, numbered problems with their
+//! fix commands; colour only on a terminal and without `NO_COLOR`), JSON, JUnit XML.
+
+use cc_proto::findings::Severity;
+
+use super::{CheckStatus, Report};
+
+/// Colours on or off (decided once by the caller from `NO_COLOR` and whether stdout is a
+/// terminal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_owned()
+        }
+    }
+}
+
+fn label(sev: Severity, st: Style) -> String {
+    match sev {
+        Severity::Error => st.paint("31;1", "[✗] error"),
+        Severity::Warn => st.paint("33", "[!] warn "),
+        Severity::Info => st.paint("36", "[i] info "),
+    }
+}
+
+/// Strip terminal control characters from text that came from the enclave or the cluster.
+pub fn clean(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
+        .collect()
+}
+
+pub fn human(r: &Report, st: Style) -> String {
+    let mut out = String::new();
+    let mut families: Vec<&str> = r.checks.iter().map(|c| c.family.as_str()).collect();
+    families.dedup();
+    let mut n = 0;
+    for fam in families {
+        out += &st.paint("1", fam);
+        out.push('\n');
+        for c in r.checks.iter().filter(|c| c.family == fam) {
+            let mark = match c.status {
+                CheckStatus::Passed => st.paint("32", "[✓]"),
+                CheckStatus::Findings => st.paint("33", "[•]"),
+                CheckStatus::Crashed => st.paint("31;1", "[☠]"),
+                CheckStatus::TimedOut => st.paint("31", "[⏱]"),
+            };
+            out += &format!("  {mark} {:<20} {}\n", c.id, c.description);
+            for f in &c.findings {
+                n += 1;
+                out += &format!(
+                    "      {n}. {} {}: {}\n",
+                    label(f.severity, st),
+                    f.code,
+                    clean(&f.summary)
+                );
+                if !f.remediation.text.is_empty() {
+                    out += &format!("         fix: {}\n", clean(&f.remediation.text));
+                }
+                for cmd in &f.remediation.commands {
+                    out += &format!("           $ {cmd}\n");
+                }
+                out += &format!("         runbook: {}\n", f.runbook);
+            }
+        }
+    }
+    let s = &r.summary;
+    out += &format!(
+        "\n{} checks: {} errors, {} warnings, {} info{}{}\n",
+        s.checks,
+        s.errors,
+        s.warnings,
+        s.infos,
+        if s.crashed > 0 {
+            format!(", {} crashed", s.crashed)
+        } else {
+            String::new()
+        },
+        if s.timed_out > 0 {
+            format!(", {} timed out", s.timed_out)
+        } else {
+            String::new()
+        },
+    );
+    out
+}
+
+fn xml(s: &str) -> String {
+    clean(s)
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// One testsuite per family, one testcase per check, one failure per error/warn finding.
+pub fn junit(r: &Report) -> String {
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let failures = r
+        .checks
+        .iter()
+        .filter(|c| c.status != CheckStatus::Passed)
+        .count();
+    out += &format!(
+        "<testsuites name=\"ccctl doctor\" tests=\"{}\" failures=\"{failures}\">\n",
+        r.checks.len()
+    );
+    let mut families: Vec<&str> = r.checks.iter().map(|c| c.family.as_str()).collect();
+    families.dedup();
+    for fam in families {
+        let cases: Vec<_> = r.checks.iter().filter(|c| c.family == fam).collect();
+        let f = cases
+            .iter()
+            .filter(|c| c.status != CheckStatus::Passed)
+            .count();
+        out += &format!(
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{f}\">\n",
+            xml(fam),
+            cases.len()
+        );
+        for c in cases {
+            out += &format!(
+                "    <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\">\n",
+                xml(fam),
+                xml(&c.id),
+                c.duration_ms as f64 / 1000.0
+            );
+            for f in &c.findings {
+                out += &format!(
+                    "      <failure type=\"{}\" message=\"{}\">{} (runbook: {})</failure>\n",
+                    xml(&f.code),
+                    xml(&f.summary),
+                    xml(&f.remediation.text),
+                    xml(&f.runbook)
+                );
+            }
+            out += "    </testcase>\n";
+        }
+        out += "  </testsuite>\n";
+    }
+    out += "</testsuites>\n";
+    out
+}
