@@ -253,7 +253,7 @@ mod tests {
     struct Panics;
     impl Check for Panics {
         fn id(&self) -> &'static str {
-            "nsm.panics"
+            "zz.panics"
         }
         fn description(&self) -> &'static str {
             "panics"
@@ -265,7 +265,7 @@ mod tests {
     struct Hangs;
     impl Check for Hangs {
         fn id(&self) -> &'static str {
-            "logs.hangs"
+            "zz.hangs"
         }
         fn description(&self) -> &'static str {
             "hangs"
@@ -295,10 +295,10 @@ mod tests {
     #[tokio::test]
     async fn a_crashing_and_a_hanging_check_do_not_stop_the_others() {
         let checks: Vec<Arc<dyn Check>> = vec![
-            Arc::new(Fixed("config.ok", None)),
+            Arc::new(Fixed("aa.ok", None)),
             Arc::new(Panics),
             Arc::new(Hangs),
-            Arc::new(Fixed("enclave.bad", Some(Severity::Warn))),
+            Arc::new(Fixed("bb.bad", Some(Severity::Warn))),
         ];
         let t = Instant::now();
         let r = run(checks, ctx(), Duration::from_millis(300)).await;
@@ -331,12 +331,12 @@ mod tests {
     #[test]
     fn selection_by_id_or_family_and_unknown_names() {
         let all: Vec<Arc<dyn Check>> = vec![
-            Arc::new(Fixed("config.ok", None)),
-            Arc::new(Fixed("enclave.bad", None)),
+            Arc::new(Fixed("aa.ok", None)),
+            Arc::new(Fixed("bb.bad", None)),
         ];
-        assert_eq!(select(all.clone(), &["enclave".into()]).unwrap().len(), 1);
+        assert_eq!(select(all.clone(), &["bb".into()]).unwrap().len(), 1);
         assert_eq!(
-            select(all.clone(), &["config.ok".into(), "enclave".into()])
+            select(all.clone(), &["aa.ok".into(), "bb".into()])
                 .unwrap()
                 .len(),
             2
@@ -354,7 +354,7 @@ mod tests {
             .build()
             .unwrap();
         let r = rt.block_on(run(
-            vec![Arc::new(Fixed("enclave.bad", Some(Severity::Error)))],
+            vec![Arc::new(Fixed("bb.bad", Some(Severity::Error)))],
             ctx(),
             Duration::from_secs(1),
         ));
@@ -365,7 +365,7 @@ mod tests {
         assert!(render::human(&r, render::Style { color: true }).contains("\x1b[31;1m"));
         let x = render::junit(&r);
         assert!(
-            x.contains("<testsuite name=\"enclave\" tests=\"1\" failures=\"1\">"),
+            x.contains("<testsuite name=\"bb\" tests=\"1\" failures=\"1\">"),
             "{x}"
         );
         assert!(x.contains("<failure type=\"enclave.sealed\""));
