@@ -16,7 +16,7 @@ COPY enclave enclave
 COPY parent-proxy parent-proxy
 COPY ccctl ccctl
 COPY tests tests
-RUN cargo build --locked --release -p containment-chamber-enclave-proxy -p ccctl --features containment-chamber-enclave-proxy/vsock \
+RUN cargo build --locked --release -p containment-chamber-enclave-proxy -p ccctl --features containment-chamber-enclave-proxy/vsock,ccctl/vsock \
  && install -D -m 0555 target/release/containment-chamber-enclave-proxy /out/containment-chamber-enclave-proxy \
  && install -D -m 0555 target/release/ccctl /out/ccctl
 

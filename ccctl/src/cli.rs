@@ -69,6 +69,10 @@ pub struct DoctorArgs {
     pub nitro_cli: PathBuf,
     #[arg(long, value_name = "PATH", default_value = "/dev/nitro_enclaves")]
     pub device: PathBuf,
+    /// The parent proxy's run configuration: its egress endpoints and allowlist are checked
+    /// (skipped when not given).
+    #[arg(long, value_name = "FILE")]
+    pub proxy_config: Option<PathBuf>,
     /// Time between the two scrapes that measure the log drop rate.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = crate::parse_duration)]
     pub scrape_interval: std::time::Duration,

@@ -7,6 +7,7 @@
 
 pub mod checks;
 pub mod cli;
+pub mod egress;
 pub mod render;
 
 use std::future::Future;
@@ -41,6 +42,9 @@ pub struct Context {
     pub scrape_interval: Duration,
     /// Per-request deadline for HTTP probes.
     pub probe_timeout: Duration,
+    /// The parent proxy's `run` configuration (egress endpoints, allowlist); `None` skips the
+    /// egress family.
+    pub proxy_config: Option<std::path::PathBuf>,
 }
 
 /// One check.
@@ -289,6 +293,7 @@ mod tests {
             device: "/nonexistent".into(),
             scrape_interval: Duration::from_millis(10),
             probe_timeout: Duration::from_millis(100),
+            proxy_config: None,
         })
     }
 

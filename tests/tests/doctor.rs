@@ -378,3 +378,191 @@ fn a_hanging_nitro_cli_times_out_alone_and_fail_on_levels() {
     let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(list.as_array().unwrap().len() >= 6);
 }
+
+/// A TLS server on loopback (self-signed), answering handshakes until the test ends.
+async fn tls_server() -> u16 {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
+    let cfg = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![ck.cert.der().clone()], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(cfg));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l.accept().await else { return };
+            let a = acceptor.clone();
+            tokio::spawn(async move {
+                let _ = a.accept(s).await;
+            });
+        }
+    });
+    port
+}
+
+/// Accepts TCP and closes at once: not TLS.
+async fn plain_server() -> u16 {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l.accept().await else { return };
+            drop(s);
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn egress_endpoints_listener_tcp_tls_and_allowlist() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tls, plain, closed) = (tls_server().await, plain_server().await, free_port());
+    let allow = dir.path().join("vsock-proxy.yaml");
+    let all = format!(
+        "allowlist:\n- {{address: 127.0.0.1, port: {tls}}}\n- {{address: 127.0.0.1, port: {plain}}}\n- {{address: 127.0.0.1, port: {closed}}}\n"
+    );
+    std::fs::write(&allow, &all).unwrap();
+    let nitro = fake_nitro_cli(
+        dir.path(),
+        &format!(
+            "cat '{}'",
+            fixtures()
+                .join("nitro-cli/run-enclave.stdout.json")
+                .display()
+        ),
+    );
+    let sock = |n: &str| dir.path().join(format!("{n}.sock"));
+    let cfg = dir.path().join("run.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"nitro_cli = "{nitro}"
+allowlist = "{allow}"
+[logs]
+listen = "unix://{logs}"
+[[egress]]
+name = "kms-good"
+listen = "unix://{good}"
+target = "tcp://127.0.0.1:{tls}"
+[[egress]]
+name = "kms-plain"
+listen = "unix://{plain_sock}"
+target = "tcp://127.0.0.1:{plain}"
+[[egress]]
+name = "kms-closed"
+listen = "unix://{closed_sock}"
+target = "tcp://127.0.0.1:{closed}"
+[enclave]
+eif_path = "/e.eif"
+cpu_count = 2
+memory_mib = 512
+"#,
+            nitro = nitro.display(),
+            allow = allow.display(),
+            logs = sock("logs").display(),
+            good = sock("good").display(),
+            plain_sock = sock("plain").display(),
+            closed_sock = sock("closed").display(),
+        ),
+    )
+    .unwrap();
+    let cfg1 = cfg.clone();
+    let run = move |extra: &[&str]| {
+        let o = Command::new(bin("ccctl"))
+            .args([
+                "-o",
+                "json",
+                "doctor",
+                "--local",
+                "--checks",
+                "egress",
+                "--timeout",
+                "5s",
+            ])
+            .args(["--proxy-config", cfg1.to_str().unwrap()])
+            .args(extra)
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let f: Vec<(String, String)> = v["checks"][0]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["code"].as_str().unwrap().to_owned(),
+                    f["evidence"]["endpoint"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect();
+        (o.status.code(), f)
+    };
+    // Proxy not running: every forwarder is down.
+    let (code, f) = tokio::task::spawn_blocking(move || run(&[])).await.unwrap();
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        f.iter().filter(|(c, _)| c == "egress.proxy-down").count(),
+        3,
+        "{f:?}"
+    );
+    // Proxy running; then the allowlist loses one endpoint.
+    let mut proxy = Proc::start(
+        Command::new(bin("containment-chamber-enclave-proxy")).args([
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+        ]),
+    );
+    proxy.wait_stdout("enclave started", Duration::from_secs(30));
+    std::fs::write(&allow, format!("allowlist:\n- {{address: 127.0.0.1, port: {tls}}}\n- {{address: 127.0.0.1, port: {closed}}}\n")).unwrap();
+    let cfg2 = cfg.clone();
+    let (code, f) = tokio::task::spawn_blocking(move || {
+        let o = Command::new(bin("ccctl"))
+            .args([
+                "-o",
+                "json",
+                "doctor",
+                "--local",
+                "--checks",
+                "egress",
+                "--timeout",
+                "5s",
+                "--proxy-config",
+                cfg2.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let f: BTreeSet<(String, String)> = v["checks"][0]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["code"].as_str().unwrap().to_owned(),
+                    f["evidence"]["endpoint"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect();
+        (o.status.code(), f)
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(1));
+    let want: BTreeSet<(String, String)> = [
+        ("egress.tls-failed", "kms-plain"),
+        ("egress.not-allowlisted", "kms-plain"),
+        ("egress.upstream-unreachable", "kms-closed"),
+    ]
+    .iter()
+    .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+    .collect();
+    assert_eq!(f, want);
+    assert!(proxy.stop(Duration::from_secs(30)).success());
+}

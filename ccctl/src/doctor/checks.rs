@@ -17,6 +17,7 @@ pub fn local() -> Vec<Arc<dyn Check>> {
         Arc::new(NsmDevice),
         Arc::new(KmsHolders),
         Arc::new(LogsMetrics),
+        Arc::new(super::egress::EgressEndpoints),
     ]
 }
 

@@ -47,6 +47,7 @@ pub fn run(a: DoctorArgs, fmt: Format) -> Result<Outcome, CannotRun> {
         device: a.device,
         scrape_interval: a.scrape_interval,
         probe_timeout: a.timeout,
+        proxy_config: a.proxy_config,
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
