@@ -369,7 +369,7 @@ fn a_hanging_nitro_cli_times_out_alone_and_fail_on_levels() {
     // --fail-on: only a passing check selected → 0; unknown check → 2.
     let (code, _) = doctor(&c, &hang, &["--checks", "config", "--fail-on", "info"], &[]);
     assert_eq!(code, 0);
-    let (code, _) = doctor(&c, &hang, &["--checks", "egress"], &[]);
+    let (code, _) = doctor(&c, &hang, &["--checks", "bogus"], &[]);
     assert_eq!(code, 2);
     let o = Command::new(bin("ccctl"))
         .args(["-o", "json", "doctor", "--list-checks"])
