@@ -69,6 +69,10 @@ pub struct DoctorArgs {
     pub nitro_cli: PathBuf,
     #[arg(long, value_name = "PATH", default_value = "/dev/nitro_enclaves")]
     pub device: PathBuf,
+    /// ccctl's config (holders, principal, threshold): the attested PCRs are checked against
+    /// every holder's key policy (skipped when not given).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// The parent proxy's run configuration: its egress endpoints and allowlist are checked
     /// (skipped when not given).
     #[arg(long, value_name = "FILE")]

@@ -29,6 +29,9 @@ pub struct Holder {
     /// Endpoint override (otherwise AWS_ENDPOINT_URL_KMS or the regional endpoint).
     #[serde(default)]
     pub endpoint: Option<String>,
+    /// Read the key policy from this file instead of KMS (offline checks, tests).
+    #[serde(default)]
+    pub policy_file: Option<std::path::PathBuf>,
 }
 
 impl Config {

@@ -8,6 +8,7 @@
 pub mod checks;
 pub mod cli;
 pub mod egress;
+pub mod pcr;
 pub mod render;
 
 use std::future::Future;
@@ -45,6 +46,8 @@ pub struct Context {
     /// The parent proxy's `run` configuration (egress endpoints, allowlist); `None` skips the
     /// egress family.
     pub proxy_config: Option<std::path::PathBuf>,
+    /// `ccctl`'s config (holders, principal, threshold); `None` skips the pcr family.
+    pub holders_config: Option<std::path::PathBuf>,
 }
 
 /// One check.
@@ -294,6 +297,7 @@ mod tests {
             scrape_interval: Duration::from_millis(10),
             probe_timeout: Duration::from_millis(100),
             proxy_config: None,
+            holders_config: None,
         })
     }
 

@@ -382,7 +382,11 @@ pub fn input_from_args(a: &crate::cli::PolicyCheckArgs) -> Result<Input, crate::
     }
     for h in &cfg.holders {
         if !holders.iter().any(|(n, _)| *n == h.name) {
-            holders.push((h.name.clone(), Source::Live(h.clone())));
+            let source = match &h.policy_file {
+                Some(p) => Source::File(p.clone()),
+                None => Source::Live(h.clone()),
+            };
+            holders.push((h.name.clone(), source));
         }
     }
     if holders.is_empty() {

@@ -11,6 +11,10 @@ use std::time::{Duration, Instant};
 use cc_proto::Address;
 use cc_tests::{Proc, bin, fixtures, free_port, http, wait_until};
 
+const PCR0: &str = "5e1f00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000";
+const PCR8: &str = "7d2222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222";
+const ROLE: &str = "arn:aws:iam::222222222222:role/signer";
+
 struct Chamber {
     _dir: tempfile::TempDir,
     _enclave: Proc,
@@ -49,6 +53,9 @@ api = "tcp://127.0.0.1:{api_port}"
 metrics = "tcp://127.0.0.1:{metrics_port}"
 [logs]
 target = "unix://{log}"
+[software.pcrs]
+0 = "{pcr0}"
+8 = "{pcr8}"
 [[holder]]
 name = "a"
 key_arn = "arn:aws:kms:us-east-1:1:key/a"
@@ -62,6 +69,8 @@ endpoint = "http://127.0.0.1:{dead}"
 "#,
             shares = shares.display(),
             log = dir.join("log.sock").display(),
+            pcr0 = PCR0,
+            pcr8 = PCR8,
         ),
     )
     .unwrap();
@@ -565,4 +574,88 @@ memory_mib = 512
     .collect();
     assert_eq!(f, want);
     assert!(proxy.stop(Duration::from_secs(30)).success());
+}
+
+#[test]
+fn pcr_family_checks_the_attested_measurements_against_each_policy() {
+    let c = chamber(true);
+    wait_until("first attestation", Duration::from_secs(30), || {
+        http(
+            &Address::Tcp {
+                host: "127.0.0.1".into(),
+                port: c.api_port,
+            },
+            "GET",
+            "/status",
+            None,
+        )
+        .map(|(_, b)| String::from_utf8_lossy(&b).contains(PCR0))
+        .unwrap_or(false)
+    });
+    let policy = |op: &str, pcr0: &str| {
+        format!(
+            r#"{{"Statement":[{{"Effect":"Allow","Principal":{{"AWS":"{ROLE}"}},"Action":"kms:Decrypt","Resource":"*","Condition":{{"{op}":{{"kms:RecipientAttestation:PCR0":"{pcr0}","kms:RecipientAttestation:PCR8":"{PCR8}"}}}}}}]}}"#
+        )
+    };
+    let files = [
+        ("a", policy("StringEqualsIgnoreCase", PCR0)),
+        ("b", policy("StringEqualsIgnoreCase", &"ab".repeat(48))),
+        ("c", policy("StringEquals", &PCR0.to_uppercase())),
+    ];
+    let mut cfg = format!("principal = \"{ROLE}\"\nthreshold = 2\n");
+    for (name, text) in &files {
+        let p = c.dir.join(format!("{name}.json"));
+        std::fs::write(&p, text).unwrap();
+        cfg += &format!(
+            "[[holder]]\nname = \"{name}\"\nkey_arn = \"arn:aws:kms:us-east-1:1:key/{name}\"\nregion = \"us-east-1\"\npolicy_file = \"{}\"\n",
+            p.display()
+        );
+    }
+    let cfg_path = c.dir.join("ccctl.toml");
+    std::fs::write(&cfg_path, cfg).unwrap();
+    let nitro = fake_nitro_cli(&c.dir, "echo '[]'");
+    let (code, out) = doctor(
+        &c,
+        &nitro,
+        &[
+            "-o",
+            "json",
+            "--checks",
+            "pcr",
+            "--config",
+            cfg_path.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 1, "{out}");
+    let got = codes(&out);
+    for want in [
+        "policy.threshold-unmet",
+        "policy.measurement-not-allowed",
+        "policy.case-sensitive-operator",
+        "policy.holder-disagreement",
+    ] {
+        assert!(got.contains(want), "{want} missing from {got:?}");
+    }
+    // With two holders allowing the measurements, the threshold is met: no error.
+    std::fs::write(c.dir.join("b.json"), policy("StringEqualsIgnoreCase", PCR0)).unwrap();
+    let (code, out) = doctor(
+        &c,
+        &nitro,
+        &[
+            "-o",
+            "json",
+            "--checks",
+            "pcr",
+            "--config",
+            cfg_path.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let got = codes(&out);
+    assert!(!got.contains("policy.threshold-unmet"), "{got:?}");
+    assert_eq!(
+        code, 1,
+        "holder c's never-matching operator is still an error"
+    );
 }

@@ -17,11 +17,12 @@ pub fn local() -> Vec<Arc<dyn Check>> {
         Arc::new(NsmDevice),
         Arc::new(KmsHolders),
         Arc::new(LogsMetrics),
+        Arc::new(super::pcr::PcrPolicies),
         Arc::new(super::egress::EgressEndpoints),
     ]
 }
 
-async fn fetch_status(ctx: &Context) -> Result<Status, String> {
+pub(crate) async fn fetch_status(ctx: &Context) -> Result<Status, String> {
     let r = crate::http::get(&ctx.api, "/status", ctx.probe_timeout).await?;
     if r.status != 200 {
         return Err(format!("/status answered {}", r.status));

@@ -48,6 +48,7 @@ pub fn run(a: DoctorArgs, fmt: Format) -> Result<Outcome, CannotRun> {
         scrape_interval: a.scrape_interval,
         probe_timeout: a.timeout,
         proxy_config: a.proxy_config,
+        holders_config: a.config,
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -1,0 +1,93 @@
+//! The pcr family: do the running measurements (what the enclave attests, from `/status`)
+//! satisfy the key holders' policies — enough holders to reach the threshold, holders in
+//! agreement? Uses `ccctl policy check`'s evaluator on the holders of `--config`.
+
+use cc_proto::findings::{Finding, Severity};
+
+use super::{BoxFuture, Check, Context};
+
+pub struct PcrPolicies;
+
+impl Check for PcrPolicies {
+    fn id(&self) -> &'static str {
+        "pcr.policies"
+    }
+    fn description(&self) -> &'static str {
+        "with --config: the attested PCR0/PCR8 against every holder's key policy"
+    }
+    fn run<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Vec<Finding>> {
+        Box::pin(async move {
+            let Some(path) = &ctx.holders_config else {
+                return Vec::new();
+            };
+            let cfg = match crate::config::Config::load(path) {
+                Ok(c) => c,
+                Err(e) => return vec![Finding::new("pcr.config-unreadable", Severity::Error, e)],
+            };
+            let status = match super::checks::fetch_status(ctx).await {
+                Ok(s) => s,
+                // enclave.status reports an unreachable API.
+                Err(_) => return Vec::new(),
+            };
+            let Some(att) = status.attestation else {
+                return vec![Finding::new(
+                    "pcr.no-attestation",
+                    Severity::Warn,
+                    "the enclave has not attested yet: its measurements are unknown",
+                )];
+            };
+            let mut pcrs = std::collections::BTreeMap::new();
+            for (name, value) in &att.pcrs {
+                if let Some(n) = name.strip_prefix("PCR").and_then(|n| n.parse::<u8>().ok()) {
+                    pcrs.insert(n, value.clone());
+                }
+            }
+            // Zero PCRs are omitted from /status: a debug enclave attests all-zero PCR0.
+            pcrs.entry(0).or_insert_with(|| "0".repeat(96));
+            let Some(principal) = cfg.principal.clone() else {
+                return vec![Finding::new(
+                    "pcr.config-unreadable",
+                    Severity::Error,
+                    format!(
+                        "'{}' has no 'principal' (the enclave's role)",
+                        path.display()
+                    ),
+                )];
+            };
+            let holders = cfg
+                .holders
+                .iter()
+                .map(|h| {
+                    let source = match &h.policy_file {
+                        Some(p) => crate::policy::Source::File(p.clone()),
+                        None => crate::policy::Source::Live(h.clone()),
+                    };
+                    (h.name.clone(), source)
+                })
+                .collect();
+            let report = crate::policy::check(crate::policy::Input {
+                holders,
+                principal,
+                threshold: cfg.threshold.unwrap_or(status.threshold),
+                measurements: cc_proto::policy::Measurements { pcrs },
+                timeout: ctx.probe_timeout,
+            })
+            .await;
+            let mut out: Vec<Finding> = report
+                .holders
+                .iter()
+                .flat_map(|h| h.findings.clone())
+                .collect();
+            for h in &report.holders {
+                if let Some(e) = &h.error {
+                    out.push(
+                        Finding::new("pcr.policy-unreadable", Severity::Error, e.clone())
+                            .with("holder", h.name.clone()),
+                    );
+                }
+            }
+            out.extend(report.findings);
+            out
+        })
+    }
+}
