@@ -320,15 +320,15 @@ async fn upstream_refusing_connections_closes_that_connection_only() {
         assert_eq!(round_trip_unix(&sock, b"hello").await, b"");
     }
     p.wait_stdout("target unreachable; closing this connection", T);
-    let m = http_get(mport, "/metrics").unwrap();
-    // 3 of ours + the readiness probe's.
-    assert_eq!(
-        metric(
-            &m,
-            "containment_proxy_errors_total{forwarder=\"sts\",kind=\"connect\"}"
-        ),
-        Some(4.0)
-    );
+    // 3 of ours + the readiness probe's (whose task may finish after ours: wait for it).
+    cc_tests::wait_until("4 connect errors counted", T, || {
+        http_get(mport, "/metrics").ok().and_then(|m| {
+            metric(
+                &m,
+                "containment_proxy_errors_total{forwarder=\"sts\",kind=\"connect\"}",
+            )
+        }) == Some(4.0)
+    });
     // The upstream comes back: the same process forwards again.
     let l = TcpListener::bind(("127.0.0.1", up)).await.unwrap();
     tokio::spawn(async move {
