@@ -278,6 +278,10 @@ fn check(doc: &SignedDoc, root_der: &[u8], when: i64) -> Result<(), String> {
 }
 
 pub fn human(v: &Verification) -> String {
+    crate::output::clean(&human_raw(v))
+}
+
+fn human_raw(v: &Verification) -> String {
     let mut s = String::new();
     match &v.reason {
         None => s += &format!("valid        yes (checked at {})\n", v.checked_at),

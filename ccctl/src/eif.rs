@@ -160,6 +160,10 @@ pub fn nitro_json(d: &Described) -> serde_json::Value {
 }
 
 pub fn human(d: &Described) -> String {
+    crate::output::clean(&human_raw(d))
+}
+
+fn human_raw(d: &Described) -> String {
     let m = &d.info.measurements;
     let mut s = format!("{}\n", d.path.display());
     s += &format!("  EIF version  {}\n", d.info.version);

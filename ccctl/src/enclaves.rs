@@ -99,6 +99,10 @@ fn short(h: Option<&String>) -> String {
 }
 
 pub fn human(r: &Report) -> String {
+    crate::output::clean(&human_raw(r))
+}
+
+fn human_raw(r: &Report) -> String {
     let mut s = format!(
         "{:<40} {:<22} {:>4} {:<12} {:<10} {:>4} {:>7}  {:<17} {:<17}\n",
         "ENCLAVE ID", "NAME", "CID", "STATE", "FLAGS", "CPUS", "MEM MiB", "PCR0", "PCR8"
@@ -127,6 +131,10 @@ pub fn human(r: &Report) -> String {
 }
 
 pub fn failure_human(f: &NitroCliFailure) -> String {
+    crate::output::clean(&failure_raw(f))
+}
+
+fn failure_raw(f: &NitroCliFailure) -> String {
     match &f.error {
         Some(e) => format!(
             "nitro-cli describe-enclaves failed with {} (exit {}): {}\n  {}\n  meaning: {}",

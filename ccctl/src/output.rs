@@ -45,3 +45,11 @@ pub fn exit(result: Result<Outcome, CannotRun>) -> ExitCode {
 pub fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }
+
+/// Strip terminal control characters (escape sequences, carriage returns, backspaces) from
+/// text that came from the enclave, the cluster, KMS or a file before it reaches a terminal.
+pub fn clean(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
+        .collect()
+}

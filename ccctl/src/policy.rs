@@ -279,6 +279,10 @@ fn sev(s: Severity) -> &'static str {
 }
 
 pub fn human(r: &Report) -> String {
+    crate::output::clean(&human_raw(r))
+}
+
+fn human_raw(r: &Report) -> String {
     let mut s = String::new();
     for (k, v) in &r.measurements {
         s += &format!("{k:<6} {v}\n");

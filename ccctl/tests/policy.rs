@@ -274,3 +274,26 @@ fn bad_input_exits_2() {
         stdout(&o)
     );
 }
+
+/// Text from a key policy reaches the terminal without its control sequences.
+#[test]
+fn escape_sequences_in_a_policy_are_neutralised() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("evil.json");
+    std::fs::write(&p, r#"{"Statement":[{"Sid":"x\u001b[2J\u001b]0;pwned\u0007","Effect":"Allow","Principal":"*","Action":"kms:Decrypt","Resource":"*"}]}"#).unwrap();
+    let o = ccctl(&[
+        "policy",
+        "check",
+        "--policy-file",
+        &format!("a={}", p.display()),
+        "--pcr0",
+        OLD,
+        "--principal",
+        ROLE,
+        "--threshold",
+        "1",
+    ]);
+    let out = stdout(&o);
+    assert!(out.contains("'x[2J]0;pwned'"), "{out}");
+    assert!(!out.contains('\x1b') && !out.contains('\x07'));
+}

@@ -30,12 +30,7 @@ fn label(sev: Severity, st: Style) -> String {
     }
 }
 
-/// Strip terminal control characters from text that came from the enclave or the cluster.
-pub fn clean(s: &str) -> String {
-    s.chars()
-        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
-        .collect()
-}
+pub use crate::output::clean;
 
 pub fn human(r: &Report, st: Style) -> String {
     let mut out = String::new();
