@@ -42,8 +42,17 @@ pub enum Command {
 #[derive(Debug, clap::Args)]
 pub struct DoctorArgs {
     /// Probe this machine directly (inside the pod, or any host running the chamber).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "pod")]
     pub local: bool,
+    /// Check this pod through the Kubernetes API (pod spec, node, device plugin, events).
+    #[arg(long, value_name = "NAME")]
+    pub pod: Option<String>,
+    /// Namespace of the pod (default: the context's, else `default`).
+    #[arg(short = 'n', long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// kubeconfig context to use.
+    #[arg(long, value_name = "CONTEXT")]
+    pub context: Option<String>,
     /// List the checks and exit.
     #[arg(long)]
     pub list_checks: bool,

@@ -9,6 +9,7 @@ pub mod checks;
 pub mod cli;
 pub mod egress;
 pub mod pcr;
+pub mod pod;
 pub mod render;
 
 use std::future::Future;

@@ -7,6 +7,7 @@ pub mod config;
 pub mod eif;
 pub mod enclaves;
 pub mod http;
+pub mod k8s;
 pub mod output;
 pub mod policy;
 pub mod x509;

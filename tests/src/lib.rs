@@ -3,6 +3,8 @@
 //!
 //! Everything here talks to unix sockets and loopback only.
 
+pub mod apiserver;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};

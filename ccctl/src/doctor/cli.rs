@@ -30,13 +30,32 @@ pub fn run(a: DoctorArgs, fmt: Format) -> Result<Outcome, CannotRun> {
         }
         return Ok(Outcome::Ok);
     }
+    let env = |k: &str| std::env::var(k).ok();
+    if let Some(pod) = &a.pod {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| CannotRun::new(e.to_string()))?;
+        let facts = rt.block_on(async {
+            let client = crate::k8s::client(a.context.as_deref()).await?;
+            let ns = match &a.namespace {
+                Some(n) => n.clone(),
+                None => crate::k8s::default_namespace(a.context.as_deref()).await,
+            };
+            crate::k8s::pod_facts(&client, &ns, pod, a.timeout).await
+        });
+        rt.shutdown_background();
+        let facts = facts.map_err(CannotRun::new)?;
+        let report = super::pod::report(&facts, &a.checks);
+        return finish(&report, fmt, a.fail_on, env("NO_COLOR"));
+    }
     if !a.local {
         return Err(CannotRun::new(
-            "only --local is implemented so far: the pod (--pod) and fleet (-l) modes come with kube support",
+            "say where to look: --local (this machine) or --pod NAME (through the Kubernetes API); fleet mode (-l) is not built yet",
         ));
     }
     let selected = super::select(all, &a.checks).map_err(CannotRun::new)?;
-    let env = |k: &str| std::env::var(k).ok();
     let ctx = Arc::new(Context {
         production: env("PRODUCTION").is_some_and(|v| v == "true"),
         enclave_debug: env("ENCLAVE_DEBUG"),
@@ -58,16 +77,24 @@ pub fn run(a: DoctorArgs, fmt: Format) -> Result<Outcome, CannotRun> {
     let report = rt.block_on(super::run(selected, ctx, a.timeout));
     // Checks still blocked (e.g. a hung nitro-cli) must not keep the process alive.
     rt.shutdown_background();
+    finish(&report, fmt, a.fail_on, env("NO_COLOR"))
+}
+
+fn finish(
+    report: &super::Report,
+    fmt: Format,
+    fail_on: FailOn,
+    no_color: Option<String>,
+) -> Result<Outcome, CannotRun> {
     match fmt {
-        Format::Json => println!("{}", output::json(&report)),
-        Format::Junit => print!("{}", render::junit(&report)),
+        Format::Json => println!("{}", output::json(report)),
+        Format::Junit => print!("{}", render::junit(report)),
         Format::Human => {
-            let color =
-                std::io::stdout().is_terminal() && env("NO_COLOR").is_none_or(|v| v.is_empty());
-            print!("{}", render::human(&report, Style { color }));
+            let color = std::io::stdout().is_terminal() && no_color.is_none_or(|v| v.is_empty());
+            print!("{}", render::human(report, Style { color }));
         }
     }
-    let level = match a.fail_on {
+    let level = match fail_on {
         FailOn::Info => Severity::Info,
         FailOn::Warn => Severity::Warn,
         FailOn::Error => Severity::Error,

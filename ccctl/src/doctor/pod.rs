@@ -1,0 +1,274 @@
+//! Checks over what the Kubernetes API says about the pod (pure functions of [`PodFacts`]):
+//! the device request, hugepages, the device plugin on the pod's node, the node label, the
+//! pod's phase and warning events.
+
+use cc_proto::findings::{Finding, Severity};
+use k8s_openapi::api::core::v1::Container;
+
+use super::{CheckResult, CheckStatus, Report, Summary};
+use crate::k8s::{DEVICE_PLUGIN, DEVICE_RESOURCE, NODE_LABEL, PodFacts};
+use crate::output::clean;
+
+type PodCheck = (&'static str, &'static str, fn(&PodFacts) -> Vec<Finding>);
+
+/// The pod checks, in display order: (id, description, check).
+pub const CHECKS: &[PodCheck] = &[
+    ("enclave.pod-phase", "the pod is Running", pod_phase),
+    (
+        "nsm.device-request",
+        "a container requests aws.ec2.nitro/nitro_enclaves: \"1\"",
+        device_request,
+    ),
+    (
+        "enclave.hugepages",
+        "hugepages requested and mounted (emptyDir medium HugePages)",
+        hugepages,
+    ),
+    (
+        "nsm.device-plugin",
+        "the device-plugin DaemonSet exists and is ready",
+        device_plugin,
+    ),
+    (
+        "nsm.node-label",
+        "the pod's node carries aws-nitro-enclaves-k8s-dp=enabled",
+        node_label,
+    ),
+    ("enclave.pod-events", "no warning events on the pod", events),
+];
+
+fn containers(f: &PodFacts) -> impl Iterator<Item = &Container> {
+    f.pod.spec.iter().flat_map(|s| s.containers.iter())
+}
+
+fn pod_name(f: &PodFacts) -> String {
+    f.pod.metadata.name.clone().unwrap_or_default()
+}
+
+fn pod_phase(f: &PodFacts) -> Vec<Finding> {
+    let phase = f
+        .pod
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.clone())
+        .unwrap_or_default();
+    if phase == "Running" {
+        return Vec::new();
+    }
+    vec![
+        Finding::new(
+            "enclave.pod-not-running",
+            Severity::Error,
+            format!("pod '{}' is {phase}, not Running", pod_name(f)),
+        )
+        .with("phase", phase)
+        .fix(
+            "Look at the pod's events and logs",
+            &["kubectl describe pod POD", "kubectl logs POD"],
+        ),
+    ]
+}
+
+fn device_request(f: &PodFacts) -> Vec<Finding> {
+    let ok = containers(f).any(|c| {
+        c.resources
+            .as_ref()
+            .and_then(|r| r.limits.as_ref())
+            .and_then(|l| l.get(DEVICE_RESOURCE))
+            .is_some_and(|q| q.0 == "1")
+    });
+    if ok {
+        return Vec::new();
+    }
+    vec![Finding::new(
+        "nsm.device-not-requested",
+        Severity::Error,
+        format!("no container of pod '{}' has resources.limits {DEVICE_RESOURCE}: \"1\": /dev/nitro_enclaves will not be in the pod", pod_name(f)),
+    )
+    .fix("Add the limit to the parent container (the Helm chart does when enclave.enabled=true)", &[])]
+}
+
+fn hugepages(f: &PodFacts) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let requested = containers(f).any(|c| {
+        c.resources
+            .as_ref()
+            .and_then(|r| r.limits.as_ref())
+            .is_some_and(|l| l.keys().any(|k| k.starts_with("hugepages-")))
+    });
+    if !requested {
+        out.push(
+            Finding::new(
+                "enclave.hugepages-not-requested",
+                Severity::Error,
+                format!(
+                    "pod '{}' requests no hugepages: nitro-cli run-enclave fails with E35",
+                    pod_name(f)
+                ),
+            )
+            .fix(
+                "Request hugepages-2Mi (or hugepages-1Gi) for the parent container",
+                &[],
+            ),
+        );
+    }
+    let mounted = f
+        .pod
+        .spec
+        .iter()
+        .flat_map(|s| s.volumes.iter().flatten())
+        .any(|v| {
+            v.empty_dir
+                .as_ref()
+                .and_then(|e| e.medium.as_deref())
+                .is_some_and(|m| m.starts_with("HugePages"))
+        });
+    if !mounted {
+        out.push(
+            Finding::new(
+                "enclave.hugepages-not-mounted",
+                Severity::Warn,
+                format!(
+                    "pod '{}' mounts no emptyDir with medium HugePages",
+                    pod_name(f)
+                ),
+            )
+            .fix(
+                "Mount an emptyDir {medium: HugePages} in the parent container",
+                &[],
+            ),
+        );
+    }
+    out
+}
+
+fn device_plugin(f: &PodFacts) -> Vec<Finding> {
+    let Some(ds) = &f.device_plugin else {
+        return vec![Finding::new(
+            "nsm.device-plugin-missing",
+            Severity::Error,
+            format!("DaemonSet kube-system/{DEVICE_PLUGIN} does not exist: no node advertises {DEVICE_RESOURCE}"),
+        )
+        .fix("Install the AWS Nitro Enclaves Kubernetes device plugin", &["kubectl apply -f https://raw.githubusercontent.com/aws/aws-nitro-enclaves-k8s-device-plugin/main/aws-nitro-enclaves-k8s-ds.yaml"])];
+    };
+    let st = ds.status.clone().unwrap_or_default();
+    if st.number_ready < st.desired_number_scheduled || st.desired_number_scheduled == 0 {
+        return vec![
+            Finding::new(
+                "nsm.device-plugin-not-ready",
+                Severity::Error,
+                format!(
+                    "DaemonSet {DEVICE_PLUGIN}: {} of {} pods ready",
+                    st.number_ready, st.desired_number_scheduled
+                ),
+            )
+            .with("ready", st.number_ready)
+            .with("desired", st.desired_number_scheduled)
+            .fix(
+                "Look at the device-plugin pods on the enclave nodes",
+                &["kubectl -n kube-system get pods -l name=aws-nitro-enclaves-k8s-dp -o wide"],
+            ),
+        ];
+    }
+    Vec::new()
+}
+
+fn node_label(f: &PodFacts) -> Vec<Finding> {
+    let Some(node) = &f.node else {
+        return Vec::new();
+    };
+    let labelled = node
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(NODE_LABEL.0))
+        .is_some_and(|v| v == NODE_LABEL.1);
+    if labelled {
+        return Vec::new();
+    }
+    let name = node.metadata.name.clone().unwrap_or_default();
+    vec![
+        Finding::new(
+            "nsm.node-not-labelled",
+            Severity::Error,
+            format!(
+                "node '{name}' lacks the label {}={}: the device plugin does not run there",
+                NODE_LABEL.0, NODE_LABEL.1
+            ),
+        )
+        .with("node", name.clone())
+        .fix(
+            "Label the node (and make sure it has EnclaveOptions.Enabled)",
+            &[&format!(
+                "kubectl label node {name} {}={}",
+                NODE_LABEL.0, NODE_LABEL.1
+            )],
+        ),
+    ]
+}
+
+fn events(f: &PodFacts) -> Vec<Finding> {
+    let warnings: Vec<String> = f
+        .events
+        .iter()
+        .filter(|e| e.type_.as_deref() == Some("Warning"))
+        .map(|e| {
+            clean(&format!(
+                "{}: {}",
+                e.reason.clone().unwrap_or_default(),
+                e.message.clone().unwrap_or_default()
+            ))
+        })
+        .collect();
+    if warnings.is_empty() {
+        return Vec::new();
+    }
+    vec![
+        Finding::new(
+            "enclave.pod-warnings",
+            Severity::Warn,
+            format!(
+                "{} warning event(s) on the pod: {}",
+                warnings.len(),
+                warnings[0]
+            ),
+        )
+        .with("events", warnings),
+    ]
+}
+
+/// Run the pod checks over fetched facts.
+pub fn report(facts: &PodFacts, only: &[String]) -> Report {
+    let mut checks = Vec::new();
+    for (id, description, check) in CHECKS {
+        let family = id.split('.').next().unwrap_or("misc");
+        if !only.is_empty() && !only.iter().any(|o| o == id || o == family) {
+            continue;
+        }
+        let findings = check(facts);
+        checks.push(CheckResult {
+            id: (*id).to_owned(),
+            family: family.to_owned(),
+            description: (*description).to_owned(),
+            status: if findings.is_empty() {
+                CheckStatus::Passed
+            } else {
+                CheckStatus::Findings
+            },
+            duration_ms: 0,
+            findings,
+        });
+    }
+    let mut summary = Summary {
+        checks: checks.len(),
+        ..Summary::default()
+    };
+    for f in checks.iter().flat_map(|c| c.findings.iter()) {
+        match f.severity {
+            Severity::Error => summary.errors += 1,
+            Severity::Warn => summary.warnings += 1,
+            Severity::Info => summary.infos += 1,
+        }
+    }
+    Report { checks, summary }
+}

@@ -1,0 +1,104 @@
+//! Kubernetes: what `doctor --pod` reads from the API (the pod, its node, the Nitro Enclaves
+//! device-plugin DaemonSet, the pod's events) with the real `kube` client and the user's
+//! kubeconfig (`--context`, `-n` as kubectl spells them).
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use kube::api::{Api, ListParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+/// Fixed contract names (DESIGN.md).
+pub const DEVICE_RESOURCE: &str = "aws.ec2.nitro/nitro_enclaves";
+pub const DEVICE_PLUGIN: &str = "aws-nitro-enclaves-k8s-daemonset";
+pub const DEVICE_PLUGIN_NAMESPACE: &str = "kube-system";
+pub const NODE_LABEL: (&str, &str) = ("aws-nitro-enclaves-k8s-dp", "enabled");
+
+/// Everything the pod checks look at, fetched once.
+#[derive(Debug, Clone)]
+pub struct PodFacts {
+    pub pod: Pod,
+    pub node: Option<Node>,
+    /// `None`: the DaemonSet does not exist.
+    pub device_plugin: Option<DaemonSet>,
+    pub events: Vec<Event>,
+}
+
+pub async fn client(context: Option<&str>) -> Result<kube::Client, String> {
+    let kubeconfig = Kubeconfig::read().map_err(|e| format!("cannot read kubeconfig: {e}"))?;
+    let opts = KubeConfigOptions {
+        context: context.map(str::to_owned),
+        ..KubeConfigOptions::default()
+    };
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &opts)
+        .await
+        .map_err(|e| format!("kubeconfig: {e}"))?;
+    kube::Client::try_from(config).map_err(|e| format!("kube client: {e}"))
+}
+
+/// The namespace to use: `-n`, else the context's, else `default`.
+pub async fn default_namespace(context: Option<&str>) -> String {
+    let Ok(kc) = Kubeconfig::read() else {
+        return "default".into();
+    };
+    let name = context.map(str::to_owned).or(kc.current_context.clone());
+    kc.contexts
+        .iter()
+        .find(|c| Some(&c.name) == name.as_ref())
+        .and_then(|c| c.context.as_ref())
+        .and_then(|c| c.namespace.clone())
+        .unwrap_or_else(|| "default".into())
+}
+
+fn not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+pub async fn pod_facts(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<PodFacts, String> {
+    let fetch = async {
+        let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+        let pod = pods.get(name).await.map_err(|e| {
+            if not_found(&e) {
+                format!("pod '{name}' not found in namespace '{namespace}'")
+            } else {
+                format!("reading pod '{namespace}/{name}': {e}")
+            }
+        })?;
+        let node_name = pod.spec.as_ref().and_then(|s| s.node_name.clone());
+        let node = match &node_name {
+            Some(n) => match Api::<Node>::all(client.clone()).get(n).await {
+                Ok(node) => Some(node),
+                Err(e) if not_found(&e) => None,
+                Err(e) => return Err(format!("reading node '{n}': {e}")),
+            },
+            None => None,
+        };
+        let ds: Api<DaemonSet> = Api::namespaced(client.clone(), DEVICE_PLUGIN_NAMESPACE);
+        let device_plugin = match ds.get(DEVICE_PLUGIN).await {
+            Ok(d) => Some(d),
+            Err(e) if not_found(&e) => None,
+            Err(e) => return Err(format!("reading DaemonSet {DEVICE_PLUGIN}: {e}")),
+        };
+        let events: Api<Event> = Api::namespaced(client.clone(), namespace);
+        let events = events
+            .list(&ListParams::default().fields(&format!("involvedObject.name={name}")))
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default();
+        Ok(PodFacts {
+            pod,
+            node,
+            device_plugin,
+            events,
+        })
+    };
+    tokio::time::timeout(timeout, fetch)
+        .await
+        .map_err(|_| format!("the Kubernetes API did not answer within {timeout:?}"))?
+}

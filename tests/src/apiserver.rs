@@ -1,0 +1,231 @@
+//! An HTTP server that answers like the Kubernetes API server for the few endpoints `ccctl`
+//! reads (pods, nodes, DaemonSets, events), with objects built from k8s-openapi types, on
+//! loopback; plus a kubeconfig pointing at it. The real `kube` client talks to it.
+
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetStatus};
+use k8s_openapi::api::core::v1::{
+    Container, EmptyDirVolumeSource, Event, Node, ObjectReference, Pod, PodSpec, PodStatus,
+    ResourceRequirements, Volume,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+#[derive(Debug, Default, Clone)]
+pub struct Objects {
+    pub pods: Vec<Pod>,
+    pub nodes: Vec<Node>,
+    pub daemonsets: Vec<DaemonSet>,
+    pub events: Vec<Event>,
+}
+
+pub struct ApiServer {
+    pub port: u16,
+    pub objects: Arc<Mutex<Objects>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn not_found(kind: &str, name: &str) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(serde_json::json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": format!("{kind} \"{name}\" not found"), "reason": "NotFound", "code": 404
+        })),
+    )
+        .into_response()
+}
+
+fn named<'a, T>(
+    items: &'a [T],
+    ns: Option<&str>,
+    name: &str,
+    meta: impl Fn(&T) -> &ObjectMeta,
+) -> Option<&'a T> {
+    items.iter().find(|o| {
+        let m = meta(o);
+        m.name.as_deref() == Some(name) && (ns.is_none() || m.namespace.as_deref() == ns)
+    })
+}
+
+type Shared = Arc<Mutex<Objects>>;
+
+async fn pod(State(s): State<Shared>, Path((ns, name)): Path<(String, String)>) -> Response {
+    let o = s.lock().unwrap_or_else(|e| e.into_inner());
+    match named(&o.pods, Some(&ns), &name, |p| &p.metadata) {
+        Some(p) => Json(p.clone()).into_response(),
+        None => not_found("pods", &name),
+    }
+}
+
+async fn node(State(s): State<Shared>, Path(name): Path<String>) -> Response {
+    let o = s.lock().unwrap_or_else(|e| e.into_inner());
+    match named(&o.nodes, None, &name, |n| &n.metadata) {
+        Some(n) => Json(n.clone()).into_response(),
+        None => not_found("nodes", &name),
+    }
+}
+
+async fn daemonset(State(s): State<Shared>, Path((ns, name)): Path<(String, String)>) -> Response {
+    let o = s.lock().unwrap_or_else(|e| e.into_inner());
+    match named(&o.daemonsets, Some(&ns), &name, |d| &d.metadata) {
+        Some(d) => Json(d.clone()).into_response(),
+        None => not_found("daemonsets.apps", &name),
+    }
+}
+
+async fn events(
+    State(s): State<Shared>,
+    Path(ns): Path<String>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let o = s.lock().unwrap_or_else(|e| e.into_inner());
+    let want = q
+        .get("fieldSelector")
+        .and_then(|f| f.strip_prefix("involvedObject.name="))
+        .map(str::to_owned);
+    let items: Vec<&Event> = o
+        .events
+        .iter()
+        .filter(|e| e.metadata.namespace.as_deref() == Some(ns.as_str()))
+        .filter(|e| want.is_none() || e.involved_object.name == want)
+        .collect();
+    Json(serde_json::json!({"apiVersion": "v1", "kind": "EventList", "metadata": {}, "items": items})).into_response()
+}
+
+impl ApiServer {
+    pub async fn start(objects: Objects) -> ApiServer {
+        let shared = Arc::new(Mutex::new(objects));
+        let app = axum::Router::new()
+            .route("/api/v1/namespaces/{ns}/pods/{name}", get(pod))
+            .route("/api/v1/nodes/{name}", get(node))
+            .route(
+                "/apis/apps/v1/namespaces/{ns}/daemonsets/{name}",
+                get(daemonset),
+            )
+            .route("/api/v1/namespaces/{ns}/events", get(events))
+            .with_state(shared.clone());
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(l, app).await;
+        });
+        ApiServer {
+            port,
+            objects: shared,
+            task,
+        }
+    }
+
+    /// A kubeconfig with one context `test` (namespace `namespace`) pointing here.
+    pub fn kubeconfig(&self, dir: &std::path::Path, namespace: &str) -> std::path::PathBuf {
+        let p = dir.join("kubeconfig");
+        std::fs::write(
+            &p,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: http://127.0.0.1:{}\nusers:\n- name: test\n  user: {{}}\ncontexts:\n- name: test\n  context:\n    cluster: test\n    user: test\n    namespace: {namespace}\ncurrent-context: test\n",
+                self.port
+            ),
+        )
+        .expect("write kubeconfig");
+        p
+    }
+}
+
+fn meta(name: &str, ns: Option<&str>) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_owned()),
+        namespace: ns.map(str::to_owned),
+        ..ObjectMeta::default()
+    }
+}
+
+/// A pod as the Helm chart deploys it: device limit, hugepages requested and mounted, Running.
+pub fn healthy_pod(name: &str, ns: &str, node: &str) -> Pod {
+    let limits = [
+        ("aws.ec2.nitro/nitro_enclaves", "1"),
+        ("hugepages-2Mi", "1Gi"),
+        ("memory", "2Gi"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), Quantity(v.to_owned())))
+    .collect();
+    Pod {
+        metadata: meta(name, Some(ns)),
+        spec: Some(PodSpec {
+            node_name: Some(node.to_owned()),
+            containers: vec![Container {
+                name: "parent".into(),
+                resources: Some(ResourceRequirements {
+                    limits: Some(limits),
+                    ..ResourceRequirements::default()
+                }),
+                ..Container::default()
+            }],
+            volumes: Some(vec![Volume {
+                name: "hugepage".into(),
+                empty_dir: Some(EmptyDirVolumeSource {
+                    medium: Some("HugePages".into()),
+                    ..EmptyDirVolumeSource::default()
+                }),
+                ..Volume::default()
+            }]),
+            ..PodSpec::default()
+        }),
+        status: Some(PodStatus {
+            phase: Some("Running".into()),
+            ..PodStatus::default()
+        }),
+    }
+}
+
+pub fn labelled_node(name: &str) -> Node {
+    let mut m = meta(name, None);
+    m.labels = Some([("aws-nitro-enclaves-k8s-dp".to_owned(), "enabled".to_owned())].into());
+    Node {
+        metadata: m,
+        ..Node::default()
+    }
+}
+
+pub fn device_plugin(ready: i32, desired: i32) -> DaemonSet {
+    DaemonSet {
+        metadata: meta("aws-nitro-enclaves-k8s-daemonset", Some("kube-system")),
+        status: Some(DaemonSetStatus {
+            number_ready: ready,
+            desired_number_scheduled: desired,
+            ..DaemonSetStatus::default()
+        }),
+        ..DaemonSet::default()
+    }
+}
+
+pub fn warning_event(ns: &str, pod: &str, reason: &str, message: &str) -> Event {
+    Event {
+        metadata: meta(&format!("{pod}.{reason}"), Some(ns)),
+        involved_object: ObjectReference {
+            kind: Some("Pod".into()),
+            name: Some(pod.to_owned()),
+            namespace: Some(ns.to_owned()),
+            ..ObjectReference::default()
+        },
+        type_: Some("Warning".into()),
+        reason: Some(reason.to_owned()),
+        message: Some(message.to_owned()),
+        ..Event::default()
+    }
+}

@@ -1,0 +1,154 @@
+//! `ccctl doctor --pod`: the real `kube` client (kubeconfig, context namespace, `-n`) against a
+//! loopback server that answers like the Kubernetes API server with k8s-openapi objects.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use cc_tests::apiserver::{
+    ApiServer, Objects, device_plugin, healthy_pod, labelled_node, warning_event,
+};
+use cc_tests::bin;
+
+fn doctor(kubeconfig: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let o = Command::new(bin("ccctl"))
+        .args(["doctor"])
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn codes(json: &str) -> BTreeSet<String> {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| {
+            c["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["code"].as_str().unwrap().to_owned())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_deployed_as_the_chart_does_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = ApiServer::start(Objects {
+        pods: vec![healthy_pod("signer-0", "chamber", "node-a")],
+        nodes: vec![labelled_node("node-a")],
+        daemonsets: vec![device_plugin(3, 3)],
+        events: vec![],
+    })
+    .await;
+    let kc = api.kubeconfig(dir.path(), "chamber");
+    // The namespace comes from the context.
+    let (code, out, err) =
+        tokio::task::spawn_blocking(move || doctor(&kc, &["--pod", "signer-0", "-o", "json"]))
+            .await
+            .unwrap();
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(codes(&out).is_empty(), "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["summary"]["checks"], 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_pod_level_fault_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pod = healthy_pod("signer-1", "prod", "node-b");
+    let spec = pod.spec.as_mut().unwrap();
+    spec.volumes = None;
+    spec.containers[0].resources = None;
+    pod.status.as_mut().unwrap().phase = Some("Pending".into());
+    let mut node = labelled_node("node-b");
+    node.metadata.labels = None;
+    let api = ApiServer::start(Objects {
+        pods: vec![pod],
+        nodes: vec![node],
+        daemonsets: vec![],
+        events: vec![warning_event(
+            "prod",
+            "signer-1",
+            "FailedScheduling",
+            "0/3 nodes are available: \u{1b}[31minsufficient aws.ec2.nitro/nitro_enclaves\u{1b}[0m",
+        )],
+    })
+    .await;
+    let kc = api.kubeconfig(dir.path(), "default");
+    let kc2 = kc.clone();
+    let (code, out, _) = tokio::task::spawn_blocking(move || {
+        doctor(&kc2, &["--pod", "signer-1", "-n", "prod", "-o", "json"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(1));
+    let want: BTreeSet<String> = [
+        "enclave.pod-not-running",
+        "nsm.device-not-requested",
+        "enclave.hugepages-not-requested",
+        "enclave.hugepages-not-mounted",
+        "nsm.device-plugin-missing",
+        "nsm.node-not-labelled",
+        "enclave.pod-warnings",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    assert_eq!(codes(&out), want);
+    // The event text from the cluster is shown without its escape sequences.
+    let (_, human, _) =
+        tokio::task::spawn_blocking(move || doctor(&kc, &["--pod", "signer-1", "-n", "prod"]))
+            .await
+            .unwrap();
+    assert!(
+        human.contains("FailedScheduling: 0/3 nodes are available: [31minsufficient"),
+        "{human}"
+    );
+    assert!(!human.contains('\u{1b}'));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_plugin_not_ready_and_a_missing_pod() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = ApiServer::start(Objects {
+        pods: vec![healthy_pod("signer-0", "chamber", "node-a")],
+        nodes: vec![labelled_node("node-a")],
+        daemonsets: vec![device_plugin(1, 3)],
+        events: vec![],
+    })
+    .await;
+    let kc = api.kubeconfig(dir.path(), "chamber");
+    let kc2 = kc.clone();
+    let (code, out, _) = tokio::task::spawn_blocking(move || {
+        doctor(
+            &kc2,
+            &["--pod", "signer-0", "-o", "json", "--checks", "nsm"],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        codes(&out),
+        BTreeSet::from(["nsm.device-plugin-not-ready".to_owned()])
+    );
+    let (code, _, err) =
+        tokio::task::spawn_blocking(move || doctor(&kc, &["--pod", "nope", "-n", "chamber"]))
+            .await
+            .unwrap();
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("pod 'nope' not found in namespace 'chamber'"),
+        "{err}"
+    );
+}
