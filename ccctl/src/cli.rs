@@ -47,6 +47,9 @@ pub struct DoctorArgs {
     /// Check this pod through the Kubernetes API (pod spec, node, device plugin, events).
     #[arg(long, value_name = "NAME")]
     pub pod: Option<String>,
+    /// Check every pod matching this label selector (fleet mode), concurrently.
+    #[arg(short = 'l', long = "selector", value_name = "SELECTOR", conflicts_with_all = ["pod", "local"])]
+    pub selector: Option<String>,
     /// Namespace of the pod (default: the context's, else `default`).
     #[arg(short = 'n', long, value_name = "NAMESPACE")]
     pub namespace: Option<String>,

@@ -8,6 +8,7 @@
 pub mod checks;
 pub mod cli;
 pub mod egress;
+pub mod fleet;
 pub mod pcr;
 pub mod pod;
 pub mod render;

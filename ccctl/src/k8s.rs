@@ -55,6 +55,83 @@ fn not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
 }
 
+/// Facts for every pod matching `selector`, fetched concurrently: the device-plugin DaemonSet
+/// once, each node once, then per pod its events. A fleet takes about as long as its slowest
+/// pod, not the sum.
+pub async fn fleet_facts(
+    client: &kube::Client,
+    namespace: &str,
+    selector: &str,
+    timeout: Duration,
+) -> Result<Vec<PodFacts>, String> {
+    let fetch = async {
+        let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+        let ds: Api<DaemonSet> = Api::namespaced(client.clone(), DEVICE_PLUGIN_NAMESPACE);
+        let lp = ListParams::default().labels(selector);
+        let (list, plugin) = tokio::join!(pods.list(&lp), ds.get(DEVICE_PLUGIN));
+        let list = list.map_err(|e| format!("listing pods '{selector}' in '{namespace}': {e}"))?;
+        let device_plugin = match plugin {
+            Ok(d) => Some(d),
+            Err(e) if not_found(&e) => None,
+            Err(e) => return Err(format!("reading DaemonSet {DEVICE_PLUGIN}: {e}")),
+        };
+        let node_names: std::collections::BTreeSet<String> = list
+            .items
+            .iter()
+            .filter_map(|p| p.spec.as_ref().and_then(|s| s.node_name.clone()))
+            .collect();
+        let mut node_tasks = tokio::task::JoinSet::new();
+        for n in node_names {
+            let c = client.clone();
+            node_tasks.spawn(async move { (n.clone(), Api::<Node>::all(c).get(&n).await.ok()) });
+        }
+        let mut event_tasks = tokio::task::JoinSet::new();
+        for (i, p) in list.items.iter().enumerate() {
+            let c = client.clone();
+            let ns = namespace.to_owned();
+            let name = p.metadata.name.clone().unwrap_or_default();
+            event_tasks.spawn(async move {
+                let api: Api<Event> = Api::namespaced(c, &ns);
+                let ev = api
+                    .list(&ListParams::default().fields(&format!("involvedObject.name={name}")))
+                    .await
+                    .map(|l| l.items)
+                    .unwrap_or_default();
+                (i, ev)
+            });
+        }
+        let mut nodes = std::collections::BTreeMap::new();
+        while let Some(Ok((n, node))) = node_tasks.join_next().await {
+            nodes.insert(n, node);
+        }
+        let mut events = std::collections::BTreeMap::new();
+        while let Some(Ok((i, ev))) = event_tasks.join_next().await {
+            events.insert(i, ev);
+        }
+        Ok(list
+            .items
+            .into_iter()
+            .enumerate()
+            .map(|(i, pod)| {
+                let node = pod
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.node_name.as_ref())
+                    .and_then(|n| nodes.get(n).cloned().flatten());
+                PodFacts {
+                    pod,
+                    node,
+                    device_plugin: device_plugin.clone(),
+                    events: events.remove(&i).unwrap_or_default(),
+                }
+            })
+            .collect())
+    };
+    tokio::time::timeout(timeout, fetch)
+        .await
+        .map_err(|_| format!("the Kubernetes API did not answer within {timeout:?}"))?
+}
+
 pub async fn pod_facts(
     client: &kube::Client,
     namespace: &str,

@@ -60,10 +60,24 @@ fn named<'a, T>(
     })
 }
 
-type Shared = Arc<Mutex<Objects>>;
+/// Objects plus the delay every answer waits (to measure fleet concurrency).
+#[derive(Clone)]
+pub struct Shared {
+    objects: Arc<Mutex<Objects>>,
+    latency: std::time::Duration,
+}
+
+impl Shared {
+    async fn get(&self) -> std::sync::MutexGuard<'_, Objects> {
+        if !self.latency.is_zero() {
+            tokio::time::sleep(self.latency).await;
+        }
+        self.objects.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
 
 async fn pod(State(s): State<Shared>, Path((ns, name)): Path<(String, String)>) -> Response {
-    let o = s.lock().unwrap_or_else(|e| e.into_inner());
+    let o = s.get().await;
     match named(&o.pods, Some(&ns), &name, |p| &p.metadata) {
         Some(p) => Json(p.clone()).into_response(),
         None => not_found("pods", &name),
@@ -71,7 +85,7 @@ async fn pod(State(s): State<Shared>, Path((ns, name)): Path<(String, String)>) 
 }
 
 async fn node(State(s): State<Shared>, Path(name): Path<String>) -> Response {
-    let o = s.lock().unwrap_or_else(|e| e.into_inner());
+    let o = s.get().await;
     match named(&o.nodes, None, &name, |n| &n.metadata) {
         Some(n) => Json(n.clone()).into_response(),
         None => not_found("nodes", &name),
@@ -79,7 +93,7 @@ async fn node(State(s): State<Shared>, Path(name): Path<String>) -> Response {
 }
 
 async fn daemonset(State(s): State<Shared>, Path((ns, name)): Path<(String, String)>) -> Response {
-    let o = s.lock().unwrap_or_else(|e| e.into_inner());
+    let o = s.get().await;
     match named(&o.daemonsets, Some(&ns), &name, |d| &d.metadata) {
         Some(d) => Json(d.clone()).into_response(),
         None => not_found("daemonsets.apps", &name),
@@ -91,7 +105,7 @@ async fn events(
     Path(ns): Path<String>,
     Query(q): Query<std::collections::HashMap<String, String>>,
 ) -> Response {
-    let o = s.lock().unwrap_or_else(|e| e.into_inner());
+    let o = s.get().await;
     let want = q
         .get("fieldSelector")
         .and_then(|f| f.strip_prefix("involvedObject.name="))
@@ -105,10 +119,49 @@ async fn events(
     Json(serde_json::json!({"apiVersion": "v1", "kind": "EventList", "metadata": {}, "items": items})).into_response()
 }
 
+async fn pods(
+    State(s): State<Shared>,
+    Path(ns): Path<String>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let o = s.get().await;
+    // Equality selectors `k=v[,k=v]`, as `-l` passes them.
+    let want: Vec<(String, String)> = q
+        .get("labelSelector")
+        .map(|sel| {
+            sel.split(',')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let items: Vec<&Pod> = o
+        .pods
+        .iter()
+        .filter(|p| p.metadata.namespace.as_deref() == Some(ns.as_str()))
+        .filter(|p| {
+            want.iter()
+                .all(|(k, v)| p.metadata.labels.as_ref().and_then(|l| l.get(k)) == Some(v))
+        })
+        .collect();
+    Json(serde_json::json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": items}))
+        .into_response()
+}
+
 impl ApiServer {
     pub async fn start(objects: Objects) -> ApiServer {
-        let shared = Arc::new(Mutex::new(objects));
+        Self::start_with_latency(objects, std::time::Duration::ZERO).await
+    }
+
+    /// Every answer waits `latency` first.
+    pub async fn start_with_latency(objects: Objects, latency: std::time::Duration) -> ApiServer {
+        let objects = Arc::new(Mutex::new(objects));
+        let shared = Shared {
+            objects: objects.clone(),
+            latency,
+        };
         let app = axum::Router::new()
+            .route("/api/v1/namespaces/{ns}/pods", get(pods))
             .route("/api/v1/namespaces/{ns}/pods/{name}", get(pod))
             .route("/api/v1/nodes/{name}", get(node))
             .route(
@@ -116,7 +169,7 @@ impl ApiServer {
                 get(daemonset),
             )
             .route("/api/v1/namespaces/{ns}/events", get(events))
-            .with_state(shared.clone());
+            .with_state(shared);
         let l = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -126,7 +179,7 @@ impl ApiServer {
         });
         ApiServer {
             port,
-            objects: shared,
+            objects,
             task,
         }
     }
@@ -154,7 +207,8 @@ fn meta(name: &str, ns: Option<&str>) -> ObjectMeta {
     }
 }
 
-/// A pod as the Helm chart deploys it: device limit, hugepages requested and mounted, Running.
+/// A pod as the Helm chart deploys it: device limit, hugepages requested and mounted, Running,
+/// labelled `app=containment-chamber`.
 pub fn healthy_pod(name: &str, ns: &str, node: &str) -> Pod {
     let limits = [
         ("aws.ec2.nitro/nitro_enclaves", "1"),
@@ -164,8 +218,10 @@ pub fn healthy_pod(name: &str, ns: &str, node: &str) -> Pod {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), Quantity(v.to_owned())))
     .collect();
+    let mut m = meta(name, Some(ns));
+    m.labels = Some([("app".to_owned(), "containment-chamber".to_owned())].into());
     Pod {
-        metadata: meta(name, Some(ns)),
+        metadata: m,
         spec: Some(PodSpec {
             node_name: Some(node.to_owned()),
             containers: vec![Container {

@@ -152,3 +152,85 @@ async fn device_plugin_not_ready_and_a_missing_pod() {
         "{err}"
     );
 }
+
+fn fleet(n: usize) -> Objects {
+    let mut pods = Vec::new();
+    for i in 0..n {
+        pods.push(healthy_pod(
+            &format!("signer-{i}"),
+            "chamber",
+            if i % 2 == 0 { "node-a" } else { "node-b" },
+        ));
+    }
+    Objects {
+        pods,
+        nodes: vec![labelled_node("node-a"), labelled_node("node-b")],
+        daemonsets: vec![device_plugin(2, 2)],
+        events: vec![],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_mode_reports_each_pod_and_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut objects = fleet(5);
+    objects.pods[1].spec.as_mut().unwrap().containers[0].resources = None;
+    objects.nodes[1].metadata.labels = None; // node-b: pods 1 and 3
+    let mut other = healthy_pod("not-ours", "chamber", "node-a");
+    other.metadata.labels = Some([("app".to_owned(), "other".to_owned())].into());
+    objects.pods.push(other);
+    let api = ApiServer::start(objects).await;
+    let kc = api.kubeconfig(dir.path(), "chamber");
+    let kc2 = kc.clone();
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        doctor(&kc2, &["-l", "app=containment-chamber", "-o", "json"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(1), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let pods = v["pods"].as_array().unwrap();
+    assert_eq!(pods.len(), 5, "the selector keeps only our pods");
+    let by = |name: &str| {
+        pods.iter().find(|p| p["pod"] == name).unwrap()["report"]["summary"]["errors"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(by("signer-0"), 0);
+    assert_eq!(
+        by("signer-1"),
+        3,
+        "no device limit, no hugepages limit, unlabelled node"
+    );
+    assert_eq!(by("signer-3"), 1, "unlabelled node");
+    let (_, human, _) =
+        tokio::task::spawn_blocking(move || doctor(&kc, &["-l", "app=containment-chamber"]))
+            .await
+            .unwrap();
+    assert!(
+        human.contains("5 pods matching 'app=containment-chamber' in 'chamber'"),
+        "{human}"
+    );
+    assert!(human.contains("== signer-1 =="), "{human}");
+}
+
+/// Fleet requests go out concurrently: 50 pods behind 100 ms per answer take far less than
+/// the 5 s one-after-another would (only a lower bound on the sequential time is assumed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_mode_is_concurrent() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = ApiServer::start_with_latency(fleet(50), std::time::Duration::from_millis(100)).await;
+    let kc = api.kubeconfig(dir.path(), "chamber");
+    let t = std::time::Instant::now();
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        doctor(&kc, &["-l", "app=containment-chamber", "-o", "json"])
+    })
+    .await
+    .unwrap();
+    let took = t.elapsed();
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        took < std::time::Duration::from_millis(2500),
+        "took {took:?}"
+    );
+}

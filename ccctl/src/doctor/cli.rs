@@ -50,9 +50,50 @@ pub fn run(a: DoctorArgs, fmt: Format) -> Result<Outcome, CannotRun> {
         let report = super::pod::report(&facts, &a.checks);
         return finish(&report, fmt, a.fail_on, env("NO_COLOR"));
     }
+    if let Some(selector) = &a.selector {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| CannotRun::new(e.to_string()))?;
+        let (ns, facts) = rt
+            .block_on(async {
+                let client = crate::k8s::client(a.context.as_deref()).await?;
+                let ns = match &a.namespace {
+                    Some(n) => n.clone(),
+                    None => crate::k8s::default_namespace(a.context.as_deref()).await,
+                };
+                let f = crate::k8s::fleet_facts(&client, &ns, selector, a.timeout).await?;
+                Ok::<_, String>((ns, f))
+            })
+            .map_err(CannotRun::new)?;
+        rt.shutdown_background();
+        let fleet = super::fleet::Fleet::new(&ns, selector, &facts, &a.checks);
+        match fmt {
+            Format::Json => println!("{}", output::json(&fleet)),
+            Format::Junit => print!("{}", fleet.junit()),
+            Format::Human => {
+                let color =
+                    std::io::stdout().is_terminal() && env("NO_COLOR").is_none_or(|v| v.is_empty());
+                print!("{}", fleet.human(Style { color }));
+            }
+        }
+        let level = match a.fail_on {
+            FailOn::Info => Severity::Info,
+            FailOn::Warn => Severity::Warn,
+            FailOn::Error => Severity::Error,
+        };
+        return Ok(
+            if fleet.pods.iter().any(|p| p.report.fails(level)) || fleet.pods.is_empty() {
+                Outcome::Finding
+            } else {
+                Outcome::Ok
+            },
+        );
+    }
     if !a.local {
         return Err(CannotRun::new(
-            "say where to look: --local (this machine) or --pod NAME (through the Kubernetes API); fleet mode (-l) is not built yet",
+            "say where to look: --local (this machine), --pod NAME or -l SELECTOR (through the Kubernetes API)",
         ));
     }
     let selected = super::select(all, &a.checks).map_err(CannotRun::new)?;

@@ -1,0 +1,102 @@
+//! Fleet mode: one report per pod, one summary table.
+
+use serde::Serialize;
+
+use super::Report;
+use super::render::{self, Style};
+use crate::k8s::PodFacts;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PodReport {
+    pub pod: String,
+    pub node: Option<String>,
+    pub phase: Option<String>,
+    pub report: Report,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Fleet {
+    pub namespace: String,
+    pub selector: String,
+    pub pods: Vec<PodReport>,
+}
+
+impl Fleet {
+    pub fn new(namespace: &str, selector: &str, facts: &[PodFacts], only: &[String]) -> Fleet {
+        Fleet {
+            namespace: namespace.to_owned(),
+            selector: selector.to_owned(),
+            pods: facts
+                .iter()
+                .map(|f| PodReport {
+                    pod: f.pod.metadata.name.clone().unwrap_or_default(),
+                    node: f.pod.spec.as_ref().and_then(|s| s.node_name.clone()),
+                    phase: f.pod.status.as_ref().and_then(|s| s.phase.clone()),
+                    report: super::pod::report(f, only),
+                })
+                .collect(),
+        }
+    }
+
+    pub fn human(&self, st: Style) -> String {
+        let mut out = format!(
+            "{} pods matching '{}' in '{}'\n\n{:<32} {:<20} {:<10} {:>6} {:>6}  FIRST PROBLEM\n",
+            self.pods.len(),
+            self.selector,
+            self.namespace,
+            "POD",
+            "NODE",
+            "PHASE",
+            "ERRORS",
+            "WARN"
+        );
+        for p in &self.pods {
+            let first = p
+                .report
+                .findings()
+                .next()
+                .map(|f| f.code.clone())
+                .unwrap_or_else(|| "-".into());
+            out += &format!(
+                "{:<32} {:<20} {:<10} {:>6} {:>6}  {first}\n",
+                p.pod,
+                p.node.as_deref().unwrap_or("-"),
+                p.phase.as_deref().unwrap_or("-"),
+                p.report.summary.errors,
+                p.report.summary.warnings
+            );
+        }
+        for p in self
+            .pods
+            .iter()
+            .filter(|p| p.report.findings().next().is_some())
+        {
+            out += &format!("\n== {} ==\n", p.pod);
+            out += &render::human(&p.report, st);
+        }
+        crate::output::clean(&out)
+    }
+
+    pub fn junit(&self) -> String {
+        // One document per pod would not be valid XML together: merge the suites.
+        let mut out = String::from(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"ccctl doctor fleet\">\n",
+        );
+        for p in &self.pods {
+            let doc = render::junit(&p.report);
+            for line in doc
+                .lines()
+                .filter(|l| l.starts_with("  ") || l.starts_with("    "))
+            {
+                out += &line.replacen(
+                    "<testsuite name=\"",
+                    &format!("<testsuite name=\"{}/", p.pod),
+                    1,
+                );
+                out.push('\n');
+            }
+        }
+        out += "</testsuites>\n";
+        out
+    }
+}
