@@ -94,11 +94,7 @@ fn run(cli: Cli) -> Result<Outcome, CannotRun> {
         }
         Command::Policy(PolicyCommand::Check(a)) => {
             let input = ccctl::policy::input_from_args(&a)?;
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .map_err(|e| CannotRun::new(e.to_string()))?;
+            let rt = output::runtime()?;
             let r = rt.block_on(ccctl::policy::check(input));
             match fmt {
                 Format::Json => println!("{}", output::json(&r)),

@@ -53,3 +53,13 @@ pub fn clean(s: &str) -> String {
         .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
         .collect()
 }
+
+/// The async runtime every network-facing command uses (two workers: the machines this runs
+/// on are small, and the work is waiting on I/O).
+pub fn runtime() -> Result<tokio::runtime::Runtime, CannotRun> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CannotRun::new(format!("cannot start the async runtime: {e}")))
+}

@@ -380,3 +380,22 @@ pub const AWS_TEST_ENV: &[(&str, &str)] = &[
     ("AWS_CONFIG_FILE", "/dev/null"),
     ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
 ];
+
+/// The finding codes of a `ccctl doctor -o json` report.
+pub fn finding_codes(json: &str) -> std::collections::BTreeSet<String> {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    v["checks"]
+        .as_array()
+        .map(|a| a.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|c| {
+            c["findings"]
+                .as_array()
+                .map(|a| a.as_slice())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|f| f["code"].as_str().map(str::to_owned))
+        })
+        .collect()
+}

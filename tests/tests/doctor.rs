@@ -139,22 +139,6 @@ fn doctor(c: &Chamber, nitro: &Path, extra: &[&str], env: &[(&str, &str)]) -> (i
     )
 }
 
-fn codes(json: &str) -> BTreeSet<String> {
-    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
-    v["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|c| {
-            c["findings"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|f| f["code"].as_str().unwrap().to_owned())
-        })
-        .collect()
-}
-
 #[test]
 fn sealed_chamber_with_unreachable_holders_and_no_log_listener() {
     let c = chamber(true);
@@ -211,7 +195,7 @@ fn sealed_chamber_with_unreachable_holders_and_no_log_listener() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     load.join().unwrap();
     assert_eq!(code, 1, "{out}");
-    let got = codes(&out);
+    let got = cc_tests::finding_codes(&out);
     for want in [
         "enclave.sealed",
         "kms.unreachable",
@@ -275,7 +259,7 @@ fn production_debug_missing_device_and_a_failed_signer() {
         &[("PRODUCTION", "true"), ("ENCLAVE_DEBUG", "1")],
     );
     assert_eq!(code, 1);
-    let got = codes(&out);
+    let got = cc_tests::finding_codes(&out);
     for want in [
         "config.debug-in-production",
         "enclave.debug-mode",
@@ -314,7 +298,10 @@ fn production_debug_missing_device_and_a_failed_signer() {
         &["-o", "json", "--checks", "enclave.nitro-cli"],
         &[],
     );
-    assert!(codes(&out).contains("nsm.device-missing"), "{out}");
+    assert!(
+        cc_tests::finding_codes(&out).contains("nsm.device-missing"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -386,6 +373,38 @@ fn a_hanging_nitro_cli_times_out_alone_and_fail_on_levels() {
         .unwrap();
     let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(list.as_array().unwrap().len() >= 6);
+}
+
+/// `ccctl doctor --local --checks egress` on a proxy config: exit code and
+/// (code, endpoint) of each finding.
+fn egress_findings(cfg: &Path) -> (Option<i32>, BTreeSet<(String, String)>) {
+    let o = Command::new(bin("ccctl"))
+        .args([
+            "-o",
+            "json",
+            "doctor",
+            "--local",
+            "--checks",
+            "egress",
+            "--timeout",
+            "5s",
+        ])
+        .args(["--proxy-config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let f = v["checks"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["code"].as_str().unwrap().to_owned(),
+                f["evidence"]["endpoint"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    (o.status.code(), f)
 }
 
 /// A TLS server on loopback (self-signed), answering handshakes until the test ends.
@@ -481,39 +500,11 @@ memory_mib = 512
         ),
     )
     .unwrap();
-    let cfg1 = cfg.clone();
-    let run = move |extra: &[&str]| {
-        let o = Command::new(bin("ccctl"))
-            .args([
-                "-o",
-                "json",
-                "doctor",
-                "--local",
-                "--checks",
-                "egress",
-                "--timeout",
-                "5s",
-            ])
-            .args(["--proxy-config", cfg1.to_str().unwrap()])
-            .args(extra)
-            .output()
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-        let f: Vec<(String, String)> = v["checks"][0]["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| {
-                (
-                    f["code"].as_str().unwrap().to_owned(),
-                    f["evidence"]["endpoint"].as_str().unwrap_or("").to_owned(),
-                )
-            })
-            .collect();
-        (o.status.code(), f)
-    };
     // Proxy not running: every forwarder is down.
-    let (code, f) = tokio::task::spawn_blocking(move || run(&[])).await.unwrap();
+    let cfg1 = cfg.clone();
+    let (code, f) = tokio::task::spawn_blocking(move || egress_findings(&cfg1))
+        .await
+        .unwrap();
     assert_eq!(code, Some(1));
     assert_eq!(
         f.iter().filter(|(c, _)| c == "egress.proxy-down").count(),
@@ -531,38 +522,9 @@ memory_mib = 512
     proxy.wait_stdout("enclave started", Duration::from_secs(30));
     std::fs::write(&allow, format!("allowlist:\n- {{address: 127.0.0.1, port: {tls}}}\n- {{address: 127.0.0.1, port: {closed}}}\n")).unwrap();
     let cfg2 = cfg.clone();
-    let (code, f) = tokio::task::spawn_blocking(move || {
-        let o = Command::new(bin("ccctl"))
-            .args([
-                "-o",
-                "json",
-                "doctor",
-                "--local",
-                "--checks",
-                "egress",
-                "--timeout",
-                "5s",
-                "--proxy-config",
-                cfg2.to_str().unwrap(),
-            ])
-            .output()
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-        let f: BTreeSet<(String, String)> = v["checks"][0]["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| {
-                (
-                    f["code"].as_str().unwrap().to_owned(),
-                    f["evidence"]["endpoint"].as_str().unwrap_or("").to_owned(),
-                )
-            })
-            .collect();
-        (o.status.code(), f)
-    })
-    .await
-    .unwrap();
+    let (code, f) = tokio::task::spawn_blocking(move || egress_findings(&cfg2))
+        .await
+        .unwrap();
     assert_eq!(code, Some(1));
     let want: BTreeSet<(String, String)> = [
         ("egress.tls-failed", "kms-plain"),
@@ -628,7 +590,7 @@ fn pcr_family_checks_the_attested_measurements_against_each_policy() {
         &[],
     );
     assert_eq!(code, 1, "{out}");
-    let got = codes(&out);
+    let got = cc_tests::finding_codes(&out);
     for want in [
         "policy.threshold-unmet",
         "policy.measurement-not-allowed",
@@ -652,7 +614,7 @@ fn pcr_family_checks_the_attested_measurements_against_each_policy() {
         ],
         &[],
     );
-    let got = codes(&out);
+    let got = cc_tests::finding_codes(&out);
     assert!(!got.contains("policy.threshold-unmet"), "{got:?}");
     assert_eq!(
         code, 1,

@@ -24,22 +24,6 @@ fn doctor(kubeconfig: &std::path::Path, args: &[&str]) -> (Option<i32>, String, 
     )
 }
 
-fn codes(json: &str) -> BTreeSet<String> {
-    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
-    v["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|c| {
-            c["findings"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|f| f["code"].as_str().unwrap().to_owned())
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_deployed_as_the_chart_does_passes() {
     let dir = tempfile::tempdir().unwrap();
@@ -57,7 +41,7 @@ async fn a_pod_deployed_as_the_chart_does_passes() {
             .await
             .unwrap();
     assert_eq!(code, Some(0), "{out}{err}");
-    assert!(codes(&out).is_empty(), "{out}");
+    assert!(cc_tests::finding_codes(&out).is_empty(), "{out}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["summary"]["checks"], 6);
 }
@@ -104,7 +88,7 @@ async fn every_pod_level_fault_is_found() {
     .iter()
     .map(|s| (*s).to_owned())
     .collect();
-    assert_eq!(codes(&out), want);
+    assert_eq!(cc_tests::finding_codes(&out), want);
     // The event text from the cluster is shown without its escape sequences.
     let (_, human, _) =
         tokio::task::spawn_blocking(move || doctor(&kc, &["--pod", "signer-1", "-n", "prod"]))
@@ -139,7 +123,7 @@ async fn device_plugin_not_ready_and_a_missing_pod() {
     .unwrap();
     assert_eq!(code, Some(1));
     assert_eq!(
-        codes(&out),
+        cc_tests::finding_codes(&out),
         BTreeSet::from(["nsm.device-plugin-not-ready".to_owned()])
     );
     let (code, _, err) =

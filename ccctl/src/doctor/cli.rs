@@ -32,11 +32,7 @@ pub fn run(a: DoctorArgs, fmt: Format) -> Result<Outcome, CannotRun> {
     }
     let env = |k: &str| std::env::var(k).ok();
     if let Some(pod) = &a.pod {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| CannotRun::new(e.to_string()))?;
+        let rt = output::runtime()?;
         let facts = rt.block_on(async {
             let client = crate::k8s::client(a.context.as_deref()).await?;
             let ns = match &a.namespace {
@@ -51,11 +47,7 @@ pub fn run(a: DoctorArgs, fmt: Format) -> Result<Outcome, CannotRun> {
         return finish(&report, fmt, a.fail_on, env("NO_COLOR"));
     }
     if let Some(selector) = &a.selector {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| CannotRun::new(e.to_string()))?;
+        let rt = output::runtime()?;
         let (ns, facts) = rt
             .block_on(async {
                 let client = crate::k8s::client(a.context.as_deref()).await?;
@@ -110,11 +102,7 @@ pub fn run(a: DoctorArgs, fmt: Format) -> Result<Outcome, CannotRun> {
         proxy_config: a.proxy_config,
         holders_config: a.config,
     });
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| CannotRun::new(e.to_string()))?;
+    let rt = output::runtime()?;
     let report = rt.block_on(super::run(selected, ctx, a.timeout));
     // Checks still blocked (e.g. a hung nitro-cli) must not keep the process alive.
     rt.shutdown_background();
