@@ -53,6 +53,10 @@ pub struct DoctorArgs {
     /// Namespace of the pod (default: the context's, else `default`).
     #[arg(short = 'n', long, value_name = "NAMESPACE")]
     pub namespace: Option<String>,
+    /// How to run the probes inside the pod: through the Kubernetes API (kube), or on this
+    /// machine (local: for `ccctl demo`, where the pod is this machine), or not at all (none).
+    #[arg(long, value_enum, default_value_t = ExecMode::Kube)]
+    pub exec: ExecMode,
     /// kubeconfig context to use.
     #[arg(long, value_name = "CONTEXT")]
     pub context: Option<String>,
@@ -92,6 +96,13 @@ pub struct DoctorArgs {
     /// Time between the two scrapes that measure the log drop rate.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = crate::parse_duration)]
     pub scrape_interval: std::time::Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExecMode {
+    Kube,
+    Local,
+    None,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -8,6 +8,7 @@
 pub mod checks;
 pub mod cli;
 pub mod egress;
+pub mod exec;
 pub mod fleet;
 pub mod pcr;
 pub mod pod;
@@ -66,7 +67,7 @@ impl dyn Check {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckStatus {
     Passed,
@@ -75,7 +76,7 @@ pub enum CheckStatus {
     TimedOut,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct CheckResult {
     pub id: String,
     pub family: String,
@@ -85,13 +86,13 @@ pub struct CheckResult {
     pub findings: Vec<Finding>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Report {
     pub checks: Vec<CheckResult>,
     pub summary: Summary,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct Summary {
     pub errors: usize,
     pub warnings: usize,
@@ -102,6 +103,29 @@ pub struct Summary {
 }
 
 impl Report {
+    /// Recount the summary after checks were added.
+    pub fn resummarise(&mut self) {
+        let mut s = Summary {
+            checks: self.checks.len(),
+            ..Summary::default()
+        };
+        for c in &self.checks {
+            match c.status {
+                CheckStatus::Crashed => s.crashed += 1,
+                CheckStatus::TimedOut => s.timed_out += 1,
+                _ => {}
+            }
+            for f in &c.findings {
+                match f.severity {
+                    Severity::Error => s.errors += 1,
+                    Severity::Warn => s.warnings += 1,
+                    Severity::Info => s.infos += 1,
+                }
+            }
+        }
+        self.summary = s;
+    }
+
     pub fn findings(&self) -> impl Iterator<Item = &Finding> {
         self.checks.iter().flat_map(|c| c.findings.iter())
     }

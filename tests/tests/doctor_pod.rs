@@ -40,10 +40,16 @@ async fn a_pod_deployed_as_the_chart_does_passes() {
         tokio::task::spawn_blocking(move || doctor(&kc, &["--pod", "signer-0", "-o", "json"]))
             .await
             .unwrap();
+    // The in-pod probes go through the API's exec (websocket), which this test server does
+    // not offer: reported as a warning; the API-side checks all pass.
     assert_eq!(code, Some(0), "{out}{err}");
-    assert!(cc_tests::finding_codes(&out).is_empty(), "{out}");
+    assert_eq!(
+        cc_tests::finding_codes(&out),
+        BTreeSet::from(["enclave.in-pod-probe-failed".to_owned()]),
+        "{out}"
+    );
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["summary"]["checks"], 6);
+    assert_eq!(v["summary"]["checks"], 7);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,7 +77,12 @@ async fn every_pod_level_fault_is_found() {
     let kc = api.kubeconfig(dir.path(), "default");
     let kc2 = kc.clone();
     let (code, out, _) = tokio::task::spawn_blocking(move || {
-        doctor(&kc2, &["--pod", "signer-1", "-n", "prod", "-o", "json"])
+        doctor(
+            &kc2,
+            &[
+                "--pod", "signer-1", "-n", "prod", "-o", "json", "--exec", "none",
+            ],
+        )
     })
     .await
     .unwrap();
@@ -90,10 +101,11 @@ async fn every_pod_level_fault_is_found() {
     .collect();
     assert_eq!(cc_tests::finding_codes(&out), want);
     // The event text from the cluster is shown without its escape sequences.
-    let (_, human, _) =
-        tokio::task::spawn_blocking(move || doctor(&kc, &["--pod", "signer-1", "-n", "prod"]))
-            .await
-            .unwrap();
+    let (_, human, _) = tokio::task::spawn_blocking(move || {
+        doctor(&kc, &["--pod", "signer-1", "-n", "prod", "--exec", "none"])
+    })
+    .await
+    .unwrap();
     assert!(
         human.contains("FailedScheduling: 0/3 nodes are available: [31minsufficient"),
         "{human}"
@@ -216,5 +228,92 @@ async fn fleet_mode_is_concurrent() {
     assert!(
         took < std::time::Duration::from_millis(2500),
         "took {took:?}"
+    );
+}
+
+/// `--exec local` runs the in-pod probes on this machine: `ccctl doctor --local` when ccctl is
+/// on PATH (its report is merged), else the raw commands (nitro-cli, the device test).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_pod_probes_merge_into_the_pod_report() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let api = ApiServer::start(Objects {
+        pods: vec![healthy_pod("signer-0", "chamber", "node-a")],
+        nodes: vec![labelled_node("node-a")],
+        daemonsets: vec![device_plugin(1, 1)],
+        events: vec![],
+    })
+    .await;
+    let kc = api.kubeconfig(dir.path(), "chamber");
+    let ccctl_dir = bin("ccctl").parent().unwrap().to_owned();
+    // 1. ccctl in the "image": its local report (nothing runs here) is merged.
+    let (kc1, path1) = (kc.clone(), format!("{}:/usr/bin:/bin", ccctl_dir.display()));
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(bin("ccctl"))
+            .args([
+                "doctor",
+                "--pod",
+                "signer-0",
+                "-o",
+                "json",
+                "--exec",
+                "local",
+                "--timeout",
+                "3s",
+            ])
+            .env("KUBECONFIG", &kc1)
+            .env("PATH", path1)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let codes = cc_tests::finding_codes(&text);
+    assert!(codes.contains("enclave.api-unreachable"), "{codes:?}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let ids: Vec<&str> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"nsm.device-plugin") && ids.contains(&"logs.forwarding"),
+        "{ids:?}"
+    );
+    // 2. No ccctl, a nitro-cli that reports a debug-mode enclave: the raw commands.
+    let bin_dir = dir.path().join("bin");
+    std::fs::create_dir(&bin_dir).unwrap();
+    let nitro = bin_dir.join("nitro-cli");
+    std::fs::write(
+        &nitro,
+        format!(
+            "#!/bin/sh\ncat '{}'\n",
+            cc_tests::fixtures()
+                .join("nitro-cli/describe-enclaves.debug.json")
+                .display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&nitro, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path2 = format!("{}:/usr/bin:/bin", bin_dir.display());
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(bin("ccctl"))
+            .args([
+                "doctor", "--pod", "signer-0", "-o", "json", "--exec", "local",
+            ])
+            .env("KUBECONFIG", &kc)
+            .env("PATH", path2)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let codes = cc_tests::finding_codes(&String::from_utf8_lossy(&out.stdout));
+    assert!(codes.contains("enclave.debug-mode"), "{codes:?}");
+    assert_eq!(
+        codes.contains("nsm.device-missing"),
+        !std::path::Path::new("/dev/nitro_enclaves").exists()
     );
 }

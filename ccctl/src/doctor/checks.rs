@@ -114,64 +114,70 @@ impl Check for EnclaveNitroCli {
             };
             match described {
                 Err(failure) => vec![nitro_cli_error(&failure)],
-                Ok(list) => {
-                    let mut out = Vec::new();
-                    if list.is_empty() {
-                        out.push(
-                            Finding::new(
-                                "enclave.not-running",
-                                Severity::Error,
-                                "nitro-cli describe-enclaves lists no enclave",
-                            )
-                            .fix(
-                                "Look at the pod's log for the nitro-cli run-enclave error",
-                                &["kubectl logs POD | grep -E 'E[0-9]{2}|FATAL'"],
-                            ),
-                        );
-                    }
-                    for e in &list {
-                        if e.state == "TERMINATING" {
-                            out.push(
-                                Finding::new(
-                                    "enclave.terminating",
-                                    Severity::Error,
-                                    format!("enclave {} is TERMINATING", e.enclave_id),
-                                )
-                                .with("enclave_id", e.enclave_id.clone()),
-                            );
-                        } else if !e.running() {
-                            out.push(
-                                Finding::new(
-                                    "enclave.not-running",
-                                    Severity::Error,
-                                    format!("enclave {} is {}, not RUNNING", e.enclave_id, e.state),
-                                )
-                                .with("enclave_id", e.enclave_id.clone()),
-                            );
-                        }
-                        if e.debug_mode() {
-                            let sev = if ctx.production {
-                                Severity::Error
-                            } else {
-                                Severity::Warn
-                            };
-                            out.push(
-                                Finding::new(
-                                    "enclave.debug-mode",
-                                    sev,
-                                    format!("enclave {} runs in DEBUG_MODE: its attested PCRs are all zero, so no key policy should release a share", e.enclave_id),
-                                )
-                                .with("enclave_id", e.enclave_id.clone())
-                                .with("production", ctx.production)
-                                .fix("Restart without --debug-mode (unset ENCLAVE_DEBUG)", &[]),
-                            );
-                        }
-                    }
-                    out
-                }
+                Ok(list) => enclave_findings(&list, ctx.production),
             }
         })
     }
+}
+
+/// What `describe-enclaves` output says: none running, not RUNNING, TERMINATING, debug mode.
+pub fn enclave_findings(
+    list: &[cc_proto::nitro_cli::DescribedEnclave],
+    production: bool,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    if list.is_empty() {
+        out.push(
+            Finding::new(
+                "enclave.not-running",
+                Severity::Error,
+                "nitro-cli describe-enclaves lists no enclave",
+            )
+            .fix(
+                "Look at the pod's log for the nitro-cli run-enclave error",
+                &["kubectl logs POD | grep -E 'E[0-9]{2}|FATAL'"],
+            ),
+        );
+    }
+    for e in list {
+        if e.state == "TERMINATING" {
+            out.push(
+                Finding::new(
+                    "enclave.terminating",
+                    Severity::Error,
+                    format!("enclave {} is TERMINATING", e.enclave_id),
+                )
+                .with("enclave_id", e.enclave_id.clone()),
+            );
+        } else if !e.running() {
+            out.push(
+                Finding::new(
+                    "enclave.not-running",
+                    Severity::Error,
+                    format!("enclave {} is {}, not RUNNING", e.enclave_id, e.state),
+                )
+                .with("enclave_id", e.enclave_id.clone()),
+            );
+        }
+        if e.debug_mode() {
+            let sev = if production {
+                Severity::Error
+            } else {
+                Severity::Warn
+            };
+            out.push(
+                Finding::new(
+                    "enclave.debug-mode",
+                    sev,
+                    format!("enclave {} runs in DEBUG_MODE: its attested PCRs are all zero, so no key policy should release a share", e.enclave_id),
+                )
+                .with("enclave_id", e.enclave_id.clone())
+                .with("production", production)
+                .fix("Restart without --debug-mode (unset ENCLAVE_DEBUG)", &[]),
+            );
+        }
+    }
+    out
 }
 
 /// Map a nitro-cli failure to its finding (the first `[ Exx ]` is the cause).

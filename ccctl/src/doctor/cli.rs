@@ -33,17 +33,37 @@ pub fn run(a: DoctorArgs, fmt: Format) -> Result<Outcome, CannotRun> {
     let env = |k: &str| std::env::var(k).ok();
     if let Some(pod) = &a.pod {
         let rt = output::runtime()?;
-        let facts = rt.block_on(async {
+        let timeout_arg = format!("{}ms", a.timeout.as_millis());
+        let exec_mode = a.exec;
+        let report = rt.block_on(async {
             let client = crate::k8s::client(a.context.as_deref()).await?;
             let ns = match &a.namespace {
                 Some(n) => n.clone(),
                 None => crate::k8s::default_namespace(a.context.as_deref()).await,
             };
-            crate::k8s::pod_facts(&client, &ns, pod, a.timeout).await
+            let facts = crate::k8s::pod_facts(&client, &ns, pod, a.timeout).await?;
+            let mut report = super::pod::report(&facts, &a.checks);
+            let exec: Option<Arc<dyn super::exec::PodExec>> = match exec_mode {
+                crate::cli::ExecMode::Kube => Some(Arc::new(super::exec::KubeExec(client))),
+                crate::cli::ExecMode::Local => Some(Arc::new(super::exec::LocalExec)),
+                crate::cli::ExecMode::None => None,
+            };
+            if let Some(exec) = exec {
+                let inside = tokio::time::timeout(
+                    a.timeout + std::time::Duration::from_secs(2),
+                    super::exec::in_pod(exec, &ns, pod, &timeout_arg),
+                )
+                .await
+                .unwrap_or_default();
+                report.checks.extend(inside.into_iter().filter(|c| {
+                    a.checks.is_empty() || a.checks.iter().any(|o| *o == c.id || *o == c.family)
+                }));
+                report.resummarise();
+            }
+            Ok::<_, String>(report)
         });
         rt.shutdown_background();
-        let facts = facts.map_err(CannotRun::new)?;
-        let report = super::pod::report(&facts, &a.checks);
+        let report = report.map_err(CannotRun::new)?;
         return finish(&report, fmt, a.fail_on, env("NO_COLOR"));
     }
     if let Some(selector) = &a.selector {
