@@ -52,10 +52,14 @@ async fn main() {
     let (fleet, one) = tokio::task::spawn_blocking(move || {
         let fleet = median(
             (0..3)
-                .map(|_| run(&kc, &["-l", "app=containment-chamber"]))
+                .map(|_| run(&kc, &["-l", "app=containment-chamber", "--exec", "none"]))
                 .collect(),
         );
-        let one = median((0..3).map(|_| run(&kc, &["--pod", "signer-7"])).collect());
+        let one = median(
+            (0..3)
+                .map(|_| run(&kc, &["--pod", "signer-7", "--exec", "none"]))
+                .collect(),
+        );
         (fleet, one)
     })
     .await

@@ -179,7 +179,17 @@ async fn fleet_mode_reports_each_pod_and_a_summary() {
     let kc = api.kubeconfig(dir.path(), "chamber");
     let kc2 = kc.clone();
     let (code, out, err) = tokio::task::spawn_blocking(move || {
-        doctor(&kc2, &["-l", "app=containment-chamber", "-o", "json"])
+        doctor(
+            &kc2,
+            &[
+                "-l",
+                "app=containment-chamber",
+                "-o",
+                "json",
+                "--exec",
+                "none",
+            ],
+        )
     })
     .await
     .unwrap();
@@ -199,10 +209,11 @@ async fn fleet_mode_reports_each_pod_and_a_summary() {
         "no device limit, no hugepages limit, unlabelled node"
     );
     assert_eq!(by("signer-3"), 1, "unlabelled node");
-    let (_, human, _) =
-        tokio::task::spawn_blocking(move || doctor(&kc, &["-l", "app=containment-chamber"]))
-            .await
-            .unwrap();
+    let (_, human, _) = tokio::task::spawn_blocking(move || {
+        doctor(&kc, &["-l", "app=containment-chamber", "--exec", "none"])
+    })
+    .await
+    .unwrap();
     assert!(
         human.contains("5 pods matching 'app=containment-chamber' in 'chamber'"),
         "{human}"
@@ -219,7 +230,17 @@ async fn fleet_mode_is_concurrent() {
     let kc = api.kubeconfig(dir.path(), "chamber");
     let t = std::time::Instant::now();
     let (code, out, err) = tokio::task::spawn_blocking(move || {
-        doctor(&kc, &["-l", "app=containment-chamber", "-o", "json"])
+        doctor(
+            &kc,
+            &[
+                "-l",
+                "app=containment-chamber",
+                "-o",
+                "json",
+                "--exec",
+                "none",
+            ],
+        )
     })
     .await
     .unwrap();
@@ -316,4 +337,58 @@ async fn in_pod_probes_merge_into_the_pod_report() {
         codes.contains("nsm.device-missing"),
         !std::path::Path::new("/dev/nitro_enclaves").exists()
     );
+}
+
+/// Fleet mode runs each pod's in-pod probes too (here `--exec local` with the raw commands).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_mode_merges_each_pods_in_pod_probes() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let api = ApiServer::start(fleet(3)).await;
+    let kc = api.kubeconfig(dir.path(), "chamber");
+    let bin_dir = dir.path().join("bin");
+    std::fs::create_dir(&bin_dir).unwrap();
+    let nitro = bin_dir.join("nitro-cli");
+    std::fs::write(
+        &nitro,
+        format!(
+            "#!/bin/sh\ncat '{}'\n",
+            cc_tests::fixtures()
+                .join("nitro-cli/describe-enclaves.running.json")
+                .display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&nitro, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:/usr/bin:/bin", bin_dir.display());
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(bin("ccctl"))
+            .args([
+                "doctor",
+                "-l",
+                "app=containment-chamber",
+                "-o",
+                "json",
+                "--exec",
+                "local",
+            ])
+            .env("KUBECONFIG", &kc)
+            .env("PATH", path)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pods = v["pods"].as_array().unwrap();
+    assert_eq!(pods.len(), 3);
+    for p in pods {
+        let checks = p["report"]["checks"].as_array().unwrap();
+        let nitro = checks
+            .iter()
+            .find(|c| c["id"] == "enclave.nitro-cli")
+            .expect("in-pod nitro-cli check");
+        assert_eq!(nitro["status"], "passed", "{p:#}");
+        assert_eq!(p["report"]["summary"]["checks"], 8);
+    }
 }

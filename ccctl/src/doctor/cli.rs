@@ -43,11 +43,7 @@ pub fn run(a: DoctorArgs, fmt: Format) -> Result<Outcome, CannotRun> {
             };
             let facts = crate::k8s::pod_facts(&client, &ns, pod, a.timeout).await?;
             let mut report = super::pod::report(&facts, &a.checks);
-            let exec: Option<Arc<dyn super::exec::PodExec>> = match exec_mode {
-                crate::cli::ExecMode::Kube => Some(Arc::new(super::exec::KubeExec(client))),
-                crate::cli::ExecMode::Local => Some(Arc::new(super::exec::LocalExec)),
-                crate::cli::ExecMode::None => None,
-            };
+            let exec = exec_for(exec_mode, &client);
             if let Some(exec) = exec {
                 let inside = tokio::time::timeout(
                     a.timeout + std::time::Duration::from_secs(2),
@@ -68,7 +64,7 @@ pub fn run(a: DoctorArgs, fmt: Format) -> Result<Outcome, CannotRun> {
     }
     if let Some(selector) = &a.selector {
         let rt = output::runtime()?;
-        let (ns, facts) = rt
+        let (ns, facts, inside) = rt
             .block_on(async {
                 let client = crate::k8s::client(a.context.as_deref()).await?;
                 let ns = match &a.namespace {
@@ -76,11 +72,34 @@ pub fn run(a: DoctorArgs, fmt: Format) -> Result<Outcome, CannotRun> {
                     None => crate::k8s::default_namespace(a.context.as_deref()).await,
                 };
                 let f = crate::k8s::fleet_facts(&client, &ns, selector, a.timeout).await?;
-                Ok::<_, String>((ns, f))
+                // The in-pod probes of every pod, concurrently.
+                let mut inside: Vec<Vec<super::CheckResult>> = vec![Vec::new(); f.len()];
+                if let Some(exec) = exec_for(a.exec, &client) {
+                    let timeout_arg = format!("{}ms", a.timeout.as_millis());
+                    let mut tasks = tokio::task::JoinSet::new();
+                    for (i, facts) in f.iter().enumerate() {
+                        let (exec, ns, arg) = (exec.clone(), ns.clone(), timeout_arg.clone());
+                        let pod = facts.pod.metadata.name.clone().unwrap_or_default();
+                        let deadline = a.timeout + std::time::Duration::from_secs(2);
+                        tasks.spawn(async move {
+                            let r = tokio::time::timeout(
+                                deadline,
+                                super::exec::in_pod(exec, &ns, &pod, &arg),
+                            )
+                            .await
+                            .unwrap_or_default();
+                            (i, r)
+                        });
+                    }
+                    while let Some(Ok((i, r))) = tasks.join_next().await {
+                        inside[i] = r;
+                    }
+                }
+                Ok::<_, String>((ns, f, inside))
             })
             .map_err(CannotRun::new)?;
         rt.shutdown_background();
-        let fleet = super::fleet::Fleet::new(&ns, selector, &facts, &a.checks);
+        let fleet = super::fleet::Fleet::new(&ns, selector, &facts, inside, &a.checks);
         match fmt {
             Format::Json => println!("{}", output::json(&fleet)),
             Format::Junit => print!("{}", fleet.junit()),
@@ -127,6 +146,17 @@ pub fn run(a: DoctorArgs, fmt: Format) -> Result<Outcome, CannotRun> {
     // Checks still blocked (e.g. a hung nitro-cli) must not keep the process alive.
     rt.shutdown_background();
     finish(&report, fmt, a.fail_on, env("NO_COLOR"))
+}
+
+fn exec_for(
+    mode: crate::cli::ExecMode,
+    client: &kube::Client,
+) -> Option<Arc<dyn super::exec::PodExec>> {
+    match mode {
+        crate::cli::ExecMode::Kube => Some(Arc::new(super::exec::KubeExec(client.clone()))),
+        crate::cli::ExecMode::Local => Some(Arc::new(super::exec::LocalExec)),
+        crate::cli::ExecMode::None => None,
+    }
 }
 
 fn finish(

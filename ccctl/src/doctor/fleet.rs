@@ -22,17 +22,34 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    pub fn new(namespace: &str, selector: &str, facts: &[PodFacts], only: &[String]) -> Fleet {
+    /// `inside[i]`: the in-pod probe results of pod `i` (empty when not run).
+    pub fn new(
+        namespace: &str,
+        selector: &str,
+        facts: &[PodFacts],
+        inside: Vec<Vec<super::CheckResult>>,
+        only: &[String],
+    ) -> Fleet {
+        let mut inside = inside.into_iter();
         Fleet {
             namespace: namespace.to_owned(),
             selector: selector.to_owned(),
             pods: facts
                 .iter()
-                .map(|f| PodReport {
-                    pod: f.pod.metadata.name.clone().unwrap_or_default(),
-                    node: f.pod.spec.as_ref().and_then(|s| s.node_name.clone()),
-                    phase: f.pod.status.as_ref().and_then(|s| s.phase.clone()),
-                    report: super::pod::report(f, only),
+                .map(|f| {
+                    let mut report = super::pod::report(f, only);
+                    report
+                        .checks
+                        .extend(inside.next().unwrap_or_default().into_iter().filter(|c| {
+                            only.is_empty() || only.iter().any(|o| *o == c.id || *o == c.family)
+                        }));
+                    report.resummarise();
+                    PodReport {
+                        pod: f.pod.metadata.name.clone().unwrap_or_default(),
+                        node: f.pod.spec.as_ref().and_then(|s| s.node_name.clone()),
+                        phase: f.pod.status.as_ref().and_then(|s| s.phase.clone()),
+                        report,
+                    }
                 })
                 .collect(),
         }
