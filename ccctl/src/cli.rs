@@ -85,6 +85,13 @@ pub struct DoctorArgs {
     pub nitro_cli: PathBuf,
     #[arg(long, value_name = "PATH", default_value = "/dev/nitro_enclaves")]
     pub device: PathBuf,
+    /// The Nitro Enclaves allocator configuration.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/etc/nitro_enclaves/allocator.yaml"
+    )]
+    pub allocator: PathBuf,
     /// ccctl's config (holders, principal, threshold): the attested PCRs are checked against
     /// every holder's key policy (skipped when not given).
     #[arg(long, value_name = "FILE")]

@@ -5,6 +5,7 @@
 //! This first part runs on the local machine (`--local`); the pod and fleet modes (kube,
 //! exec) build on the same `Check` trait.
 
+pub mod allocator;
 pub mod checks;
 pub mod cli;
 pub mod egress;
@@ -51,6 +52,8 @@ pub struct Context {
     pub proxy_config: Option<std::path::PathBuf>,
     /// `ccctl`'s config (holders, principal, threshold); `None` skips the pcr family.
     pub holders_config: Option<std::path::PathBuf>,
+    /// `/etc/nitro_enclaves/allocator.yaml`.
+    pub allocator: std::path::PathBuf,
 }
 
 /// One check.
@@ -324,6 +327,7 @@ mod tests {
             probe_timeout: Duration::from_millis(100),
             proxy_config: None,
             holders_config: None,
+            allocator: "/nonexistent".into(),
         })
     }
 

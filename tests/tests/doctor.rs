@@ -621,3 +621,56 @@ fn pcr_family_checks_the_attested_measurements_against_each_policy() {
         "holder c's never-matching operator is still an error"
     );
 }
+
+#[test]
+fn allocator_reservations_against_the_enclave_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("run.toml");
+    std::fs::write(
+        &cfg,
+        "[enclave]\neif_path = \"/e.eif\"\ncpu_count = 2\nmemory_mib = 3524\n",
+    )
+    .unwrap();
+    let alloc = dir.path().join("allocator.yaml");
+    let run = |args: &[&str]| {
+        let o = Command::new(bin("ccctl"))
+            .args([
+                "-o",
+                "json",
+                "doctor",
+                "--local",
+                "--checks",
+                "nsm.allocator",
+            ])
+            .args(["--allocator", alloc.to_str().unwrap()])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            cc_tests::finding_codes(&String::from_utf8_lossy(&o.stdout)),
+        )
+    };
+    let (code, codes) = run(&[]);
+    assert_eq!(code, Some(1));
+    assert!(codes.contains("nsm.allocator-missing"), "{codes:?}");
+    std::fs::write(&alloc, "memory_mib: [\n").unwrap();
+    assert!(run(&[]).1.contains("nsm.allocator-invalid"));
+    std::fs::write(
+        &alloc,
+        "---\n# Enclave configuration file.\nmemory_mib: 2048\ncpu_pool: 3\n",
+    )
+    .unwrap();
+    let (code, codes) = run(&["--proxy-config", cfg.to_str().unwrap()]);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        codes,
+        BTreeSet::from([
+            "enclave.memory-over-allocator".to_owned(),
+            "enclave.cpus-over-allocator".to_owned()
+        ])
+    );
+    std::fs::write(&alloc, "memory_mib: 4096\ncpu_count: 2\n").unwrap();
+    let (code, codes) = run(&["--proxy-config", cfg.to_str().unwrap()]);
+    assert_eq!((code, codes.len()), (Some(0), 0), "{codes:?}");
+}

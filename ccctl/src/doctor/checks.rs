@@ -15,6 +15,7 @@ pub fn local() -> Vec<Arc<dyn Check>> {
         Arc::new(EnclaveNitroCli),
         Arc::new(EnclaveStatus),
         Arc::new(NsmDevice),
+        Arc::new(super::allocator::AllocatorConfig),
         Arc::new(KmsHolders),
         Arc::new(LogsMetrics),
         Arc::new(super::pcr::PcrPolicies),

@@ -140,6 +140,7 @@ pub fn run(a: DoctorArgs, fmt: Format) -> Result<Outcome, CannotRun> {
         probe_timeout: a.timeout,
         proxy_config: a.proxy_config,
         holders_config: a.config,
+        allocator: a.allocator,
     });
     let rt = output::runtime()?;
     let report = rt.block_on(super::run(selected, ctx, a.timeout));
