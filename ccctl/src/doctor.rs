@@ -54,6 +54,8 @@ pub struct Context {
     pub holders_config: Option<std::path::PathBuf>,
     /// `/etc/nitro_enclaves/allocator.yaml`.
     pub allocator: std::path::PathBuf,
+    /// `/status`, fetched once and shared by the checks that read it.
+    pub status: tokio::sync::OnceCell<Result<cc_proto::status::Status, String>>,
 }
 
 /// One check.
@@ -328,6 +330,7 @@ mod tests {
             proxy_config: None,
             holders_config: None,
             allocator: "/nonexistent".into(),
+            status: tokio::sync::OnceCell::new(),
         })
     }
 

@@ -66,32 +66,34 @@ pub async fn run(
     ));
     tracing::info!(listen = %cfg.logs.listen, "vsock-stdout listening");
 
-    // 2. egress, then ingress.
-    for (i, e) in cfg.egress.iter().enumerate() {
-        let listen = cfg.egress_listen(i);
+    // 2. egress, then ingress: the same forwarder, different directions.
+    let egress = cfg.egress.iter().enumerate().map(|(i, e)| {
+        (
+            "egress",
+            cfg.egress_listen(i),
+            &e.name,
+            &e.target,
+            e.connect_timeout_ms,
+        )
+    });
+    let ingress = cfg.ingress.iter().map(|e| {
+        (
+            "ingress",
+            e.listen.clone(),
+            &e.name,
+            &e.target,
+            e.connect_timeout_ms,
+        )
+    });
+    for (kind, listen, name, target, connect_timeout_ms) in egress.chain(ingress) {
         let l = cc_proto::listen(&listen).await?;
-        tracing::info!(forwarder = %e.name, %listen, target = %e.target, "egress listening");
+        tracing::info!(forwarder = %name, %listen, %target, "{kind} listening");
         servers.spawn(crate::forward::serve(
             l,
             Forwarder {
-                name: e.name.clone(),
-                target: e.target.clone(),
-                connect_timeout: Duration::from_millis(e.connect_timeout_ms),
-                grace,
-            },
-            metrics.clone(),
-            shutdown.clone(),
-        ));
-    }
-    for e in &cfg.ingress {
-        let l = cc_proto::listen(&e.listen).await?;
-        tracing::info!(forwarder = %e.name, listen = %e.listen, target = %e.target, "ingress listening");
-        servers.spawn(crate::forward::serve(
-            l,
-            Forwarder {
-                name: e.name.clone(),
-                target: e.target.clone(),
-                connect_timeout: Duration::from_millis(e.connect_timeout_ms),
+                name: name.clone(),
+                target: target.clone(),
+                connect_timeout: Duration::from_millis(connect_timeout_ms),
                 grace,
             },
             metrics.clone(),

@@ -144,24 +144,13 @@ pub struct CliMeasurements {
     pub pcr8: Option<String>,
 }
 
-/// One element of `nitro-cli describe-enclaves`. Unknown fields are ignored; fields that older
-/// versions do not print (`EnclaveName`, `Measurements`) are optional.
+/// One element of `nitro-cli describe-enclaves`: what `run-enclave` prints, plus state, flags
+/// and (newer versions) measurements. Unknown fields are ignored; fields that older versions
+/// do not print (`EnclaveName`, `Measurements`) are optional.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DescribedEnclave {
-    #[serde(rename = "EnclaveName", default)]
-    pub enclave_name: Option<String>,
-    #[serde(rename = "EnclaveID")]
-    pub enclave_id: String,
-    #[serde(rename = "ProcessID", default)]
-    pub process_id: Option<u64>,
-    #[serde(rename = "EnclaveCID")]
-    pub enclave_cid: u64,
-    #[serde(rename = "NumberOfCPUs", default)]
-    pub number_of_cpus: Option<u64>,
-    #[serde(rename = "CPUIDs", default)]
-    pub cpu_ids: Vec<u64>,
-    #[serde(rename = "MemoryMiB", default)]
-    pub memory_mib: Option<u64>,
+    #[serde(flatten)]
+    pub enclave: RunEnclave,
     /// `RUNNING`, `TERMINATING`, `EMPTY`.
     #[serde(rename = "State")]
     pub state: String,
@@ -170,6 +159,13 @@ pub struct DescribedEnclave {
     pub flags: String,
     #[serde(rename = "Measurements", default)]
     pub measurements: Option<CliMeasurements>,
+}
+
+impl std::ops::Deref for DescribedEnclave {
+    type Target = RunEnclave;
+    fn deref(&self) -> &RunEnclave {
+        &self.enclave
+    }
 }
 
 impl DescribedEnclave {

@@ -149,6 +149,21 @@ async fn device_plugin_not_ready_and_a_missing_pod() {
     );
 }
 
+/// A PATH whose only extra entry holds a `nitro-cli` that prints `fixture` (and no ccctl).
+fn path_with_fake_nitro_cli(dir: &std::path::Path, fixture: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let bin_dir = dir.join("bin");
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    let nitro = bin_dir.join("nitro-cli");
+    let script = format!(
+        "#!/bin/sh\ncat '{}'\n",
+        cc_tests::fixtures().join(fixture).display()
+    );
+    std::fs::write(&nitro, script).unwrap();
+    std::fs::set_permissions(&nitro, std::fs::Permissions::from_mode(0o755)).unwrap();
+    format!("{}:/usr/bin:/bin", bin_dir.display())
+}
+
 fn fleet(n: usize) -> Objects {
     let mut pods = Vec::new();
     for i in 0..n {
@@ -256,7 +271,6 @@ async fn fleet_mode_is_concurrent() {
 /// on PATH (its report is merged), else the raw commands (nitro-cli, the device test).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_pod_probes_merge_into_the_pod_report() {
-    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let api = ApiServer::start(Objects {
         pods: vec![healthy_pod("signer-0", "chamber", "node-a")],
@@ -304,21 +318,7 @@ async fn in_pod_probes_merge_into_the_pod_report() {
         "{ids:?}"
     );
     // 2. No ccctl, a nitro-cli that reports a debug-mode enclave: the raw commands.
-    let bin_dir = dir.path().join("bin");
-    std::fs::create_dir(&bin_dir).unwrap();
-    let nitro = bin_dir.join("nitro-cli");
-    std::fs::write(
-        &nitro,
-        format!(
-            "#!/bin/sh\ncat '{}'\n",
-            cc_tests::fixtures()
-                .join("nitro-cli/describe-enclaves.debug.json")
-                .display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&nitro, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let path2 = format!("{}:/usr/bin:/bin", bin_dir.display());
+    let path2 = path_with_fake_nitro_cli(dir.path(), "nitro-cli/describe-enclaves.debug.json");
     let out = tokio::task::spawn_blocking(move || {
         Command::new(bin("ccctl"))
             .args([
@@ -342,25 +342,10 @@ async fn in_pod_probes_merge_into_the_pod_report() {
 /// Fleet mode runs each pod's in-pod probes too (here `--exec local` with the raw commands).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fleet_mode_merges_each_pods_in_pod_probes() {
-    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let api = ApiServer::start(fleet(3)).await;
     let kc = api.kubeconfig(dir.path(), "chamber");
-    let bin_dir = dir.path().join("bin");
-    std::fs::create_dir(&bin_dir).unwrap();
-    let nitro = bin_dir.join("nitro-cli");
-    std::fs::write(
-        &nitro,
-        format!(
-            "#!/bin/sh\ncat '{}'\n",
-            cc_tests::fixtures()
-                .join("nitro-cli/describe-enclaves.running.json")
-                .display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&nitro, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let path = format!("{}:/usr/bin:/bin", bin_dir.display());
+    let path = path_with_fake_nitro_cli(dir.path(), "nitro-cli/describe-enclaves.running.json");
     let out = tokio::task::spawn_blocking(move || {
         Command::new(bin("ccctl"))
             .args([

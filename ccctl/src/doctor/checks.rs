@@ -23,12 +23,19 @@ pub fn local() -> Vec<Arc<dyn Check>> {
     ]
 }
 
+/// The enclave's `/status`, asked once per doctor run (several checks read it).
 pub(crate) async fn fetch_status(ctx: &Context) -> Result<Status, String> {
-    let r = crate::http::get(&ctx.api, "/status", ctx.probe_timeout).await?;
-    if r.status != 200 {
-        return Err(format!("/status answered {}", r.status));
-    }
-    serde_json::from_slice(&r.body).map_err(|e| format!("/status is not the expected JSON: {e}"))
+    ctx.status
+        .get_or_init(|| async {
+            let r = crate::http::get(&ctx.api, "/status", ctx.probe_timeout).await?;
+            if r.status != 200 {
+                return Err(format!("/status answered {}", r.status));
+            }
+            serde_json::from_slice(&r.body)
+                .map_err(|e| format!("/status is not the expected JSON: {e}"))
+        })
+        .await
+        .clone()
 }
 
 fn api_unreachable(ctx: &Context, why: &str) -> Finding {

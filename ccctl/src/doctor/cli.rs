@@ -141,6 +141,7 @@ pub fn run(a: DoctorArgs, fmt: Format) -> Result<Outcome, CannotRun> {
         proxy_config: a.proxy_config,
         holders_config: a.config,
         allocator: a.allocator,
+        status: tokio::sync::OnceCell::new(),
     });
     let rt = output::runtime()?;
     let report = rt.block_on(super::run(selected, ctx, a.timeout));
