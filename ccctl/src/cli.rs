@@ -37,6 +37,9 @@ pub enum Command {
     Policy(PolicyCommand),
     /// Diagnose the chamber: run the checks and report findings with their fixes.
     Doctor(DoctorArgs),
+    /// Run the whole chamber on this machine (local KMS, enclave server, parent proxy) and
+    /// diagnose it; --scenario injects a fault.
+    Demo(crate::demo::DemoArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -100,6 +103,10 @@ pub struct DoctorArgs {
     /// (skipped when not given).
     #[arg(long, value_name = "FILE")]
     pub proxy_config: Option<PathBuf>,
+    /// The pod's log as a file (the parent's stdout, e.g. `kubectl logs POD > f`): scanned for
+    /// known failure signatures (skipped when not given).
+    #[arg(long, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
     /// Time between the two scrapes that measure the log drop rate.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = crate::parse_duration)]
     pub scrape_interval: std::time::Duration,

@@ -14,6 +14,7 @@ pub mod fleet;
 pub mod pcr;
 pub mod pod;
 pub mod render;
+pub mod signatures;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -50,6 +51,8 @@ pub struct Context {
     /// The parent proxy's `run` configuration (egress endpoints, allowlist); `None` skips the
     /// egress family.
     pub proxy_config: Option<std::path::PathBuf>,
+    /// The pod's log as a file (the parent's stdout); `None` skips the signature scan.
+    pub log_file: Option<std::path::PathBuf>,
     /// `ccctl`'s config (holders, principal, threshold); `None` skips the pcr family.
     pub holders_config: Option<std::path::PathBuf>,
     /// `/etc/nitro_enclaves/allocator.yaml`.
@@ -328,6 +331,7 @@ mod tests {
             scrape_interval: Duration::from_millis(10),
             probe_timeout: Duration::from_millis(100),
             proxy_config: None,
+            log_file: None,
             holders_config: None,
             allocator: "/nonexistent".into(),
             status: tokio::sync::OnceCell::new(),

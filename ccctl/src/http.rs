@@ -41,17 +41,45 @@ pub struct Response {
 
 /// GET `path` with a deadline for the whole exchange.
 pub async fn get(addr: &Address, path: &str, timeout: Duration) -> Result<Response, String> {
-    tokio::time::timeout(timeout, get_inner(addr, path))
+    request(addr, "GET", path, None, timeout).await
+}
+
+/// `method` `path` with an optional JSON body, with a deadline for the whole exchange.
+pub async fn request(
+    addr: &Address,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<Response, String> {
+    tokio::time::timeout(timeout, request_inner(addr, method, path, body))
         .await
         .map_err(|_| format!("no answer from {addr} within {timeout:?}"))?
 }
 
-async fn get_inner(addr: &Address, path: &str) -> Result<Response, String> {
+async fn request_inner(
+    addr: &Address,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+) -> Result<Response, String> {
     let mut s = cc_proto::connect(addr).await.map_err(|e| e.to_string())?;
-    let req = format!(
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAccept: */*\r\n\r\n"
-    );
-    s.write_all(req.as_bytes())
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAccept: */*\r\n"
+    )
+    .into_bytes();
+    if let Some(b) = body {
+        req.extend(
+            format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                b.len()
+            )
+            .as_bytes(),
+        );
+    }
+    req.extend(b"\r\n");
+    req.extend(body.unwrap_or_default());
+    s.write_all(&req)
         .await
         .map_err(|e| format!("{addr}: {e}"))?;
     let mut raw = Vec::new();

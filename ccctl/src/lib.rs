@@ -4,6 +4,7 @@
 pub mod attest;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod eif;
 pub mod enclaves;
 pub mod http;

@@ -78,12 +78,14 @@ pub async fn serve(cfg: Config, production: bool) -> Result<(), ServeError> {
 
     let unseal = match nsm_error {
         Some(reason) => {
+            tracing::error!(%reason, "cannot unseal");
             chamber.set_state(SealState::Failed, Some(reason));
             None
         }
         None => match prepare(&cfg).await {
             Ok(plan) => Some(tokio::spawn(crate::unseal::run(chamber.clone(), plan))),
             Err(reason) => {
+                tracing::error!(%reason, "cannot unseal");
                 chamber.set_state(SealState::Failed, Some(reason));
                 None
             }

@@ -18,6 +18,7 @@ pub fn local() -> Vec<Arc<dyn Check>> {
         Arc::new(super::allocator::AllocatorConfig),
         Arc::new(KmsHolders),
         Arc::new(LogsMetrics),
+        Arc::new(super::signatures::LogSignatures),
         Arc::new(super::pcr::PcrPolicies),
         Arc::new(super::egress::EgressEndpoints),
     ]
@@ -354,6 +355,17 @@ impl Check for KmsHolders {
                     Severity::Error
                 };
                 match h.outcome {
+                    HolderOutcome::Denied
+                        if h
+                            .error_message
+                            .as_deref()
+                            .is_some_and(|m| m.contains("no identity-based policy allows")) =>
+                    {
+                        out.push(
+                            base("kms.role-lacks-decrypt", sev, format!("holder '{}': the signer role's own IAM policy does not allow kms:Decrypt on {} (the key policy was not the problem)", h.name, h.key_arn))
+                                .fix("Add kms:Decrypt on this key ARN to the signer role's IAM policy (cross-account keys need both the key policy and the role's policy)", &["aws iam get-role-policy --role-name <signer-role> --policy-name <policy>"]),
+                        )
+                    }
                     HolderOutcome::Denied => out.push(
                         base("kms.access-denied", sev, format!("holder '{}' denied kms:Decrypt ({}): this PCR0/PCR8 is not in its key policy", h.name, h.error_code.as_deref().unwrap_or("AccessDeniedException")))
                             .fix("Check the holder's key policy against the running measurements", &["ccctl policy check --config ccctl.toml --attestation doc.cbor"]),

@@ -139,6 +139,7 @@ pub fn run(a: DoctorArgs, fmt: Format) -> Result<Outcome, CannotRun> {
         scrape_interval: a.scrape_interval,
         probe_timeout: a.timeout,
         proxy_config: a.proxy_config,
+        log_file: a.log_file,
         holders_config: a.config,
         allocator: a.allocator,
         status: tokio::sync::OnceCell::new(),
