@@ -27,9 +27,14 @@ fn codes() -> BTreeSet<String> {
         let text = std::fs::read_to_string(&f).unwrap();
         // Test modules use made-up codes.
         let text = text.split("#[cfg(test)]").next().unwrap_or("");
-        for marker in ["Finding::new(", "=> \"", "base("] {
+        for marker in ["Finding::new(", "=> \"", "base(", "code: \""] {
             for part in text.split(marker).skip(1) {
-                let part = part.trim_start().trim_start_matches('"');
+                let part = part.trim_start();
+                // A code is a string literal (not `s.code` or a variable).
+                if !marker.ends_with('"') && !part.starts_with('"') {
+                    continue;
+                }
+                let part = part.trim_start_matches('"');
                 let code: String = part
                     .chars()
                     .take_while(|c| {

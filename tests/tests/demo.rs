@@ -1,0 +1,195 @@
+//! `ccctl demo --once` end to end: the real ccctl, enclave server and proxy binaries, the
+//! demo's local KMS; each scenario injects a real fault and doctor must name it.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use cc_tests::{bin, finding_codes};
+
+/// Run the demo once; (exit status, stdout, stderr).
+fn demo(extra: &[&str]) -> (i32, String, String) {
+    let o = Command::new(bin("ccctl"))
+        .args(["demo", "--once", "--api-port", "0", "--metrics-port", "0"])
+        .args(extra)
+        .env_remove("PRODUCTION")
+        .env_remove("ENCLAVE_DEBUG")
+        .output()
+        .unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn scenario(name: &str) -> BTreeSet<String> {
+    let (code, out, err) = demo(&["--scenario", name, "-o", "json"]);
+    assert_eq!(code, 1, "scenario {name} must be a finding\n{out}\n{err}");
+    finding_codes(&out)
+}
+
+fn has(codes: &BTreeSet<String>, want: &[&str]) {
+    for w in want {
+        assert!(codes.contains(*w), "missing {w} in {codes:?}");
+    }
+}
+
+#[test]
+fn a_healthy_chamber_passes_every_check_and_cleans_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("demo");
+    let (code, out, err) = demo(&["--dir", d.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("0 errors, 0 warnings"), "{out}");
+    assert!(err.contains("unsealed"), "{err}");
+    // The enclave asked as a Recipient: the local KMS judged the attested PCR0 and released.
+    let log = std::fs::read_to_string(d.join("logs/enclave.log")).unwrap();
+    assert!(log.contains("unsealed"), "{log}");
+    // Every process stopped: the sockets are gone.
+    for s in ["log.sock", "api.sock", "metrics.sock", "egress-kms.sock"] {
+        assert!(!d.join(s).exists(), "{s} left behind");
+    }
+    let pid: i32 = std::fs::read_to_string(d.join("enclave.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.contains(") Z ")),
+        "the enclave server {pid} is still running"
+    );
+}
+
+#[test]
+fn json_output_is_doctors_report_and_nothing_else() {
+    let (code, out, _) = demo(&["-o", "json"]);
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["summary"]["errors"], 0, "{out}");
+    assert!(v["checks"].as_array().unwrap().len() >= 10);
+}
+
+#[test]
+fn stale_policy() {
+    let c = scenario("stale-policy");
+    has(
+        &c,
+        &[
+            "policy.measurement-not-allowed",
+            "kms.access-denied",
+            "policy.holder-disagreement",
+        ],
+    );
+    assert!(!c.contains("policy.threshold-unmet"), "{c:?}");
+    assert!(!c.contains("enclave.sealed"), "2 of 3 still unseal: {c:?}");
+}
+
+#[test]
+fn threshold_lost() {
+    let c = scenario("threshold-lost");
+    has(&c, &["policy.threshold-unmet", "enclave.sealed"]);
+}
+
+#[test]
+fn debug_in_production() {
+    let c = scenario("debug-in-production");
+    has(
+        &c,
+        &[
+            "config.debug-in-production",
+            "enclave.debug-mode",
+            "policy.threshold-unmet",
+        ],
+    );
+}
+
+#[test]
+fn egress_down() {
+    let c = scenario("egress-down");
+    has(
+        &c,
+        &[
+            "egress.proxy-down",
+            "kms.unreachable",
+            "enclave.sealed",
+            "logs.kms-unreachable",
+        ],
+    );
+}
+
+#[test]
+fn log_listener_down() {
+    let c = scenario("log-listener-down");
+    has(&c, &["logs.listener-down", "logs.events-dropped"]);
+}
+
+#[test]
+fn nsm_missing() {
+    let c = scenario("nsm-missing");
+    has(
+        &c,
+        &[
+            "nsm.device-missing",
+            "nsm.init-failed",
+            "enclave.failed",
+            "logs.nsm-init-failed",
+        ],
+    );
+}
+
+#[test]
+fn role_lacks_decrypt() {
+    let c = scenario("role-lacks-decrypt");
+    has(&c, &["kms.role-lacks-decrypt"]);
+    assert!(!c.contains("kms.access-denied"), "{c:?}");
+}
+
+#[test]
+fn a_missing_binary_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = demo(&["--bin-dir", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("'containment-chamber-enclave' not found in --bin-dir"),
+        "{err}"
+    );
+}
+
+#[test]
+fn without_once_it_keeps_running_until_sigterm_then_stops_everything() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("demo");
+    let mut child = Command::new(bin("ccctl"))
+        .args(["demo", "--api-port", "0", "--metrics-port", "0", "--dir"])
+        .arg(&d)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let t = std::time::Instant::now();
+    while !seen.contains("Ctrl-C stops everything") {
+        assert!(t.elapsed().as_secs() < 60, "demo did not come up: {seen}");
+        let mut line = String::new();
+        if err.read_line(&mut line).unwrap() == 0 {
+            panic!("demo exited early: {seen}");
+        }
+        seen.push_str(&line);
+    }
+    // While it runs, the enclave answers through the ingress.
+    assert!(d.join("api.sock").exists());
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{seen}");
+    for s in ["log.sock", "api.sock", "metrics.sock", "egress-kms.sock"] {
+        assert!(!d.join(s).exists(), "{s} left behind");
+    }
+}
