@@ -36,7 +36,7 @@ pub enum Command {
     #[command(subcommand)]
     Policy(PolicyCommand),
     /// Diagnose the chamber: run the checks and report findings with their fixes.
-    Doctor(DoctorArgs),
+    Doctor(Box<DoctorArgs>),
     /// Run the whole chamber on this machine (local KMS, enclave server, parent proxy) and
     /// diagnose it; --scenario injects a fault.
     Demo(crate::demo::DemoArgs),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ListParams, LogParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 /// Fixed contract names (DESIGN.md).
@@ -23,6 +23,24 @@ pub struct PodFacts {
     /// `None`: the DaemonSet does not exist.
     pub device_plugin: Option<DaemonSet>,
     pub events: Vec<Event>,
+    /// The last lines of the pod's log; `None` when not asked, `Err` when unreadable.
+    pub logs: Option<Result<String, String>>,
+}
+
+/// Lines of the pod log read for the failure signatures.
+pub const LOG_TAIL_LINES: i64 = 500;
+
+async fn pod_log(client: &kube::Client, namespace: &str, name: &str) -> Result<String, String> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    pods.logs(
+        name,
+        &LogParams {
+            tail_lines: Some(LOG_TAIL_LINES),
+            ..LogParams::default()
+        },
+    )
+    .await
+    .map_err(|e| format!("reading the log of pod '{namespace}/{name}': {e}"))
 }
 
 pub async fn client(context: Option<&str>) -> Result<kube::Client, String> {
@@ -91,13 +109,10 @@ pub async fn fleet_facts(
             let ns = namespace.to_owned();
             let name = p.metadata.name.clone().unwrap_or_default();
             event_tasks.spawn(async move {
-                let api: Api<Event> = Api::namespaced(c, &ns);
-                let ev = api
-                    .list(&ListParams::default().fields(&format!("involvedObject.name={name}")))
-                    .await
-                    .map(|l| l.items)
-                    .unwrap_or_default();
-                (i, ev)
+                let api: Api<Event> = Api::namespaced(c.clone(), &ns);
+                let lp = ListParams::default().fields(&format!("involvedObject.name={name}"));
+                let (ev, log) = tokio::join!(api.list(&lp), pod_log(&c, &ns, &name));
+                (i, (ev.map(|l| l.items).unwrap_or_default(), log))
             });
         }
         let mut nodes = std::collections::BTreeMap::new();
@@ -118,11 +133,16 @@ pub async fn fleet_facts(
                     .as_ref()
                     .and_then(|s| s.node_name.as_ref())
                     .and_then(|n| nodes.get(n).cloned().flatten());
+                let (events, logs) = match events.remove(&i) {
+                    Some((ev, log)) => (ev, Some(log)),
+                    None => (Vec::new(), None),
+                };
                 PodFacts {
                     pod,
                     node,
                     device_plugin: device_plugin.clone(),
-                    events: events.remove(&i).unwrap_or_default(),
+                    events,
+                    logs,
                 }
             })
             .collect())
@@ -168,11 +188,13 @@ pub async fn pod_facts(
             .await
             .map(|l| l.items)
             .unwrap_or_default();
+        let logs = Some(pod_log(client, namespace, name).await);
         Ok(PodFacts {
             pod,
             node,
             device_plugin,
             events,
+            logs,
         })
     };
     tokio::time::timeout(timeout, fetch)

@@ -12,10 +12,10 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<Outcome, CannotRun> {
     let fmt = cli.output;
     if fmt == Format::Junit && !matches!(cli.command, Command::Doctor(_) | Command::Demo(_)) {
-        return Err(CannotRun::new("-o junit is only for doctor"));
+        return Err(CannotRun::new("-o junit is only for doctor and demo"));
     }
     match cli.command {
-        Command::Doctor(a) => ccctl::doctor::cli::run(a, fmt),
+        Command::Doctor(a) => ccctl::doctor::cli::run(*a, fmt),
         Command::Demo(a) => ccctl::demo::run(a, fmt),
         Command::Eif(EifCommand::Describe { eif_path }) => {
             let d = ccctl::eif::describe_file(&eif_path)?;

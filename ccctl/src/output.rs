@@ -8,7 +8,7 @@ pub enum Format {
     #[default]
     Human,
     Json,
-    /// JUnit XML (doctor only).
+    /// JUnit XML (doctor and demo only).
     Junit,
 }
 

@@ -105,6 +105,7 @@ fn attested_decrypt_is_released_only_to_the_pcr0_the_policy_lists() {
                 )
                 .send(),
         )
+        .map_err(|e| Box::new(e.into_service_error()))
     };
     // Holder 0 lists the running PCR0: the share comes back as CMS to our key, never in clear.
     let out = ask(0, &doc).unwrap();
@@ -113,7 +114,7 @@ fn attested_decrypt_is_released_only_to_the_pcr0_the_policy_lists() {
     let share = containment_chamber_enclave::cms::decrypt(&cms, &key).unwrap();
     assert_eq!(share.as_slice(), b"share");
     // Holder 2 lists only the previous PCR0.
-    let e = ask(2, &doc).unwrap_err().into_service_error();
+    let e = *ask(2, &doc).unwrap_err();
     assert_eq!(code(&e), "AccessDeniedException");
     let message = aws_sdk_kms::error::ProvideErrorMetadata::message(&e).unwrap_or_default();
     assert!(
@@ -124,7 +125,7 @@ fn attested_decrypt_is_released_only_to_the_pcr0_the_policy_lists() {
     let mut forged = doc.clone();
     let n = forged.len();
     forged[n - 5] ^= 1;
-    let e = ask(0, &forged).unwrap_err().into_service_error();
+    let e = *ask(0, &forged).unwrap_err();
     assert_eq!(code(&e), "ValidationException", "{e}");
     assert!(
         s.kms.journal().iter().any(|l| l.contains("released")),
@@ -138,9 +139,8 @@ fn unattested_decrypt_and_signer_administration_are_denied() {
     let s = setup();
     let signer = client(&s, kms::SIGNER_KEY_ID);
     let blob = encrypt(&s, 0);
-    let e = s
-        .rt
-        .block_on(
+    let e =
+        s.rt.block_on(
             signer
                 .decrypt()
                 .ciphertext_blob(Blob::new(blob.clone()))
@@ -150,9 +150,8 @@ fn unattested_decrypt_and_signer_administration_are_denied() {
         .unwrap_err()
         .into_service_error();
     assert_eq!(code(&e), "AccessDeniedException");
-    let e = s
-        .rt
-        .block_on(
+    let e =
+        s.rt.block_on(
             signer
                 .get_key_policy()
                 .key_id(demo::key_arn(0))
@@ -164,11 +163,10 @@ fn unattested_decrypt_and_signer_administration_are_denied() {
     assert_eq!(code(&e), "AccessDeniedException");
     // An access key the KMS does not know.
     let stranger = client(&s, "AKIAUNKNOWN");
-    let e = s
-        .rt
-        .block_on(stranger.describe_key().key_id(demo::key_arn(0)).send())
-        .unwrap_err()
-        .into_service_error();
+    let e =
+        s.rt.block_on(stranger.describe_key().key_id(demo::key_arn(0)).send())
+            .unwrap_err()
+            .into_service_error();
     assert_eq!(code(&e), "UnrecognizedClientException");
 }
 
@@ -177,16 +175,19 @@ fn key_policies_are_read_replaced_and_validated() {
     let s = setup();
     let op = client(&s, kms::OPERATOR_KEY_ID);
     let arn = demo::key_arn(1);
-    let got = s
-        .rt
-        .block_on(op.get_key_policy().key_id(&arn).policy_name("default").send())
+    let got =
+        s.rt.block_on(
+            op.get_key_policy()
+                .key_id(&arn)
+                .policy_name("default")
+                .send(),
+        )
         .unwrap()
         .policy
         .unwrap();
     assert_eq!(Some(got.clone()), s.kms.policy(&arn));
-    let e = s
-        .rt
-        .block_on(
+    let e =
+        s.rt.block_on(
             op.put_key_policy()
                 .key_id(&arn)
                 .policy_name("default")
@@ -207,17 +208,15 @@ fn key_policies_are_read_replaced_and_validated() {
     )
     .unwrap();
     assert_eq!(s.kms.policy(&arn).as_deref(), Some(new.as_str()));
-    let meta = s
-        .rt
-        .block_on(op.describe_key().key_id(&arn).send())
-        .unwrap()
-        .key_metadata
-        .unwrap();
+    let meta =
+        s.rt.block_on(op.describe_key().key_id(&arn).send())
+            .unwrap()
+            .key_metadata
+            .unwrap();
     assert_eq!(meta.arn.as_deref(), Some(arn.as_str()));
-    let e = s
-        .rt
-        .block_on(op.describe_key().key_id("arn:aws:kms:x:1:key/nope").send())
-        .unwrap_err()
-        .into_service_error();
+    let e =
+        s.rt.block_on(op.describe_key().key_id("arn:aws:kms:x:1:key/nope").send())
+            .unwrap_err()
+            .into_service_error();
     assert_eq!(code(&e), "NotFoundException");
 }

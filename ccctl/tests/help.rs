@@ -18,6 +18,7 @@ fn help_snapshots() {
         vec!["policy", "--help"],
         vec!["policy", "check", "--help"],
         vec!["doctor", "--help"],
+        vec!["demo", "--help"],
     ] {
         let o = ccctl(&args);
         assert_eq!(o.status.code(), Some(0));

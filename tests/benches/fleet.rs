@@ -45,6 +45,7 @@ async fn main() {
         nodes: nodes.iter().map(|n| labelled_node(n)).collect(),
         daemonsets: vec![device_plugin(10, 10)],
         events: vec![],
+        ..Default::default()
     };
     let api = ApiServer::start_with_latency(objects, LATENCY).await;
     let dir = tempfile::tempdir().expect("tempdir");

@@ -23,6 +23,8 @@ pub struct Objects {
     pub nodes: Vec<Node>,
     pub daemonsets: Vec<DaemonSet>,
     pub events: Vec<Event>,
+    /// Pod log text by (namespace, pod name); a pod without an entry has an empty log.
+    pub logs: std::collections::BTreeMap<(String, String), String>,
 }
 
 pub struct ApiServer {
@@ -82,6 +84,29 @@ async fn pod(State(s): State<Shared>, Path((ns, name)): Path<(String, String)>) 
         Some(p) => Json(p.clone()).into_response(),
         None => not_found("pods", &name),
     }
+}
+
+/// `GET .../pods/NAME/log?tailLines=N`: plain text, as the API server answers it.
+async fn pod_log(
+    State(s): State<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let o = s.get().await;
+    if named(&o.pods, Some(&ns), &name, |p| &p.metadata).is_none() {
+        return not_found("pods", &name);
+    }
+    let text = o.logs.get(&(ns, name)).cloned().unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = q
+        .get("tailLines")
+        .and_then(|t| t.parse::<usize>().ok())
+        .unwrap_or(lines.len());
+    let mut out = lines[lines.len().saturating_sub(tail)..].join("\n");
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    ([("content-type", "text/plain")], out).into_response()
 }
 
 async fn node(State(s): State<Shared>, Path(name): Path<String>) -> Response {
@@ -163,6 +188,7 @@ impl ApiServer {
         let app = axum::Router::new()
             .route("/api/v1/namespaces/{ns}/pods", get(pods))
             .route("/api/v1/namespaces/{ns}/pods/{name}", get(pod))
+            .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(pod_log))
             .route("/api/v1/nodes/{name}", get(node))
             .route(
                 "/apis/apps/v1/namespaces/{ns}/daemonsets/{name}",

@@ -32,6 +32,7 @@ async fn a_pod_deployed_as_the_chart_does_passes() {
         nodes: vec![labelled_node("node-a")],
         daemonsets: vec![device_plugin(3, 3)],
         events: vec![],
+        ..Default::default()
     })
     .await;
     let kc = api.kubeconfig(dir.path(), "chamber");
@@ -49,7 +50,7 @@ async fn a_pod_deployed_as_the_chart_does_passes() {
         "{out}"
     );
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["summary"]["checks"], 7);
+    assert_eq!(v["summary"]["checks"], 8);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -72,6 +73,7 @@ async fn every_pod_level_fault_is_found() {
             "FailedScheduling",
             "0/3 nodes are available: \u{1b}[31minsufficient aws.ec2.nitro/nitro_enclaves\u{1b}[0m",
         )],
+        ..Default::default()
     })
     .await;
     let kc = api.kubeconfig(dir.path(), "default");
@@ -121,6 +123,7 @@ async fn device_plugin_not_ready_and_a_missing_pod() {
         nodes: vec![labelled_node("node-a")],
         daemonsets: vec![device_plugin(1, 3)],
         events: vec![],
+        ..Default::default()
     })
     .await;
     let kc = api.kubeconfig(dir.path(), "chamber");
@@ -178,6 +181,7 @@ fn fleet(n: usize) -> Objects {
         nodes: vec![labelled_node("node-a"), labelled_node("node-b")],
         daemonsets: vec![device_plugin(2, 2)],
         events: vec![],
+        ..Default::default()
     }
 }
 
@@ -277,6 +281,7 @@ async fn in_pod_probes_merge_into_the_pod_report() {
         nodes: vec![labelled_node("node-a")],
         daemonsets: vec![device_plugin(1, 1)],
         events: vec![],
+        ..Default::default()
     })
     .await;
     let kc = api.kubeconfig(dir.path(), "chamber");
@@ -374,6 +379,44 @@ async fn fleet_mode_merges_each_pods_in_pod_probes() {
             .find(|c| c["id"] == "enclave.nitro-cli")
             .expect("in-pod nitro-cli check");
         assert_eq!(nitro["status"], "passed", "{p:#}");
-        assert_eq!(p["report"]["summary"]["checks"], 8);
+        assert_eq!(p["report"]["summary"]["checks"], 9);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failure_lines_in_the_pod_log_are_found_through_the_log_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut objects = Objects {
+        pods: vec![healthy_pod("signer-2", "chamber", "node-a")],
+        nodes: vec![labelled_node("node-a")],
+        daemonsets: vec![device_plugin(3, 3)],
+        ..Default::default()
+    };
+    // An old failure beyond the tail is not reported; recent ones are.
+    let mut log = String::from("2026-11-25T00:00:00Z thread 'main' panicked at old.rs:1:1\n");
+    for i in 0..600 {
+        log.push_str(&format!("2026-11-25T00:00:01Z INFO request {i}\n"));
+    }
+    log.push_str("2026-11-25T00:00:02Z ERROR containment_chamber_enclave::server: cannot unseal reason=NSM initialization failed: cannot open /dev/nsm: \u{1b}[31mNo such file\n");
+    objects
+        .logs
+        .insert(("chamber".into(), "signer-2".into()), log);
+    let api = ApiServer::start(objects).await;
+    let kc = api.kubeconfig(dir.path(), "chamber");
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        doctor(&kc, &["--pod", "signer-2", "--exec", "none", "-o", "json"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(1), "{out}{err}");
+    let codes = cc_tests::finding_codes(&out);
+    assert!(codes.contains("logs.nsm-init-failed"), "{codes:?}");
+    assert!(
+        !codes.contains("logs.panic"),
+        "beyond the 500-line tail: {codes:?}"
+    );
+    assert!(
+        !out.contains("\\u001b"),
+        "escape sequence passed through: {out}"
+    );
 }

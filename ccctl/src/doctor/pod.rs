@@ -13,6 +13,11 @@ type PodCheck = (&'static str, &'static str, fn(&PodFacts) -> Vec<Finding>);
 
 /// The pod checks, in display order: (id, description, check).
 pub const CHECKS: &[PodCheck] = &[
+    (
+        "logs.pod-log",
+        "the pod log's last lines: known failure signatures",
+        pod_log,
+    ),
     ("enclave.pod-phase", "the pod is Running", pod_phase),
     (
         "nsm.device-request",
@@ -238,6 +243,27 @@ fn events(f: &PodFacts) -> Vec<Finding> {
 }
 
 /// Run the pod checks over fetched facts.
+fn pod_log(f: &PodFacts) -> Vec<Finding> {
+    match &f.logs {
+        Some(Ok(text)) => super::signatures::scan(
+            text,
+            &format!("the pod log (last {} lines)", crate::k8s::LOG_TAIL_LINES),
+        ),
+        Some(Err(e)) => vec![
+            Finding::new(
+                "logs.pod-log-unreadable",
+                Severity::Warn,
+                format!("{e}: the failure-signature scan was skipped"),
+            )
+            .fix(
+                "Grant the doctor's identity get on pods/log in this namespace",
+                &[],
+            ),
+        ],
+        None => Vec::new(),
+    }
+}
+
 pub fn report(facts: &PodFacts, only: &[String]) -> Report {
     let mut checks = Vec::new();
     for (id, description, check) in CHECKS {

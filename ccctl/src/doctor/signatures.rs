@@ -76,10 +76,10 @@ pub fn scan(text: &str, source: &str) -> Vec<Finding> {
         for line in text.lines().filter(|l| l.contains(s.needle)) {
             // "[ E" must be nitro-cli's "[ Exx ]".
             if s.needle == "[ E"
-                && !line
+                && line
                     .split("[ E")
                     .nth(1)
-                    .is_some_and(|r| r.chars().take_while(char::is_ascii_digit).count() >= 2)
+                    .is_none_or(|r| r.chars().take_while(char::is_ascii_digit).count() < 2)
             {
                 continue;
             }
