@@ -76,36 +76,57 @@ pub struct DoctorArgs {
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::parse_duration)]
     pub timeout: std::time::Duration,
     /// The enclave API (/status).
-    #[arg(long, value_name = "ADDR", default_value = "tcp://127.0.0.1:9000")]
+    #[arg(
+        long,
+        env = "CCCTL_API",
+        value_name = "ADDR",
+        default_value = "tcp://127.0.0.1:9000"
+    )]
     pub api: cc_proto::Address,
     /// The enclave metrics (/metrics).
-    #[arg(long, value_name = "ADDR", default_value = "tcp://127.0.0.1:3000")]
+    #[arg(
+        long,
+        env = "CCCTL_METRICS",
+        value_name = "ADDR",
+        default_value = "tcp://127.0.0.1:3000"
+    )]
     pub metrics: cc_proto::Address,
     /// The parent's log listener to probe (skipped when not given).
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, env = "CCCTL_LOG_LISTENER", value_name = "ADDR")]
     pub log_listener: Option<cc_proto::Address>,
-    #[arg(long, value_name = "PATH", default_value = "nitro-cli")]
+    #[arg(
+        long,
+        env = "CCCTL_NITRO_CLI",
+        value_name = "PATH",
+        default_value = "nitro-cli"
+    )]
     pub nitro_cli: PathBuf,
-    #[arg(long, value_name = "PATH", default_value = "/dev/nitro_enclaves")]
+    #[arg(
+        long,
+        env = "CCCTL_DEVICE",
+        value_name = "PATH",
+        default_value = "/dev/nitro_enclaves"
+    )]
     pub device: PathBuf,
     /// The Nitro Enclaves allocator configuration.
     #[arg(
         long,
+        env = "CCCTL_ALLOCATOR",
         value_name = "PATH",
         default_value = "/etc/nitro_enclaves/allocator.yaml"
     )]
     pub allocator: PathBuf,
     /// ccctl's config (holders, principal, threshold): the attested PCRs are checked against
     /// every holder's key policy (skipped when not given).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, env = "CCCTL_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// The parent proxy's run configuration: its egress endpoints and allowlist are checked
     /// (skipped when not given).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, env = "CCCTL_PROXY_CONFIG", value_name = "FILE")]
     pub proxy_config: Option<PathBuf>,
     /// The pod's log as a file (the parent's stdout, e.g. `kubectl logs POD > f`): scanned for
     /// known failure signatures (skipped when not given).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, env = "CCCTL_LOG_FILE", value_name = "FILE")]
     pub log_file: Option<PathBuf>,
     /// Time between the two scrapes that measure the log drop rate.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = crate::parse_duration)]

@@ -4,6 +4,7 @@
 //! that reports the enclave process — then `ccctl doctor` against all of it. A `--scenario`
 //! injects one real fault first, so its diagnosis can be seen.
 
+pub mod apiserver;
 pub mod cms;
 pub mod kms;
 
@@ -425,6 +426,80 @@ struct Chamber {
     procs: Vec<Proc>,
     layout: Layout,
     kms_task: tokio::task::JoinHandle<()>,
+    _cluster: apiserver::ApiServer,
+}
+
+pub const NAMESPACE: &str = "containment-chamber";
+pub const POD: &str = "containment-chamber-0";
+
+/// The cluster view: one pod as the chart deploys it (on a labelled node, device plugin
+/// ready), whose log is the demo's pod log.
+async fn cluster(
+    l: &Layout,
+    scenario: Option<Scenario>,
+) -> Result<apiserver::ApiServer, CannotRun> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .map_err(|e| CannotRun::new(format!("cannot listen on loopback: {e}")))?;
+    let mut pod = apiserver::healthy_pod(POD, NAMESPACE, "demo-node");
+    if scenario == Some(Scenario::NsmMissing)
+        && let Some(r) = pod
+            .spec
+            .as_mut()
+            .and_then(|s| s.containers.first_mut())
+            .and_then(|c| c.resources.as_mut())
+    {
+        // The device was never requested: that is why it is missing.
+        for m in [r.limits.as_mut(), r.requests.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            m.remove("aws.ec2.nitro/nitro_enclaves");
+        }
+    }
+    let mut objects = apiserver::Objects {
+        pods: vec![pod],
+        nodes: vec![apiserver::labelled_node("demo-node")],
+        daemonsets: vec![apiserver::device_plugin(1, 1)],
+        ..Default::default()
+    };
+    objects
+        .log_files
+        .insert((NAMESPACE.into(), POD.into()), l.p("logs/enclave.log"));
+    let server = apiserver::ApiServer::start_on(listener, objects, Duration::ZERO);
+    write(&l.p("kubeconfig"), &server.kubeconfig_text(NAMESPACE))?;
+    Ok(server)
+}
+
+/// `env.sh`: what a shell needs to point ccctl at the demo.
+fn env_file(l: &Layout) -> String {
+    let p = |n: &str| l.p(n).display().to_string();
+    let vars = [
+        ("KUBECONFIG", p("kubeconfig")),
+        ("AWS_ACCESS_KEY_ID", kms::OPERATOR_KEY_ID.to_owned()),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            "demo-secret-not-checked".to_owned(),
+        ),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+        ("CCCTL_API", format!("tcp://127.0.0.1:{}", l.api)),
+        ("CCCTL_METRICS", format!("tcp://127.0.0.1:{}", l.metrics)),
+        ("CCCTL_LOG_LISTENER", l.sock("log.sock")),
+        ("CCCTL_LOG_FILE", p("logs/enclave.log")),
+        ("CCCTL_NITRO_CLI", p("nitro-cli")),
+        ("CCCTL_DEVICE", p("dev/nitro_enclaves")),
+        ("CCCTL_ALLOCATOR", p("allocator.yaml")),
+        ("CCCTL_CONFIG", p("ccctl.toml")),
+        ("CCCTL_PROXY_CONFIG", p("proxy.toml")),
+    ];
+    let mut out = String::from(
+        "# Written by ccctl demo: `. env.sh` points ccctl, kubectl-style tools and curl at the demo.\n",
+    );
+    for (k, v) in vars {
+        out.push_str(&format!("export {k}='{v}'\n"));
+    }
+    out
 }
 
 impl Chamber {
@@ -638,10 +713,13 @@ async fn start(args: &DemoArgs, dir: &Path, quiet: bool) -> Result<Chamber, Cann
         ),
         None => say(quiet, "enclave: /status not answering"),
     }
+    let cluster = cluster(&layout, scenario).await?;
+    write(&layout.p("env.sh"), &env_file(&layout))?;
     Ok(Chamber {
         procs,
         layout,
         kms_task,
+        _cluster: cluster,
     })
 }
 
@@ -713,17 +791,18 @@ pub fn run(
         load.abort();
         let code = status.code().unwrap_or(2);
         if !args.once {
-            let cmd = doctor_args(l).join(" ");
             eprintln!(
-                "\nThe chamber is running (folder {}). Try, in another terminal:\n  \
-                 AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY=x ccctl {cmd}\n  \
-                 curl -s http://127.0.0.1:{}/status\n  curl -s http://127.0.0.1:{}/metrics\n  \
-                 tail -f {}\nCtrl-C stops everything.",
-                l.dir.display(),
-                kms::OPERATOR_KEY_ID,
-                l.api,
-                l.metrics,
-                l.p("logs/enclave.log").display(),
+                "\nThe chamber is running (folder {dir}). In another terminal:\n  \
+                 . {dir}/env.sh\n  \
+                 ccctl doctor --local\n  \
+                 ccctl doctor --pod {POD} --exec local     (through the demo's Kubernetes API)\n  \
+                 curl -s http://127.0.0.1:{api}/status\n  \
+                 curl -s http://127.0.0.1:{metrics}/metrics\n  \
+                 tail -f {dir}/logs/enclave.log\n\
+                 Ctrl-C stops everything.",
+                dir = l.dir.display(),
+                api = l.api,
+                metrics = l.metrics,
             );
             wait_for_signal().await;
             say(quiet, "stopping");

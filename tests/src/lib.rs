@@ -3,7 +3,8 @@
 //!
 //! Everything here talks to unix sockets and loopback only.
 
-pub mod apiserver;
+/// The Kubernetes API test double lives in ccctl (it also backs `ccctl demo`'s cluster view).
+pub use ccctl::demo::apiserver;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

@@ -181,8 +181,64 @@ fn without_once_it_keeps_running_until_sigterm_then_stops_everything() {
         }
         seen.push_str(&line);
     }
-    // While it runs, the enclave answers through the ingress.
-    assert!(d.join("api.sock").exists());
+    // While it runs, env.sh points ccctl at it: doctor --local with no flags, and doctor --pod
+    // through the demo's Kubernetes API with the in-pod probes run here (--exec local).
+    let env: Vec<(String, String)> = std::fs::read_to_string(d.join("env.sh"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.trim_matches('\'').to_owned()))
+        .collect();
+    let ccctl_dir = bin("ccctl").parent().unwrap().to_owned();
+    let path = format!(
+        "{}:{}",
+        ccctl_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run = |args: &[&str]| {
+        let o = Command::new(bin("ccctl"))
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
+    };
+    let (code, out) = run(&["doctor", "--local", "-o", "json"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(finding_codes(&out), BTreeSet::new(), "{out}");
+    let (code, out) = run(&[
+        "doctor",
+        "--pod",
+        "containment-chamber-0",
+        "--exec",
+        "local",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let ids: BTreeSet<String> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_owned())
+        .collect();
+    for id in [
+        "nsm.device-plugin",
+        "logs.pod-log",
+        "enclave.status",
+        "pcr.policies",
+    ] {
+        assert!(ids.contains(id), "{id} missing from {ids:?}");
+    }
+    let (code, out) = run(&["doctor", "-l", "app=containment-chamber", "--exec", "none"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("containment-chamber-0"), "{out}");
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

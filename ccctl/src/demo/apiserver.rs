@@ -1,6 +1,7 @@
 //! An HTTP server that answers like the Kubernetes API server for the few endpoints `ccctl`
-//! reads (pods, nodes, DaemonSets, events), with objects built from k8s-openapi types, on
-//! loopback; plus a kubeconfig pointing at it. The real `kube` client talks to it.
+//! reads (pods, pod logs, nodes, DaemonSets, events), with objects built from k8s-openapi
+//! types, on loopback; plus a kubeconfig pointing at it. The real `kube` client talks to it:
+//! the tests' Kubernetes API, and `ccctl demo`'s cluster view.
 
 use std::sync::{Arc, Mutex};
 
@@ -25,6 +26,8 @@ pub struct Objects {
     pub events: Vec<Event>,
     /// Pod log text by (namespace, pod name); a pod without an entry has an empty log.
     pub logs: std::collections::BTreeMap<(String, String), String>,
+    /// Pod logs read from a file at each request (the demo's live log), by (namespace, pod).
+    pub log_files: std::collections::BTreeMap<(String, String), std::path::PathBuf>,
 }
 
 pub struct ApiServer {
@@ -96,7 +99,11 @@ async fn pod_log(
     if named(&o.pods, Some(&ns), &name, |p| &p.metadata).is_none() {
         return not_found("pods", &name);
     }
-    let text = o.logs.get(&(ns, name)).cloned().unwrap_or_default();
+    let key = (ns, name);
+    let text = match o.log_files.get(&key) {
+        Some(path) => std::fs::read_to_string(path).unwrap_or_default(),
+        None => o.logs.get(&key).cloned().unwrap_or_default(),
+    };
     let lines: Vec<&str> = text.lines().collect();
     let tail = q
         .get("tailLines")
@@ -180,6 +187,18 @@ impl ApiServer {
 
     /// Every answer waits `latency` first.
     pub async fn start_with_latency(objects: Objects, latency: std::time::Duration) -> ApiServer {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        Self::start_on(l, objects, latency)
+    }
+
+    /// Serve on an already bound listener.
+    pub fn start_on(
+        l: tokio::net::TcpListener,
+        objects: Objects,
+        latency: std::time::Duration,
+    ) -> ApiServer {
         let objects = Arc::new(Mutex::new(objects));
         let shared = Shared {
             objects: objects.clone(),
@@ -196,10 +215,7 @@ impl ApiServer {
             )
             .route("/api/v1/namespaces/{ns}/events", get(events))
             .with_state(shared);
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let port = l.local_addr().expect("addr").port();
+        let port = l.local_addr().map(|a| a.port()).unwrap_or(0);
         let task = tokio::spawn(async move {
             let _ = axum::serve(l, app).await;
         });
@@ -213,15 +229,16 @@ impl ApiServer {
     /// A kubeconfig with one context `test` (namespace `namespace`) pointing here.
     pub fn kubeconfig(&self, dir: &std::path::Path, namespace: &str) -> std::path::PathBuf {
         let p = dir.join("kubeconfig");
-        std::fs::write(
-            &p,
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: http://127.0.0.1:{}\nusers:\n- name: test\n  user: {{}}\ncontexts:\n- name: test\n  context:\n    cluster: test\n    user: test\n    namespace: {namespace}\ncurrent-context: test\n",
-                self.port
-            ),
-        )
-        .expect("write kubeconfig");
+        std::fs::write(&p, self.kubeconfig_text(namespace)).expect("write kubeconfig");
         p
+    }
+
+    /// The kubeconfig's text (context `test`, default namespace `namespace`).
+    pub fn kubeconfig_text(&self, namespace: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: http://127.0.0.1:{}\nusers:\n- name: test\n  user: {{}}\ncontexts:\n- name: test\n  context:\n    cluster: test\n    user: test\n    namespace: {namespace}\ncurrent-context: test\n",
+            self.port
+        )
     }
 }
 
