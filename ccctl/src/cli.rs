@@ -37,6 +37,9 @@ pub enum Command {
     Policy(PolicyCommand),
     /// Diagnose the chamber: run the checks and report findings with their fixes.
     Doctor(Box<DoctorArgs>),
+    /// Live dashboard: enclave state, PCRs against the key policies, egress, logs, metrics and
+    /// doctor's findings (locally, for a pod, or a fleet).
+    Tui(Box<crate::tui::TuiArgs>),
     /// Run the whole chamber on this machine (local KMS, enclave server, parent proxy) and
     /// diagnose it; --scenario injects a fault.
     Demo(crate::demo::DemoArgs),
@@ -75,6 +78,15 @@ pub struct DoctorArgs {
     /// Deadline for the whole run.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::parse_duration)]
     pub timeout: std::time::Duration,
+    /// Where the local probes look.
+    #[command(flatten)]
+    pub probes: Probes,
+}
+
+/// Where the local probes (`doctor --local`, `tui`) find the chamber's parts. Each flag also
+/// reads a `CCCTL_*` variable (the Helm chart and `ccctl demo`'s env.sh set them).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Probes {
     /// The enclave API (/status).
     #[arg(
         long,

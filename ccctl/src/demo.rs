@@ -51,6 +51,10 @@ pub struct DemoArgs {
     /// next to ccctl, then PATH).
     #[arg(long, value_name = "DIR")]
     pub bin_dir: Option<PathBuf>,
+    /// Do not open the dashboard (ccctl tui) after doctor; print how to reach the chamber and
+    /// wait for Ctrl-C instead. Implied when stdout is not a terminal.
+    #[arg(long)]
+    pub no_tui: bool,
     /// Port of the enclave API on 127.0.0.1 (0: any free port; if 9000 is taken, any).
     #[arg(long, value_name = "PORT", default_value_t = cc_proto::ports::API_PORT as u16)]
     pub api_port: u16,
@@ -427,6 +431,7 @@ struct Chamber {
     layout: Layout,
     kms_task: tokio::task::JoinHandle<()>,
     _cluster: apiserver::ApiServer,
+    pubkeys: Vec<String>,
 }
 
 pub const NAMESPACE: &str = "containment-chamber";
@@ -471,10 +476,10 @@ async fn cluster(
     Ok(server)
 }
 
-/// `env.sh`: what a shell needs to point ccctl at the demo.
-fn env_file(l: &Layout) -> String {
+/// The variables that point ccctl at the demo.
+fn env_vars(l: &Layout) -> Vec<(&'static str, String)> {
     let p = |n: &str| l.p(n).display().to_string();
-    let vars = [
+    vec![
         ("KUBECONFIG", p("kubeconfig")),
         ("AWS_ACCESS_KEY_ID", kms::OPERATOR_KEY_ID.to_owned()),
         (
@@ -492,11 +497,15 @@ fn env_file(l: &Layout) -> String {
         ("CCCTL_ALLOCATOR", p("allocator.yaml")),
         ("CCCTL_CONFIG", p("ccctl.toml")),
         ("CCCTL_PROXY_CONFIG", p("proxy.toml")),
-    ];
+    ]
+}
+
+/// `env.sh`: what a shell needs to point ccctl at the demo.
+fn env_file(l: &Layout) -> String {
     let mut out = String::from(
         "# Written by ccctl demo: `. env.sh` points ccctl, kubectl-style tools and curl at the demo.\n",
     );
-    for (k, v) in vars {
+    for (k, v) in env_vars(l) {
         out.push_str(&format!("export {k}='{v}'\n"));
     }
     out
@@ -575,6 +584,14 @@ async fn start(args: &DemoArgs, dir: &Path, quiet: bool) -> Result<Chamber, Cann
             crate::output::clean(&String::from_utf8_lossy(&out.stderr))
         )));
     }
+    // The validator public keys, for the demo's signing traffic.
+    let pubkeys: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split('"')
+        .filter(|t| {
+            t.len() == 98 && t.starts_with("0x") && t[2..].bytes().all(|b| b.is_ascii_hexdigit())
+        })
+        .map(str::to_owned)
+        .collect();
     say(
         quiet,
         "init: master key split 2-of-3, shares encrypted under the holders' keys, 2 validator keys",
@@ -720,27 +737,37 @@ async fn start(args: &DemoArgs, dir: &Path, quiet: bool) -> Result<Chamber, Cann
         layout,
         kms_task,
         _cluster: cluster,
+        pubkeys,
     })
 }
 
-/// Bounded signing traffic (at most `max` requests, 20 per second) so the enclave logs while
-/// doctor measures.
-fn traffic(api: u16, max: usize) -> tokio::task::JoinHandle<()> {
+/// Bounded signing traffic (at most `max` requests, one per `every`) with the demo's
+/// validator keys, so the enclave signs and logs while doctor and the dashboard watch.
+fn traffic(
+    api: u16,
+    pubkeys: Vec<String>,
+    max: usize,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let addr = cc_proto::Address::Tcp {
             host: "127.0.0.1".into(),
             port: api,
         };
-        for _ in 0..max {
+        let fallback = format!("0x{}", "00".repeat(48));
+        for i in 0..max {
+            let pk = pubkeys.get(i % pubkeys.len().max(1)).unwrap_or(&fallback);
+            let root: [u8; 32] = rand::random();
+            let body = format!("{{\"signingRoot\":\"0x{}\"}}", hex::encode(root));
             let _ = crate::http::request(
                 &addr,
                 "POST",
-                &format!("/api/v1/eth2/sign/0x{}", "00".repeat(48)),
-                Some(b"{}"),
+                &format!("/api/v1/eth2/sign/{pk}"),
+                Some(body.as_bytes()),
                 Duration::from_secs(1),
             )
             .await;
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(every).await;
         }
     })
 }
@@ -774,7 +801,12 @@ pub fn run(
             Err(e) => return Err(e),
         };
         let l = &chamber.layout;
-        let load = traffic(l.api, 400);
+        let load = traffic(
+            l.api,
+            chamber.pubkeys.clone(),
+            400,
+            Duration::from_millis(50),
+        );
         let mut doctor =
             Command::new(std::env::current_exe().map_err(|e| CannotRun::new(e.to_string()))?);
         doctor.args(doctor_args(l)).args(["-o", fmt.as_str()]);
@@ -790,7 +822,39 @@ pub fn run(
             .map_err(|e| CannotRun::new(format!("cannot run ccctl doctor: {e}")))?;
         load.abort();
         let code = status.code().unwrap_or(2);
-        if !args.once {
+        // While it runs for people: 5 signatures a second, for at most 12 minutes.
+        let load = (!args.once).then(|| {
+            traffic(
+                l.api,
+                chamber.pubkeys.clone(),
+                3600,
+                Duration::from_millis(200),
+            )
+        });
+        let tui = !args.once
+            && !args.no_tui
+            && fmt == crate::output::Format::Human
+            && std::io::IsTerminal::is_terminal(&std::io::stdout());
+        if tui {
+            // The real `ccctl tui`, in this terminal, pointed at the demo by env.sh's
+            // variables; the chamber stops when it quits.
+            let mut cmd =
+                Command::new(std::env::current_exe().map_err(|e| CannotRun::new(e.to_string()))?);
+            cmd.args(["tui", "--local"]);
+            aws_env(&mut cmd, kms::OPERATOR_KEY_ID);
+            for (k, v) in env_vars(l) {
+                cmd.env(k, v);
+            }
+            let mut child = cmd
+                .spawn()
+                .map_err(|e| CannotRun::new(format!("cannot start ccctl tui: {e}")))?;
+            // Ctrl-C belongs to the dashboard (raw mode); a stray SIGINT must not leave the
+            // chamber running behind a dead dashboard.
+            tokio::select! {
+                _ = child.wait() => {}
+                _ = wait_for_signal() => { let _ = child.kill().await; }
+            }
+        } else if !args.once {
             eprintln!(
                 "\nThe chamber is running (folder {dir}). In another terminal:\n  \
                  . {dir}/env.sh\n  \
@@ -806,6 +870,9 @@ pub fn run(
             );
             wait_for_signal().await;
             say(quiet, "stopping");
+        }
+        if let Some(load) = load {
+            load.abort();
         }
         chamber.stop().await;
         Ok(code)

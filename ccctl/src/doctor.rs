@@ -94,7 +94,7 @@ pub struct CheckResult {
     pub findings: Vec<Finding>,
 }
 
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct Report {
     pub checks: Vec<CheckResult>,
     pub summary: Summary,

@@ -11,6 +11,7 @@ pub mod http;
 pub mod k8s;
 pub mod output;
 pub mod policy;
+pub mod tui;
 pub mod x509;
 
 pub use cc_proto::parse_duration;

@@ -17,6 +17,7 @@ fn run(cli: Cli) -> Result<Outcome, CannotRun> {
     match cli.command {
         Command::Doctor(a) => ccctl::doctor::cli::run(*a, fmt),
         Command::Demo(a) => ccctl::demo::run(a, fmt),
+        Command::Tui(a) => ccctl::tui::run(*a),
         Command::Eif(EifCommand::Describe { eif_path }) => {
             let d = ccctl::eif::describe_file(&eif_path)?;
             match fmt {

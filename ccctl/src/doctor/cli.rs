@@ -128,27 +128,33 @@ pub fn run(a: DoctorArgs, fmt: Format) -> Result<Outcome, CannotRun> {
         ));
     }
     let selected = super::select(all, &a.checks).map_err(CannotRun::new)?;
-    let ctx = Arc::new(Context {
-        production: env("PRODUCTION").is_some_and(|v| v == "true"),
-        enclave_debug: env("ENCLAVE_DEBUG"),
-        nitro_cli: a.nitro_cli,
-        api: a.api,
-        metrics: a.metrics,
-        log_listener: a.log_listener,
-        device: a.device,
-        scrape_interval: a.scrape_interval,
-        probe_timeout: a.timeout,
-        proxy_config: a.proxy_config,
-        log_file: a.log_file,
-        holders_config: a.config,
-        allocator: a.allocator,
-        status: tokio::sync::OnceCell::new(),
-    });
+    let ctx = Arc::new(local_context(&a.probes, a.timeout));
     let rt = output::runtime()?;
     let report = rt.block_on(super::run(selected, ctx, a.timeout));
     // Checks still blocked (e.g. a hung nitro-cli) must not keep the process alive.
     rt.shutdown_background();
     finish(&report, fmt, a.fail_on, env("NO_COLOR"))
+}
+
+/// The local probes' context from the flags (and `PRODUCTION` / `ENCLAVE_DEBUG`, read here).
+pub fn local_context(p: &crate::cli::Probes, timeout: std::time::Duration) -> Context {
+    let env = |k: &str| std::env::var(k).ok();
+    Context {
+        production: env("PRODUCTION").is_some_and(|v| v == "true"),
+        enclave_debug: env("ENCLAVE_DEBUG"),
+        nitro_cli: p.nitro_cli.clone(),
+        api: p.api.clone(),
+        metrics: p.metrics.clone(),
+        log_listener: p.log_listener.clone(),
+        device: p.device.clone(),
+        scrape_interval: p.scrape_interval,
+        probe_timeout: timeout,
+        proxy_config: p.proxy_config.clone(),
+        log_file: p.log_file.clone(),
+        holders_config: p.config.clone(),
+        allocator: p.allocator.clone(),
+        status: tokio::sync::OnceCell::new(),
+    }
 }
 
 fn exec_for(

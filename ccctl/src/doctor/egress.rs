@@ -55,7 +55,7 @@ impl ServerCertVerifier for AnyCert {
 }
 
 /// TCP connect, then a TLS handshake with SNI `host`. `Err((code, why))`.
-async fn probe(
+pub(crate) async fn probe(
     host: &str,
     port: u16,
     timeout: std::time::Duration,

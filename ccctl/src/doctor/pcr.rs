@@ -8,6 +8,61 @@ use super::{BoxFuture, Check, Context};
 
 pub struct PcrPolicies;
 
+/// The policy report for what the enclave attests (`/status`), per `ccctl.toml` at `path`;
+/// `Err` is the finding that says why there is none.
+pub async fn policy_report(
+    path: &std::path::Path,
+    status: &cc_proto::status::Status,
+    timeout: std::time::Duration,
+) -> Result<crate::policy::Report, Finding> {
+    let cfg = crate::config::Config::load(path)
+        .map_err(|e| Finding::new("pcr.config-unreadable", Severity::Error, e))?;
+    let Some(att) = &status.attestation else {
+        return Err(Finding::new(
+            "pcr.no-attestation",
+            Severity::Warn,
+            "the enclave has not attested yet: its measurements are unknown",
+        ));
+    };
+    let mut pcrs = std::collections::BTreeMap::new();
+    for (name, value) in &att.pcrs {
+        if let Some(n) = name.strip_prefix("PCR").and_then(|n| n.parse::<u8>().ok()) {
+            pcrs.insert(n, value.clone());
+        }
+    }
+    // Zero PCRs are omitted from /status: a debug enclave attests all-zero PCR0.
+    pcrs.entry(0).or_insert_with(|| "0".repeat(96));
+    let Some(principal) = cfg.principal.clone() else {
+        return Err(Finding::new(
+            "pcr.config-unreadable",
+            Severity::Error,
+            format!(
+                "'{}' has no 'principal' (the enclave's role)",
+                path.display()
+            ),
+        ));
+    };
+    let holders = cfg
+        .holders
+        .iter()
+        .map(|h| {
+            let source = match &h.policy_file {
+                Some(p) => crate::policy::Source::File(p.clone()),
+                None => crate::policy::Source::Live(h.clone()),
+            };
+            (h.name.clone(), source)
+        })
+        .collect();
+    Ok(crate::policy::check(crate::policy::Input {
+        holders,
+        principal,
+        threshold: cfg.threshold.unwrap_or(status.threshold),
+        measurements: cc_proto::policy::Measurements { pcrs },
+        timeout,
+    })
+    .await)
+}
+
 impl Check for PcrPolicies {
     fn id(&self) -> &'static str {
         "pcr.policies"
@@ -20,59 +75,15 @@ impl Check for PcrPolicies {
             let Some(path) = &ctx.holders_config else {
                 return Vec::new();
             };
-            let cfg = match crate::config::Config::load(path) {
-                Ok(c) => c,
-                Err(e) => return vec![Finding::new("pcr.config-unreadable", Severity::Error, e)],
-            };
             let status = match super::checks::fetch_status(ctx).await {
                 Ok(s) => s,
                 // enclave.status reports an unreachable API.
                 Err(_) => return Vec::new(),
             };
-            let Some(att) = status.attestation else {
-                return vec![Finding::new(
-                    "pcr.no-attestation",
-                    Severity::Warn,
-                    "the enclave has not attested yet: its measurements are unknown",
-                )];
+            let report = match policy_report(path, &status, ctx.probe_timeout).await {
+                Ok(r) => r,
+                Err(f) => return vec![f],
             };
-            let mut pcrs = std::collections::BTreeMap::new();
-            for (name, value) in &att.pcrs {
-                if let Some(n) = name.strip_prefix("PCR").and_then(|n| n.parse::<u8>().ok()) {
-                    pcrs.insert(n, value.clone());
-                }
-            }
-            // Zero PCRs are omitted from /status: a debug enclave attests all-zero PCR0.
-            pcrs.entry(0).or_insert_with(|| "0".repeat(96));
-            let Some(principal) = cfg.principal.clone() else {
-                return vec![Finding::new(
-                    "pcr.config-unreadable",
-                    Severity::Error,
-                    format!(
-                        "'{}' has no 'principal' (the enclave's role)",
-                        path.display()
-                    ),
-                )];
-            };
-            let holders = cfg
-                .holders
-                .iter()
-                .map(|h| {
-                    let source = match &h.policy_file {
-                        Some(p) => crate::policy::Source::File(p.clone()),
-                        None => crate::policy::Source::Live(h.clone()),
-                    };
-                    (h.name.clone(), source)
-                })
-                .collect();
-            let report = crate::policy::check(crate::policy::Input {
-                holders,
-                principal,
-                threshold: cfg.threshold.unwrap_or(status.threshold),
-                measurements: cc_proto::policy::Measurements { pcrs },
-                timeout: ctx.probe_timeout,
-            })
-            .await;
             let mut out: Vec<Finding> = report
                 .holders
                 .iter()

@@ -1,0 +1,184 @@
+//! `ccctl tui`: the live dashboard. One `tokio::select!` loop over keys, source updates and a
+//! tick; every source runs in its own task ([`sources`]); drawing is a pure function of the
+//! state ([`ui::render`]). The terminal is restored on every exit path, panics included.
+
+pub mod app;
+pub mod logbuf;
+pub mod metrics;
+pub mod sources;
+pub mod ui;
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ratatui::crossterm::event::{self, Event, KeyEventKind};
+
+use crate::cli::Probes;
+use crate::output::{CannotRun, Outcome};
+use app::{App, Command};
+
+#[derive(Debug, clap::Args)]
+pub struct TuiArgs {
+    /// Watch the chamber on this machine (the default when neither --pod nor -l is given).
+    #[arg(long, conflicts_with_all = ["pod", "selector"])]
+    pub local: bool,
+    /// Watch this pod through the Kubernetes API (its log stream, spec, node, device plugin).
+    #[arg(long, value_name = "NAME")]
+    pub pod: Option<String>,
+    /// Watch every pod matching this label selector (the log of the first one).
+    #[arg(
+        short = 'l',
+        long = "selector",
+        value_name = "SELECTOR",
+        conflicts_with = "pod"
+    )]
+    pub selector: Option<String>,
+    /// Namespace (default: the context's, else `default`).
+    #[arg(short = 'n', long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// kubeconfig context to use.
+    #[arg(long, value_name = "CONTEXT")]
+    pub context: Option<String>,
+    /// Lines kept by the log panel (a ring: older lines are dropped).
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub log_lines: usize,
+    /// How often /status and /metrics are read (other sources are slower multiples).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = crate::parse_duration)]
+    pub refresh: Duration,
+    /// Deadline of one doctor run and of each probe.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::parse_duration)]
+    pub timeout: Duration,
+    /// Where the local probes look (with --pod/-l: the port-forwarded API and metrics).
+    #[command(flatten)]
+    pub probes: Probes,
+}
+
+pub fn run(a: TuiArgs) -> Result<Outcome, CannotRun> {
+    if !std::io::stdout().is_terminal() {
+        return Err(CannotRun::new(
+            "ccctl tui needs a terminal (for scripts: ccctl doctor -o json)",
+        ));
+    }
+    if a.log_lines == 0 {
+        return Err(CannotRun::new("--log-lines must be at least 1"));
+    }
+    let rt = crate::output::runtime()?;
+    let r = rt.block_on(async {
+        let kube = if a.pod.is_some() || a.selector.is_some() {
+            let client = crate::k8s::client(a.context.as_deref())
+                .await
+                .map_err(CannotRun::new)?;
+            let namespace = match &a.namespace {
+                Some(n) => n.clone(),
+                None => crate::k8s::default_namespace(a.context.as_deref()).await,
+            };
+            Some(sources::KubeTarget {
+                client,
+                namespace,
+                pod: a.pod.clone(),
+                selector: a.selector.clone(),
+            })
+        } else {
+            None
+        };
+        let title = match &kube {
+            Some(k) => match (&k.pod, &k.selector) {
+                (Some(p), _) => format!("pod {}/{p}", k.namespace),
+                (_, Some(s)) => format!("pods {} -l {s}", k.namespace),
+                _ => String::new(),
+            },
+            None => format!("local {}", a.probes.api),
+        };
+        let settings = Arc::new(sources::Settings {
+            probes: a.probes.clone(),
+            refresh: a.refresh,
+            timeout: a.timeout,
+            kube,
+        });
+        run_loop(settings, title, a.log_lines).await
+    });
+    rt.shutdown_timeout(Duration::from_millis(500));
+    r.map(|()| Outcome::Ok)
+}
+
+/// Restores the terminal when dropped (normal exit, error, unwinding panic); `ratatui::init`
+/// also installs a panic hook that restores it before the panic message is printed.
+struct Restore;
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        ratatui::restore();
+    }
+}
+
+async fn run_loop(
+    settings: Arc<sources::Settings>,
+    title: String,
+    log_lines: usize,
+) -> Result<(), CannotRun> {
+    let mut terminal = ratatui::try_init()
+        .map_err(|e| CannotRun::new(format!("cannot set up the terminal: {e}")))?;
+    let _restore = Restore;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(256);
+    let tasks = sources::start(settings.clone(), tx.clone());
+    // crossterm's reads block: one thread turns them into messages for the loop.
+    let (key_tx, mut key_rx) = tokio::sync::mpsc::channel(64);
+    std::thread::spawn(move || {
+        loop {
+            match event::poll(Duration::from_millis(100)) {
+                Ok(true) => match event::read() {
+                    Ok(ev) => {
+                        if key_tx.blocking_send(ev).is_err() {
+                            return;
+                        }
+                    }
+                    Err(_) => return,
+                },
+                Ok(false) if key_tx.is_closed() => return,
+                Ok(false) => {}
+                Err(_) => return,
+            }
+        }
+    });
+    let mut app = App::new(title, log_lines);
+    let start = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let result = loop {
+        app.now = start.elapsed().as_secs_f64();
+        if let Ok(size) = terminal.size() {
+            app.page = size.height.saturating_sub(4).max(1) as usize;
+        }
+        if let Err(e) = terminal.draw(|f| ui::render(&app, f)) {
+            break Err(CannotRun::new(format!("cannot draw: {e}")));
+        }
+        tokio::select! {
+            ev = key_rx.recv() => match ev {
+                Some(Event::Key(k)) if k.kind != KeyEventKind::Release => match app.on_key(k) {
+                    Some(Command::Quit) => break Ok(()),
+                    Some(Command::RerunDoctor) => {
+                        sources::run_doctor(settings.clone(), tx.clone());
+                    }
+                    None => {}
+                },
+                Some(_) => {}
+                None => break Ok(()),
+            },
+            Some(u) = rx.recv() => {
+                app.apply(u);
+                // Take what else is queued before drawing again (bounded, so keys stay live).
+                for _ in 0..256 {
+                    match rx.try_recv() {
+                        Ok(u) => app.apply(u),
+                        Err(_) => break,
+                    }
+                }
+            }
+            _ = tick.tick() => {}
+        }
+    };
+    for t in tasks {
+        t.abort();
+    }
+    result
+}

@@ -1,0 +1,695 @@
+//! The dashboard's state and its key handling. Rendering (`ui.rs`) reads this; the sources
+//! (`sources.rs`) feed it through [`App::apply`]; keys go through [`App::on_key`], which looks
+//! them up in [`KEYMAP`] — the same table the help overlay and the footer are drawn from.
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use super::logbuf::{Filter, Level, LogBuffer};
+use super::metrics::{History, Scrape};
+use crate::doctor::Report;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    Overview,
+    Logs,
+    Metrics,
+    Findings,
+}
+
+impl Screen {
+    pub const ALL: [Screen; 4] = [
+        Screen::Overview,
+        Screen::Logs,
+        Screen::Metrics,
+        Screen::Findings,
+    ];
+    pub fn title(self) -> &'static str {
+        match self {
+            Screen::Overview => "Overview",
+            Screen::Logs => "Logs",
+            Screen::Metrics => "Metrics",
+            Screen::Findings => "Findings",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Quit,
+    Help,
+    Show(Screen),
+    NextScreen,
+    Rerun,
+    Up,
+    Down,
+    PageUp,
+    PageDown,
+    Top,
+    Bottom,
+    Follow,
+    Search,
+    NextMatch,
+    NextError,
+    CycleLevel,
+    TargetFilter,
+    EnclaveOnly,
+    Wrap,
+    FullPcrs,
+}
+
+pub struct Binding {
+    pub key: KeyCode,
+    /// How the key is written in the help and the footer.
+    pub label: &'static str,
+    pub action: Action,
+    /// `None`: every screen.
+    pub scope: Option<Screen>,
+    pub help: &'static str,
+    /// Shown in the footer.
+    pub hint: bool,
+}
+
+const fn b(
+    key: KeyCode,
+    label: &'static str,
+    action: Action,
+    scope: Option<Screen>,
+    help: &'static str,
+    hint: bool,
+) -> Binding {
+    Binding {
+        key,
+        label,
+        action,
+        scope,
+        help,
+        hint,
+    }
+}
+
+use Action as A;
+use KeyCode as K;
+const LOGS: Option<Screen> = Some(Screen::Logs);
+
+pub const KEYMAP: &[Binding] = &[
+    b(K::Char('q'), "q", A::Quit, None, "quit", true),
+    b(K::Char('?'), "?", A::Help, None, "help (this list)", true),
+    b(
+        K::Char('1'),
+        "1",
+        A::Show(Screen::Overview),
+        None,
+        "overview",
+        false,
+    ),
+    b(
+        K::Char('2'),
+        "2",
+        A::Show(Screen::Logs),
+        None,
+        "logs",
+        false,
+    ),
+    b(
+        K::Char('3'),
+        "3",
+        A::Show(Screen::Metrics),
+        None,
+        "metrics",
+        false,
+    ),
+    b(
+        K::Char('4'),
+        "4",
+        A::Show(Screen::Findings),
+        None,
+        "findings",
+        false,
+    ),
+    b(K::Tab, "tab", A::NextScreen, None, "next screen", true),
+    b(K::Char('r'), "r", A::Rerun, None, "re-run doctor", true),
+    b(
+        K::Char('p'),
+        "p",
+        A::FullPcrs,
+        Some(Screen::Overview),
+        "full PCR values",
+        true,
+    ),
+    b(K::Up, "↑/k", A::Up, None, "scroll up / previous", false),
+    b(
+        K::Char('k'),
+        "k",
+        A::Up,
+        None,
+        "scroll up / previous",
+        false,
+    ),
+    b(K::Down, "↓/j", A::Down, None, "scroll down / next", false),
+    b(
+        K::Char('j'),
+        "j",
+        A::Down,
+        None,
+        "scroll down / next",
+        false,
+    ),
+    b(K::PageUp, "PgUp", A::PageUp, None, "page up", false),
+    b(K::PageDown, "PgDn", A::PageDown, None, "page down", false),
+    b(K::Char('g'), "g", A::Top, None, "oldest / top", false),
+    b(
+        K::Char('G'),
+        "G",
+        A::Bottom,
+        None,
+        "newest / bottom (and follow)",
+        false,
+    ),
+    b(K::Char('f'), "f", A::Follow, LOGS, "follow / pause", true),
+    b(
+        K::Char('/'),
+        "/",
+        A::Search,
+        LOGS,
+        "search (highlight, n: next older match)",
+        true,
+    ),
+    b(
+        K::Char('n'),
+        "n",
+        A::NextMatch,
+        LOGS,
+        "next (older) match",
+        false,
+    ),
+    b(
+        K::Char('e'),
+        "e",
+        A::NextError,
+        LOGS,
+        "jump to the next (older) error",
+        true,
+    ),
+    b(
+        K::Char('l'),
+        "l",
+        A::CycleLevel,
+        LOGS,
+        "level filter: all, ≥info, ≥warn, ≥error",
+        true,
+    ),
+    b(
+        K::Char('t'),
+        "t",
+        A::TargetFilter,
+        LOGS,
+        "target filter (substring; empty clears)",
+        true,
+    ),
+    b(
+        K::Char('o'),
+        "o",
+        A::EnclaveOnly,
+        LOGS,
+        "enclave lines only",
+        true,
+    ),
+    b(K::Char('w'), "w", A::Wrap, LOGS, "wrap long lines", true),
+];
+
+/// The result of a source, with its last error.
+#[derive(Debug, Clone)]
+pub struct Sourced<T> {
+    pub value: Option<T>,
+    pub error: Option<String>,
+    /// `App::now` of the last answer.
+    pub at: Option<f64>,
+}
+
+impl<T> Default for Sourced<T> {
+    fn default() -> Self {
+        Sourced {
+            value: None,
+            error: None,
+            at: None,
+        }
+    }
+}
+
+impl<T> Sourced<T> {
+    fn set(&mut self, r: Result<T, String>, now: f64) {
+        match r {
+            Ok(v) => {
+                self.value = Some(v);
+                self.error = None;
+            }
+            Err(e) => self.error = Some(crate::output::clean(&e)),
+        }
+        self.at = Some(now);
+    }
+}
+
+/// One egress endpoint's last probe.
+#[derive(Debug, Clone)]
+pub struct EgressProbe {
+    pub name: String,
+    pub target: String,
+    pub forwarder_up: bool,
+    pub upstream: Result<f64, String>,
+}
+
+/// One pod in --pod / -l mode.
+#[derive(Debug, Clone)]
+pub struct PodRow {
+    pub name: String,
+    pub node: String,
+    pub phase: String,
+    pub errors: usize,
+    pub warnings: usize,
+    pub first_problem: String,
+}
+
+/// What the sources send.
+#[derive(Debug)]
+pub enum Update {
+    Status(Result<cc_proto::status::Status, String>),
+    Enclaves(Result<Vec<cc_proto::nitro_cli::DescribedEnclave>, String>),
+    Metrics(Result<Scrape, String>),
+    LogLines(Vec<Vec<u8>>),
+    LogError(String),
+    Findings(Report),
+    Policy(Result<crate::policy::Report, String>),
+    Egress(Vec<EgressProbe>),
+    Pods(Result<Vec<PodRow>, String>),
+}
+
+/// What the loop must do after a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    Quit,
+    RerunDoctor,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prompt {
+    None,
+    Search(String),
+    Target(String),
+}
+
+#[derive(Debug)]
+pub struct LogView {
+    pub follow: bool,
+    /// Matching lines newer than the bottom line (0 = the newest at the bottom).
+    pub offset: usize,
+    pub filter: Filter,
+    pub search: String,
+    pub wrap: bool,
+    /// Buffer index of the line found by the last jump.
+    pub mark: Option<usize>,
+}
+
+#[derive(Debug)]
+pub struct App {
+    pub title: String,
+    pub screen: Screen,
+    pub help: bool,
+    pub prompt: Prompt,
+    pub now: f64,
+    pub status: Sourced<cc_proto::status::Status>,
+    pub enclaves: Sourced<Vec<cc_proto::nitro_cli::DescribedEnclave>>,
+    pub policy: Sourced<crate::policy::Report>,
+    pub egress: Sourced<Vec<EgressProbe>>,
+    pub findings: Sourced<Report>,
+    pub doctor_running: bool,
+    pub pods: Sourced<Vec<PodRow>>,
+    pub metrics: History,
+    pub metrics_error: Option<String>,
+    pub metric_selected: usize,
+    pub logs: LogBuffer,
+    pub log_error: Option<String>,
+    pub view: LogView,
+    pub full_pcrs: bool,
+    pub findings_scroll: usize,
+    /// Rows of the last drawn body (page size for PgUp/PgDn).
+    pub page: usize,
+}
+
+impl App {
+    pub fn new(title: impl Into<String>, log_capacity: usize) -> App {
+        App {
+            title: title.into(),
+            screen: Screen::Overview,
+            help: false,
+            prompt: Prompt::None,
+            now: 0.0,
+            status: Sourced::default(),
+            enclaves: Sourced::default(),
+            policy: Sourced::default(),
+            egress: Sourced::default(),
+            findings: Sourced::default(),
+            doctor_running: false,
+            pods: Sourced::default(),
+            metrics: History::default(),
+            metrics_error: None,
+            metric_selected: 0,
+            logs: LogBuffer::new(log_capacity),
+            log_error: None,
+            view: LogView {
+                follow: true,
+                offset: 0,
+                filter: Filter::default(),
+                search: String::new(),
+                wrap: false,
+                mark: None,
+            },
+            full_pcrs: false,
+            findings_scroll: 0,
+            page: 20,
+        }
+    }
+
+    pub fn apply(&mut self, u: Update) {
+        let now = self.now;
+        match u {
+            Update::Status(r) => self.status.set(r, now),
+            Update::Enclaves(r) => self.enclaves.set(r, now),
+            Update::Metrics(Ok(s)) => {
+                self.metrics.add(now, &s);
+                self.metrics_error = None;
+            }
+            Update::Metrics(Err(e)) => self.metrics_error = Some(crate::output::clean(&e)),
+            Update::LogLines(lines) => {
+                let before = self.logs.total;
+                for l in &lines {
+                    self.logs.push_raw(l);
+                }
+                self.log_error = None;
+                if !self.view.follow {
+                    // Keep the same lines on screen while paused.
+                    let added = (self.logs.total - before) as usize;
+                    let f = &self.view.filter;
+                    let start = self.logs.len().saturating_sub(added);
+                    let passing = (start..self.logs.len())
+                        .filter(|i| self.logs.get(*i).is_some_and(|l| f.passes(l)))
+                        .count();
+                    self.view.offset += passing;
+                    let max = self.logs.newest(f, 0).count().saturating_sub(1);
+                    self.view.offset = self.view.offset.min(max);
+                }
+            }
+            Update::LogError(e) => self.log_error = Some(crate::output::clean(&e)),
+            Update::Findings(r) => {
+                self.findings.set(Ok(r), now);
+                self.doctor_running = false;
+            }
+            Update::Policy(r) => self.policy.set(r, now),
+            Update::Egress(r) => self.egress.set(Ok(r), now),
+            Update::Pods(r) => self.pods.set(r, now),
+        }
+    }
+
+    /// Series names in the order the metrics list shows them.
+    pub fn metric_names(&self) -> Vec<&String> {
+        self.metrics.series.keys().collect()
+    }
+
+    pub fn on_key(&mut self, key: KeyEvent) -> Option<Command> {
+        if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+            return Some(Command::Quit);
+        }
+        match &mut self.prompt {
+            Prompt::None => {}
+            Prompt::Search(text) | Prompt::Target(text) => {
+                match key.code {
+                    KeyCode::Enter => {
+                        let text = std::mem::take(text);
+                        match std::mem::replace(&mut self.prompt, Prompt::None) {
+                            Prompt::Search(_) => {
+                                self.view.search = text;
+                                self.jump_to_match();
+                            }
+                            Prompt::Target(_) => {
+                                self.view.filter.target = (!text.is_empty()).then_some(text);
+                                self.view.offset = 0;
+                                self.view.follow = true;
+                            }
+                            Prompt::None => {}
+                        }
+                    }
+                    KeyCode::Esc => self.prompt = Prompt::None,
+                    KeyCode::Backspace => {
+                        text.pop();
+                    }
+                    KeyCode::Char(c) if !c.is_control() && text.len() < 200 => text.push(c),
+                    _ => {}
+                }
+                return None;
+            }
+        }
+        if self.help {
+            // Any key closes the help; q still quits.
+            self.help = false;
+            return (key.code == KeyCode::Char('q')).then_some(Command::Quit);
+        }
+        let action = KEYMAP
+            .iter()
+            .find(|b| b.key == key.code && b.scope.is_none_or(|s| s == self.screen))?
+            .action;
+        self.act(action)
+    }
+
+    pub fn act(&mut self, action: Action) -> Option<Command> {
+        match action {
+            Action::Quit => return Some(Command::Quit),
+            Action::Help => self.help = true,
+            Action::Show(s) => self.screen = s,
+            Action::NextScreen => {
+                let i = Screen::ALL
+                    .iter()
+                    .position(|s| *s == self.screen)
+                    .unwrap_or(0);
+                self.screen = Screen::ALL[(i + 1) % Screen::ALL.len()];
+            }
+            Action::Rerun => {
+                if !self.doctor_running {
+                    self.doctor_running = true;
+                    return Some(Command::RerunDoctor);
+                }
+            }
+            Action::FullPcrs => self.full_pcrs = !self.full_pcrs,
+            Action::Up => self.scroll(1),
+            Action::Down => self.scroll(-1),
+            Action::PageUp => self.scroll(self.page as isize),
+            Action::PageDown => self.scroll(-(self.page as isize)),
+            Action::Top => self.scroll(isize::MAX / 2),
+            Action::Bottom => {
+                self.scroll(isize::MIN / 2);
+                if self.screen == Screen::Logs {
+                    self.view.follow = true;
+                }
+            }
+            Action::Follow => {
+                self.view.follow = !self.view.follow;
+                if self.view.follow {
+                    self.view.offset = 0;
+                }
+            }
+            Action::Search => self.prompt = Prompt::Search(self.view.search.clone()),
+            Action::NextMatch => self.jump_to_match(),
+            Action::NextError => {
+                if let Some(i) = self.logs.previous_error(&self.view.filter, self.view.mark) {
+                    self.mark(i);
+                }
+            }
+            Action::CycleLevel => {
+                self.view.filter.min_level = match self.view.filter.min_level {
+                    None => Some(Level::Info),
+                    Some(Level::Info) => Some(Level::Warn),
+                    Some(Level::Warn) => Some(Level::Error),
+                    _ => None,
+                };
+                self.view.offset = 0;
+                self.view.mark = None;
+            }
+            Action::TargetFilter => {
+                self.prompt = Prompt::Target(self.view.filter.target.clone().unwrap_or_default())
+            }
+            Action::EnclaveOnly => {
+                self.view.filter.enclave_only = !self.view.filter.enclave_only;
+                self.view.offset = 0;
+                self.view.mark = None;
+            }
+            Action::Wrap => self.view.wrap = !self.view.wrap,
+        }
+        None
+    }
+
+    fn jump_to_match(&mut self) {
+        let found = self
+            .logs
+            .previous_match(&self.view.filter, &self.view.search, self.view.mark)
+            // Wrap around to the newest.
+            .or_else(|| {
+                self.logs
+                    .previous_match(&self.view.filter, &self.view.search, None)
+            });
+        if let Some(i) = found {
+            self.mark(i);
+        }
+    }
+
+    fn mark(&mut self, i: usize) {
+        self.view.mark = Some(i);
+        self.view.follow = false;
+        self.view.offset = self.logs.offset_of(&self.view.filter, i);
+    }
+
+    /// Positive: towards older lines / up.
+    fn scroll(&mut self, by: isize) {
+        match self.screen {
+            Screen::Logs => {
+                let max = self
+                    .logs
+                    .newest(&self.view.filter, 0)
+                    .count()
+                    .saturating_sub(1);
+                let off = (self.view.offset as isize)
+                    .saturating_add(by)
+                    .clamp(0, max as isize);
+                self.view.offset = off as usize;
+                if by > 0 {
+                    self.view.follow = false;
+                }
+            }
+            Screen::Metrics => {
+                let n = self.metrics.series.len().saturating_sub(1) as isize;
+                let sel = (self.metric_selected as isize)
+                    .saturating_sub(by)
+                    .clamp(0, n);
+                self.metric_selected = sel as usize;
+            }
+            Screen::Findings => {
+                let off = (self.findings_scroll as isize).saturating_sub(by).max(0);
+                self.findings_scroll = off as usize;
+            }
+            Screen::Overview => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(c: KeyCode) -> KeyEvent {
+        KeyEvent::new(c, KeyModifiers::NONE)
+    }
+
+    fn app_with_logs(n: usize) -> App {
+        let mut a = App::new("test", 1000);
+        let lines = (0..n)
+            .map(|i| {
+                let level = if i % 10 == 3 { "ERROR" } else { " INFO" };
+                format!("2026-11-25T00:00:00Z {level} containment_chamber_enclave::api: line {i}")
+                    .into_bytes()
+            })
+            .collect();
+        a.apply(Update::LogLines(lines));
+        a
+    }
+
+    #[test]
+    fn every_binding_is_reachable_and_unambiguous() {
+        for (i, x) in KEYMAP.iter().enumerate() {
+            for y in &KEYMAP[i + 1..] {
+                let overlap = x.scope.is_none() || y.scope.is_none() || x.scope == y.scope;
+                assert!(!(x.key == y.key && overlap), "{} bound twice", x.label);
+            }
+        }
+    }
+
+    #[test]
+    fn screens_help_and_quit() {
+        let mut a = App::new("t", 10);
+        assert_eq!(a.on_key(key(KeyCode::Char('2'))), None);
+        assert_eq!(a.screen, Screen::Logs);
+        a.on_key(key(KeyCode::Tab));
+        assert_eq!(a.screen, Screen::Metrics);
+        a.on_key(key(KeyCode::Char('?')));
+        assert!(a.help);
+        // A key closes the help without acting.
+        a.on_key(key(KeyCode::Char('1')));
+        assert!(!a.help);
+        assert_eq!(a.screen, Screen::Metrics);
+        assert_eq!(a.on_key(key(KeyCode::Char('q'))), Some(Command::Quit));
+        assert_eq!(
+            a.on_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)),
+            Some(Command::Quit)
+        );
+    }
+
+    #[test]
+    fn rerun_is_not_sent_twice_while_running() {
+        let mut a = App::new("t", 10);
+        assert_eq!(
+            a.on_key(key(KeyCode::Char('r'))),
+            Some(Command::RerunDoctor)
+        );
+        assert_eq!(a.on_key(key(KeyCode::Char('r'))), None);
+        a.apply(Update::Findings(Report::default()));
+        assert_eq!(
+            a.on_key(key(KeyCode::Char('r'))),
+            Some(Command::RerunDoctor)
+        );
+    }
+
+    #[test]
+    fn log_keys_scroll_pause_filter_search_and_jump() {
+        let mut a = app_with_logs(50);
+        a.screen = Screen::Logs;
+        a.on_key(key(KeyCode::Up));
+        assert!(!a.view.follow);
+        assert_eq!(a.view.offset, 1);
+        // New lines while paused keep the view on the same lines.
+        a.apply(Update::LogLines(vec![
+            b"2026-11-25T00:00:00Z  INFO x: new".to_vec(),
+        ]));
+        assert_eq!(a.view.offset, 2);
+        a.on_key(key(KeyCode::Char('G')));
+        assert!(a.view.follow);
+        assert_eq!(a.view.offset, 0);
+        a.on_key(key(KeyCode::Char('e')));
+        assert_eq!(a.view.mark, Some(43));
+        a.on_key(key(KeyCode::Char('e')));
+        assert_eq!(a.view.mark, Some(33));
+        a.on_key(key(KeyCode::Char('l')));
+        a.on_key(key(KeyCode::Char('l')));
+        a.on_key(key(KeyCode::Char('l')));
+        assert_eq!(a.view.filter.min_level, Some(Level::Error));
+        a.on_key(key(KeyCode::Char('/')));
+        for c in "line 7".chars() {
+            a.on_key(key(KeyCode::Char(c)));
+        }
+        assert_eq!(a.prompt, Prompt::Search("line 7".into()));
+        // While typing, keys are text, not actions.
+        a.on_key(key(KeyCode::Char('q')));
+        a.on_key(key(KeyCode::Backspace));
+        a.on_key(key(KeyCode::Enter));
+        assert_eq!(a.view.search, "line 7");
+        a.view.filter.min_level = None;
+        a.view.mark = None;
+        a.on_key(key(KeyCode::Char('n')));
+        assert_eq!(a.view.mark, Some(7));
+        a.on_key(key(KeyCode::Char('t')));
+        for c in "nothing".chars() {
+            a.on_key(key(KeyCode::Char(c)));
+        }
+        a.on_key(key(KeyCode::Esc));
+        assert_eq!(a.view.filter.target, None);
+        a.on_key(key(KeyCode::Char('o')));
+        assert!(a.view.filter.enclave_only);
+        a.on_key(key(KeyCode::Char('w')));
+        assert!(a.view.wrap);
+    }
+}

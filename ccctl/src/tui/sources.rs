@@ -1,0 +1,435 @@
+//! The data sources: each runs in its own task, sends [`Update`]s, and on failure sends the
+//! error and retries with the shared backoff — so a slow or dead source never holds a frame.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{AsyncBufReadExt as _, StreamExt as _};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::sync::mpsc::Sender;
+
+use super::app::{EgressProbe, PodRow, Update};
+use crate::cli::Probes;
+
+/// Run `fetch` every `every`; on `Err`, send it and wait the backoff instead.
+fn poll<F, Fut>(tx: Sender<Update>, every: Duration, mut fetch: F) -> tokio::task::JoinHandle<()>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = (Update, bool)> + Send,
+{
+    tokio::spawn(async move {
+        let mut backoff = cc_proto::Backoff::default();
+        loop {
+            let (update, ok) = fetch().await;
+            if tx.send(update).await.is_err() {
+                return;
+            }
+            let wait = if ok {
+                backoff.reset();
+                every
+            } else {
+                backoff.next_delay().max(every.min(Duration::from_secs(1)))
+            };
+            tokio::time::sleep(wait).await;
+        }
+    })
+}
+
+pub struct Settings {
+    pub probes: Probes,
+    pub refresh: Duration,
+    pub timeout: Duration,
+    /// `Some((namespace, pods or selector))` in Kubernetes mode.
+    pub kube: Option<KubeTarget>,
+}
+
+#[derive(Clone)]
+pub struct KubeTarget {
+    pub client: kube::Client,
+    pub namespace: String,
+    pub pod: Option<String>,
+    pub selector: Option<String>,
+}
+
+pub fn start(s: Arc<Settings>, tx: Sender<Update>) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    let timeout = s.timeout.min(Duration::from_secs(5));
+    {
+        let api = s.probes.api.clone();
+        tasks.push(poll(tx.clone(), s.refresh, move || {
+            let api = api.clone();
+            async move {
+                let r = fetch_status(&api, timeout).await;
+                let ok = r.is_ok();
+                (Update::Status(r), ok)
+            }
+        }));
+    }
+    {
+        let metrics = s.probes.metrics.clone();
+        tasks.push(poll(tx.clone(), s.refresh, move || {
+            let metrics = metrics.clone();
+            async move {
+                let r = async {
+                    let r = crate::http::get(&metrics, "/metrics", timeout).await?;
+                    if r.status != 200 {
+                        return Err(format!("{metrics}/metrics answered {}", r.status));
+                    }
+                    super::metrics::parse(&String::from_utf8_lossy(&r.body))
+                }
+                .await;
+                let ok = r.is_ok();
+                (Update::Metrics(r), ok)
+            }
+        }));
+    }
+    if s.kube.is_none() {
+        let cli = s.probes.nitro_cli.clone();
+        tasks.push(poll(tx.clone(), s.refresh * 5, move || {
+            let cli = cli.clone();
+            async move {
+                let r = match tokio::time::timeout(timeout, crate::enclaves::describe_async(&cli))
+                    .await
+                {
+                    Err(_) => Err(format!(
+                        "{} describe-enclaves did not answer within {timeout:?}",
+                        cli.display()
+                    )),
+                    Ok(Err(e)) => Err(e.0),
+                    Ok(Ok(Err(f))) => Err(crate::enclaves::failure_human(&f)),
+                    Ok(Ok(Ok(list))) => Ok(list),
+                };
+                let ok = r.is_ok();
+                (Update::Enclaves(r), ok)
+            }
+        }));
+    }
+    if let Some(cfg) = s.probes.config.clone() {
+        let api = s.probes.api.clone();
+        tasks.push(poll(tx.clone(), s.refresh * 15, move || {
+            let (api, cfg) = (api.clone(), cfg.clone());
+            async move {
+                let r = async {
+                    let status = fetch_status(&api, timeout).await?;
+                    crate::doctor::pcr::policy_report(&cfg, &status, timeout)
+                        .await
+                        .map_err(|f| f.summary)
+                }
+                .await;
+                let ok = r.is_ok();
+                (Update::Policy(r), ok)
+            }
+        }));
+    }
+    if let Some(path) = s.probes.proxy_config.clone() {
+        tasks.push(poll(tx.clone(), s.refresh * 5, move || {
+            let path = path.clone();
+            async move { (Update::Egress(probe_egress(&path, timeout).await), true) }
+        }));
+    }
+    match &s.kube {
+        Some(k) => {
+            let k2 = k.clone();
+            tasks.push(poll(tx.clone(), s.refresh * 10, move || {
+                let k = k2.clone();
+                async move {
+                    let r = pods(&k, timeout * 2).await;
+                    let ok = r.is_ok();
+                    (Update::Pods(r), ok)
+                }
+            }));
+            tasks.push(tokio::spawn(kube_logs(k.clone(), tx.clone())));
+        }
+        None => match s.probes.log_file.clone() {
+            Some(p) => tasks.push(tokio::spawn(tail_file(p, tx.clone()))),
+            None => {
+                let tx = tx.clone();
+                tasks.push(tokio::spawn(async move {
+                    let _ = tx
+                        .send(Update::LogError(
+                            "no log source: give --log-file (the pod log as a file) or --pod"
+                                .into(),
+                        ))
+                        .await;
+                }));
+            }
+        },
+    }
+    tasks.push(run_doctor(s.clone(), tx));
+    tasks
+}
+
+async fn fetch_status(
+    api: &cc_proto::Address,
+    timeout: Duration,
+) -> Result<cc_proto::status::Status, String> {
+    let r = crate::http::get(api, "/status", timeout).await?;
+    if r.status != 200 {
+        return Err(format!("{api}/status answered {}", r.status));
+    }
+    serde_json::from_slice(&r.body)
+        .map_err(|e| format!("{api}/status is not the expected JSON: {e}"))
+}
+
+/// One doctor run (local checks, or the pod's API-side report in Kubernetes mode).
+pub fn run_doctor(s: Arc<Settings>, tx: Sender<Update>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let report = match &s.kube {
+            None => {
+                let ctx = Arc::new(crate::doctor::cli::local_context(&s.probes, s.timeout));
+                crate::doctor::run(crate::doctor::checks::local(), ctx, s.timeout).await
+            }
+            Some(k) => match first_pod(k, s.timeout).await {
+                Ok(facts) => crate::doctor::pod::report(&facts, &[]),
+                Err(e) => {
+                    let _ = tx.send(Update::Pods(Err(e))).await;
+                    crate::doctor::Report::default()
+                }
+            },
+        };
+        let _ = tx.send(Update::Findings(report)).await;
+    })
+}
+
+async fn first_pod(k: &KubeTarget, timeout: Duration) -> Result<crate::k8s::PodFacts, String> {
+    match (&k.pod, &k.selector) {
+        (Some(p), _) => crate::k8s::pod_facts(&k.client, &k.namespace, p, timeout).await,
+        (None, Some(sel)) => crate::k8s::fleet_facts(&k.client, &k.namespace, sel, timeout)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| format!("no pod matches '{sel}' in '{}'", k.namespace)),
+        (None, None) => Err("no pod given".into()),
+    }
+}
+
+async fn pods(k: &KubeTarget, timeout: Duration) -> Result<Vec<PodRow>, String> {
+    let facts = match (&k.pod, &k.selector) {
+        (Some(p), _) => vec![crate::k8s::pod_facts(&k.client, &k.namespace, p, timeout).await?],
+        (None, Some(sel)) => crate::k8s::fleet_facts(&k.client, &k.namespace, sel, timeout).await?,
+        (None, None) => Vec::new(),
+    };
+    Ok(facts
+        .iter()
+        .map(|f| {
+            let r = crate::doctor::pod::report(f, &[]);
+            let first = r
+                .checks
+                .iter()
+                .flat_map(|c| c.findings.iter())
+                .next()
+                .map(|f| f.code.clone())
+                .unwrap_or_default();
+            PodRow {
+                name: f.pod.metadata.name.clone().unwrap_or_default(),
+                node: f
+                    .pod
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.node_name.clone())
+                    .unwrap_or_default(),
+                phase: f
+                    .pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.phase.clone())
+                    .unwrap_or_default(),
+                errors: r.summary.errors,
+                warnings: r.summary.warnings,
+                first_problem: first,
+            }
+        })
+        .collect())
+}
+
+async fn probe_egress(path: &std::path::Path, timeout: Duration) -> Vec<EgressProbe> {
+    let cfg = match containment_chamber_enclave_proxy::config::RunConfig::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            return vec![EgressProbe {
+                name: "config".into(),
+                target: path.display().to_string(),
+                forwarder_up: false,
+                upstream: Err(e.to_string()),
+            }];
+        }
+    };
+    let mut out = Vec::new();
+    for (i, e) in cfg.egress.iter().enumerate() {
+        let listen = cfg.egress_listen(i);
+        let forwarder_up =
+            if matches!(listen, cc_proto::Address::Vsock { .. }) && !cfg!(feature = "vsock") {
+                false
+            } else {
+                matches!(
+                    tokio::time::timeout(timeout, cc_proto::connect(&listen)).await,
+                    Ok(Ok(_))
+                )
+            };
+        let upstream = match e.target.tcp_host_port() {
+            Some((host, port)) => {
+                let t = Instant::now();
+                crate::doctor::egress::probe(host, port, timeout)
+                    .await
+                    .map(|_| t.elapsed().as_secs_f64() * 1000.0)
+                    .map_err(|(_, why)| why)
+            }
+            None => Err(format!("{} is not a TCP upstream", e.target)),
+        };
+        out.push(EgressProbe {
+            name: e.name.clone(),
+            target: e.target.to_string(),
+            forwarder_up,
+            upstream,
+        });
+    }
+    out
+}
+
+/// At most this many lines per update (bounded memory between frames).
+const BATCH: usize = 4096;
+
+/// `tail -F` of the log file: the last MiB first, then what is appended (truncation and
+/// replacement start over from the beginning).
+async fn tail_file(path: std::path::PathBuf, tx: Sender<Update>) {
+    let mut backoff = cc_proto::Backoff::default();
+    loop {
+        let r = follow_file(&path, &tx).await;
+        if tx.is_closed() {
+            return;
+        }
+        if let Err(e) = r {
+            let _ = tx
+                .send(Update::LogError(format!("{}: {e}", path.display())))
+                .await;
+        }
+        tokio::time::sleep(backoff.next_delay()).await;
+    }
+}
+
+async fn follow_file(path: &std::path::Path, tx: &Sender<Update>) -> std::io::Result<()> {
+    let mut f = tokio::fs::File::open(path).await?;
+    let len = f.metadata().await?.len();
+    let mut pos = len.saturating_sub(1 << 20);
+    f.seek(std::io::SeekFrom::Start(pos)).await?;
+    let mut partial: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut first = pos > 0;
+    loop {
+        let n = f.read(&mut buf).await?;
+        if n == 0 {
+            let now_len = tokio::fs::metadata(path).await?.len();
+            if now_len < pos {
+                return Ok(()); // truncated or replaced: reopen
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        pos += n as u64;
+        partial.extend_from_slice(&buf[..n]);
+        let mut lines: Vec<Vec<u8>> = Vec::new();
+        let mut start = 0;
+        while let Some(i) = memchr_nl(&partial[start..]) {
+            let line = partial[start..start + i].to_vec();
+            start += i + 1;
+            if first {
+                // The first line after seeking is probably cut.
+                first = false;
+                continue;
+            }
+            lines.push(line);
+            if lines.len() >= BATCH
+                && tx
+                    .send(Update::LogLines(std::mem::take(&mut lines)))
+                    .await
+                    .is_err()
+            {
+                return Ok(());
+            }
+        }
+        partial.drain(..start);
+        if partial.len() > 64 * 1024 {
+            lines.push(std::mem::take(&mut partial));
+        }
+        if !lines.is_empty() && tx.send(Update::LogLines(lines)).await.is_err() {
+            return Ok(());
+        }
+    }
+}
+
+fn memchr_nl(b: &[u8]) -> Option<usize> {
+    b.iter().position(|c| *c == b'\n')
+}
+
+/// `kubectl logs -f --tail=1000` of the pod (the first matching the selector).
+async fn kube_logs(k: KubeTarget, tx: Sender<Update>) {
+    let mut backoff = cc_proto::Backoff::default();
+    loop {
+        let r = async {
+            let facts = first_pod(&k, Duration::from_secs(10)).await?;
+            let name = facts.pod.metadata.name.clone().unwrap_or_default();
+            let api: kube::Api<k8s_openapi::api::core::v1::Pod> =
+                kube::Api::namespaced(k.client.clone(), &k.namespace);
+            let stream = api
+                .log_stream(
+                    &name,
+                    &kube::api::LogParams {
+                        follow: true,
+                        tail_lines: Some(1000),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(|e| format!("log stream of '{name}': {e}"))?;
+            let mut lines = Box::pin(stream.lines());
+            let mut batch = Vec::new();
+            loop {
+                let next = if batch.is_empty() {
+                    lines.next().await
+                } else {
+                    match tokio::time::timeout(Duration::from_millis(50), lines.next()).await {
+                        Ok(r) => r,
+                        Err(_) => {
+                            if tx
+                                .send(Update::LogLines(std::mem::take(&mut batch)))
+                                .await
+                                .is_err()
+                            {
+                                return Ok(());
+                            }
+                            continue;
+                        }
+                    }
+                };
+                match next {
+                    Some(Ok(l)) => {
+                        batch.push(l.into_bytes());
+                        if batch.len() >= BATCH
+                            && tx
+                                .send(Update::LogLines(std::mem::take(&mut batch)))
+                                .await
+                                .is_err()
+                        {
+                            return Ok(());
+                        }
+                    }
+                    None => {
+                        let _ = tx.send(Update::LogLines(batch)).await;
+                        return Err(format!("the log stream of '{name}' ended"));
+                    }
+                    Some(Err(e)) => return Err(format!("log stream of '{name}': {e}")),
+                }
+            }
+        }
+        .await;
+        if tx.is_closed() {
+            return;
+        }
+        if let Err(e) = r {
+            let _ = tx.send(Update::LogError(e)).await;
+        } else {
+            return;
+        }
+        tokio::time::sleep(backoff.next_delay()).await;
+    }
+}

@@ -1,0 +1,832 @@
+//! Drawing: a pure function of [`App`]. Nothing here waits or fetches.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span, Text};
+use ratatui::widgets::{Block, Cell, Clear, Paragraph, Row, Sparkline, Table, Tabs, Wrap};
+
+use super::app::{App, KEYMAP, Prompt, Screen};
+use super::logbuf::Level;
+use super::metrics::History;
+use cc_proto::findings::Severity;
+use cc_proto::status::{HolderOutcome, SealState};
+
+const RED: Style = Style::new().fg(Color::Red);
+const GREEN: Style = Style::new().fg(Color::Green);
+const YELLOW: Style = Style::new().fg(Color::Yellow);
+const DIM: Style = Style::new().fg(Color::DarkGray);
+const BOLD: Style = Style::new().add_modifier(Modifier::BOLD);
+
+pub fn render(app: &App, f: &mut Frame) {
+    let [top, body, foot] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(1),
+        Constraint::Length(1),
+    ])
+    .areas(f.area());
+    header(app, f, top);
+    match app.screen {
+        Screen::Overview => overview(app, f, body),
+        Screen::Logs => logs(app, f, body),
+        Screen::Metrics => metrics(app, f, body),
+        Screen::Findings => findings(app, f, body),
+    }
+    footer(app, f, foot);
+    if app.help {
+        help(app, f, body);
+    }
+}
+
+fn header(app: &App, f: &mut Frame, area: Rect) {
+    let [tabs, title] =
+        Layout::horizontal([Constraint::Length(46), Constraint::Min(1)]).areas(area);
+    let i = Screen::ALL
+        .iter()
+        .position(|s| *s == app.screen)
+        .unwrap_or(0);
+    let titles = Screen::ALL
+        .iter()
+        .enumerate()
+        .map(|(n, s)| format!("{} {}", n + 1, s.title()));
+    f.render_widget(
+        Tabs::new(titles)
+            .select(i)
+            .highlight_style(BOLD.reversed())
+            .divider("│"),
+        tabs,
+    );
+    f.render_widget(
+        Paragraph::new(Line::from(vec![
+            Span::styled("ccctl tui ", BOLD),
+            Span::raw(app.title.as_str()),
+        ]))
+        .right_aligned(),
+        title,
+    );
+}
+
+fn footer(app: &App, f: &mut Frame, area: Rect) {
+    let line = match &app.prompt {
+        Prompt::Search(t) => Line::from(vec![
+            Span::styled("search: ", BOLD),
+            Span::raw(t.as_str()),
+            Span::raw("▏  enter: find  esc: cancel"),
+        ]),
+        Prompt::Target(t) => Line::from(vec![
+            Span::styled("target contains: ", BOLD),
+            Span::raw(t.as_str()),
+            Span::raw("▏  enter: apply (empty clears)  esc: cancel"),
+        ]),
+        Prompt::None => {
+            let mut spans = Vec::new();
+            for b in KEYMAP
+                .iter()
+                .filter(|b| b.hint && b.scope.is_none_or(|s| s == app.screen))
+            {
+                spans.push(Span::styled(format!(" {} ", b.label), BOLD.reversed()));
+                spans.push(Span::raw(format!(
+                    " {}  ",
+                    b.help.split(" (").next().unwrap_or(b.help)
+                )));
+            }
+            Line::from(spans)
+        }
+    };
+    f.render_widget(Paragraph::new(line), area);
+}
+
+fn help(_app: &App, f: &mut Frame, body: Rect) {
+    let w = body.width.min(70);
+    let h = body.height.min(KEYMAP.len() as u16 + 2);
+    let area = Rect {
+        x: body.x + (body.width - w) / 2,
+        y: body.y + (body.height - h) / 2,
+        width: w,
+        height: h,
+    };
+    let mut lines = Vec::new();
+    for (i, b) in KEYMAP.iter().enumerate() {
+        // One line per action (↑ and k do the same).
+        if KEYMAP[..i].iter().any(|o| o.action == b.action) {
+            continue;
+        }
+        let scope = b.scope.map(|s| s.title()).unwrap_or("all");
+        lines.push(Line::from(vec![
+            Span::styled(format!("{:>6}  ", b.label), BOLD),
+            Span::raw(format!("{:<9}", scope)),
+            Span::raw(b.help),
+        ]));
+    }
+    f.render_widget(Clear, area);
+    f.render_widget(
+        Paragraph::new(lines).block(Block::bordered().title(" keys (any key closes) ")),
+        area,
+    );
+}
+
+fn short(v: &str, full: bool) -> String {
+    if full || v.len() <= 16 {
+        v.to_owned()
+    } else {
+        format!("{}…{}", &v[..8], &v[v.len() - 8..])
+    }
+}
+
+fn age(app: &App, at: Option<f64>) -> String {
+    match at {
+        Some(t) => format!("{:.0}s ago", (app.now - t).max(0.0)),
+        None => "waiting".into(),
+    }
+}
+
+fn error_line(e: &Option<String>) -> Option<Line<'static>> {
+    e.as_ref()
+        .map(|e| Line::from(Span::styled(format!("! {e}"), RED)))
+}
+
+fn overview(app: &App, f: &mut Frame, area: Rect) {
+    let has_pods = app.pods.value.is_some() || app.pods.error.is_some();
+    let (pods_area, rest) = if has_pods {
+        let n = app.pods.value.as_ref().map_or(1, Vec::len) as u16;
+        let [a, b] = Layout::vertical([
+            Constraint::Length((n + 3).min(area.height / 3)),
+            Constraint::Min(1),
+        ])
+        .areas(area);
+        (Some(a), b)
+    } else {
+        (None, area)
+    };
+    if let Some(a) = pods_area {
+        pods(app, f, a);
+    }
+    let [left, right] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(rest);
+    let [enc, holders] = Layout::vertical([Constraint::Length(10), Constraint::Min(3)]).areas(left);
+    let [pcr, egress, find] = Layout::vertical([
+        Constraint::Length(9),
+        Constraint::Min(3),
+        Constraint::Length(6),
+    ])
+    .areas(right);
+    enclave_block(app, f, enc);
+    holders_block(app, f, holders);
+    pcr_block(app, f, pcr);
+    egress_block(app, f, egress);
+    findings_summary(app, f, find);
+}
+
+fn pods(app: &App, f: &mut Frame, area: Rect) {
+    let rows: Vec<Row> = app
+        .pods
+        .value
+        .iter()
+        .flatten()
+        .map(|p| {
+            let style = if p.errors > 0 {
+                RED
+            } else if p.warnings > 0 {
+                YELLOW
+            } else {
+                GREEN
+            };
+            Row::new(vec![
+                Cell::from(p.name.clone()),
+                Cell::from(p.node.clone()),
+                Cell::from(p.phase.clone()),
+                Cell::from(format!("{}", p.errors)).style(style),
+                Cell::from(format!("{}", p.warnings)),
+                Cell::from(p.first_problem.clone()),
+            ])
+        })
+        .collect();
+    let mut block = Block::bordered().title(format!(" Pods ({}) ", age(app, app.pods.at)));
+    if let Some(e) = &app.pods.error {
+        block = block.title_bottom(Line::from(Span::styled(format!(" {e} "), RED)));
+    }
+    f.render_widget(
+        Table::new(
+            rows,
+            [
+                Constraint::Length(24),
+                Constraint::Length(14),
+                Constraint::Length(9),
+                Constraint::Length(6),
+                Constraint::Length(6),
+                Constraint::Min(10),
+            ],
+        )
+        .header(Row::new(["POD", "NODE", "PHASE", "ERR", "WARN", "FIRST PROBLEM"]).style(BOLD))
+        .block(block),
+        area,
+    );
+}
+
+fn enclave_block(app: &App, f: &mut Frame, area: Rect) {
+    let mut lines = Vec::new();
+    match &app.enclaves.value {
+        Some(list) if list.is_empty() => lines.push(Line::from(Span::styled(
+            "nitro-cli: no enclave running",
+            RED,
+        ))),
+        Some(list) => {
+            for e in list {
+                let debug = e.flags.contains("DEBUG");
+                lines.push(Line::from(vec![
+                    Span::raw("nitro-cli: "),
+                    Span::styled(
+                        e.state.clone(),
+                        if e.state == "RUNNING" { GREEN } else { RED },
+                    ),
+                    Span::raw(format!(
+                        "  CID {}  {} CPUs  {} MiB  ",
+                        e.enclave.enclave_cid,
+                        e.enclave.number_of_cpus.unwrap_or(0),
+                        e.enclave.memory_mib.unwrap_or(0)
+                    )),
+                    Span::styled(
+                        if debug { "DEBUG MODE" } else { "not debug" },
+                        if debug {
+                            RED.add_modifier(Modifier::BOLD)
+                        } else {
+                            DIM
+                        },
+                    ),
+                ]));
+                lines.push(Line::from(Span::styled(
+                    format!("  {}", e.enclave.enclave_id),
+                    DIM,
+                )));
+            }
+        }
+        None => lines.push(Line::from(Span::styled("nitro-cli: waiting", DIM))),
+    }
+    lines.extend(error_line(&app.enclaves.error));
+    match &app.status.value {
+        Some(s) => {
+            let style = match s.state {
+                SealState::Unsealed => GREEN,
+                SealState::Failed => RED,
+                _ => YELLOW,
+            };
+            lines.push(Line::from(vec![
+                Span::raw("/status: "),
+                Span::styled(
+                    s.state.as_str().to_uppercase(),
+                    style.add_modifier(Modifier::BOLD),
+                ),
+                Span::raw(format!(
+                    "  {} shares (threshold {})  platform {}  up {}s",
+                    s.decrypted(),
+                    s.threshold,
+                    serde_json::to_value(s.platform)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                    s.uptime_seconds
+                )),
+            ]));
+            if let Some(r) = &s.reason {
+                lines.push(Line::from(Span::styled(
+                    format!("  {}", crate::output::clean(r)),
+                    style,
+                )));
+            }
+            lines.push(Line::from(format!(
+                "  validator keys {}  log events dropped {}",
+                s.validator_keys,
+                app.metrics
+                    .last("containment_enclave_log_events_dropped_total")
+                    .map_or("?".into(), |v| format!("{v}"))
+            )));
+        }
+        None => lines.push(Line::from(Span::styled("/status: waiting", DIM))),
+    }
+    lines.extend(error_line(&app.status.error));
+    f.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: true })
+            .block(Block::bordered().title(format!(" Enclave ({}) ", age(app, app.status.at)))),
+        area,
+    );
+}
+
+fn outcome_style(o: HolderOutcome) -> Style {
+    match o {
+        HolderOutcome::Decrypted => GREEN,
+        HolderOutcome::Pending => DIM,
+        HolderOutcome::Denied | HolderOutcome::Error => RED,
+        HolderOutcome::Unreachable => YELLOW,
+    }
+}
+
+fn holders_block(app: &App, f: &mut Frame, area: Rect) {
+    let rows: Vec<Row> = app
+        .status
+        .value
+        .iter()
+        .flat_map(|s| s.holders.iter())
+        .map(|h| {
+            Row::new(vec![
+                Cell::from(h.name.clone()),
+                Cell::from(h.outcome.as_str()).style(outcome_style(h.outcome)),
+                Cell::from(h.error_code.clone().unwrap_or_default()),
+                Cell::from(format!("{}", h.attempts)),
+            ])
+        })
+        .collect();
+    f.render_widget(
+        Table::new(
+            rows,
+            [
+                Constraint::Length(12),
+                Constraint::Length(12),
+                Constraint::Min(10),
+                Constraint::Length(8),
+            ],
+        )
+        .header(Row::new(["HOLDER", "SHARE", "KMS CODE", "ATTEMPTS"]).style(BOLD))
+        .block(Block::bordered().title(" Key holders ")),
+        area,
+    );
+}
+
+fn pcr_block(app: &App, f: &mut Frame, area: Rect) {
+    let mut lines = Vec::new();
+    let att = app
+        .status
+        .value
+        .as_ref()
+        .and_then(|s| s.attestation.as_ref());
+    let zero = "0".repeat(96);
+    for pcr in ["PCR0", "PCR8"] {
+        let v = att
+            .and_then(|a| a.pcrs.get(pcr).cloned())
+            .unwrap_or_else(|| {
+                if att.is_some() {
+                    zero.clone()
+                } else {
+                    "?".into()
+                }
+            });
+        let mut spans = vec![
+            Span::styled(format!("{pcr} "), BOLD),
+            Span::raw(short(&v, app.full_pcrs)),
+            Span::raw("  "),
+        ];
+        if let Some(r) = &app.policy.value {
+            for h in &r.holders {
+                let allowed = h
+                    .allowed
+                    .get(pcr)
+                    .map(|vals| vals.is_empty() || vals.iter().any(|x| x.eq_ignore_ascii_case(&v)));
+                let (mark, style) = match allowed {
+                    Some(true) => ("✓", GREEN),
+                    Some(false) => ("✗", RED),
+                    None => ("·", DIM),
+                };
+                spans.push(Span::styled(format!("{} {mark} ", h.name), style));
+            }
+        }
+        lines.push(Line::from(spans));
+    }
+    match &app.policy.value {
+        Some(r) => {
+            let ok = r.release_possible;
+            lines.push(Line::from(vec![
+                Span::raw("verdict: "),
+                Span::styled(
+                    format!(
+                        "{} of {} holders release; threshold {} — {}",
+                        r.holders_releasing,
+                        r.holders.len(),
+                        r.threshold,
+                        if ok { "can unseal" } else { "CANNOT UNSEAL" }
+                    ),
+                    if ok {
+                        GREEN
+                    } else {
+                        RED.add_modifier(Modifier::BOLD)
+                    },
+                ),
+            ]));
+            for h in &r.holders {
+                if let Some(e) = &h.error {
+                    lines.push(Line::from(Span::styled(
+                        format!("{}: {}", h.name, crate::output::clean(e)),
+                        RED,
+                    )));
+                }
+            }
+        }
+        None => lines.push(Line::from(Span::styled(
+            "policies: waiting (needs --config ccctl.toml and an attestation)",
+            DIM,
+        ))),
+    }
+    lines.extend(error_line(&app.policy.error));
+    f.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: true })
+            .block(Block::bordered().title(format!(
+                " Measurements vs key policies ({}) ",
+                age(app, app.policy.at)
+            ))),
+        area,
+    );
+}
+
+fn egress_block(app: &App, f: &mut Frame, area: Rect) {
+    let rows: Vec<Row> =
+        app.egress
+            .value
+            .iter()
+            .flatten()
+            .map(|e| {
+                let (up, up_style) = match &e.upstream {
+                    Ok(ms) => (format!("ok {ms:.1} ms"), GREEN),
+                    Err(why) => (why.clone(), RED),
+                };
+                Row::new(vec![
+                    Cell::from(e.name.clone()),
+                    Cell::from(e.target.clone()),
+                    Cell::from(if e.forwarder_up { "up" } else { "DOWN" })
+                        .style(if e.forwarder_up { GREEN } else { RED }),
+                    Cell::from(up).style(up_style),
+                ])
+            })
+            .collect();
+    let title = if app.egress.value.as_ref().is_some_and(Vec::is_empty) || app.egress.at.is_none() {
+        " Egress (needs --proxy-config) ".to_owned()
+    } else {
+        format!(" Egress ({}) ", age(app, app.egress.at))
+    };
+    f.render_widget(
+        Table::new(
+            rows,
+            [
+                Constraint::Length(10),
+                Constraint::Length(22),
+                Constraint::Length(9),
+                Constraint::Min(8),
+            ],
+        )
+        .header(Row::new(["NAME", "UPSTREAM", "FORWARDER", "PROBE"]).style(BOLD))
+        .block(Block::bordered().title(title)),
+        area,
+    );
+}
+
+fn sev_style(s: Severity) -> (&'static str, Style) {
+    match s {
+        Severity::Error => ("✗", RED),
+        Severity::Warn => ("!", YELLOW),
+        Severity::Info => ("i", DIM),
+    }
+}
+
+fn findings_summary(app: &App, f: &mut Frame, area: Rect) {
+    let mut lines = Vec::new();
+    match &app.findings.value {
+        Some(r) => {
+            lines.push(Line::from(vec![
+                Span::styled(
+                    format!("{} errors", r.summary.errors),
+                    if r.summary.errors > 0 { RED } else { GREEN },
+                ),
+                Span::raw(format!(
+                    "  {} warnings  {} info  ({} checks)",
+                    r.summary.warnings, r.summary.infos, r.summary.checks
+                )),
+            ]));
+            for fnd in r.checks.iter().flat_map(|c| c.findings.iter()).take(3) {
+                let (m, st) = sev_style(fnd.severity);
+                lines.push(Line::from(vec![Span::styled(
+                    format!("{m} {}", fnd.code),
+                    st,
+                )]));
+            }
+        }
+        None => lines.push(Line::from(Span::styled("doctor: running", DIM))),
+    }
+    let running = if app.doctor_running { ", running" } else { "" };
+    f.render_widget(
+        Paragraph::new(lines).block(
+            Block::bordered().title(format!(" Doctor ({}{running}) ", age(app, app.findings.at))),
+        ),
+        area,
+    );
+}
+
+/// Highlight `needle` in `text` on top of `base`.
+fn highlighted(text: &str, needle: &str, base: Style) -> Line<'static> {
+    if needle.is_empty() || !text.contains(needle) {
+        return Line::from(Span::styled(text.to_owned(), base));
+    }
+    let mut spans = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(needle) {
+        spans.push(Span::styled(rest[..i].to_owned(), base));
+        spans.push(Span::styled(
+            needle.to_owned(),
+            Style::new().fg(Color::Black).bg(Color::Yellow),
+        ));
+        rest = &rest[i + needle.len()..];
+    }
+    spans.push(Span::styled(rest.to_owned(), base));
+    Line::from(spans)
+}
+
+fn logs(app: &App, f: &mut Frame, area: Rect) {
+    let v = &app.view;
+    let inner_h = area.height.saturating_sub(2) as usize;
+    let width = area.width.saturating_sub(2).max(1) as usize;
+    // Newest first, until the panel is full.
+    let mut rows = 0usize;
+    let mut picked = Vec::new();
+    for i in app.logs.newest(&v.filter, v.offset) {
+        let Some(l) = app.logs.get(i) else { break };
+        let h = if v.wrap {
+            l.text.chars().count().div_ceil(width).max(1)
+        } else {
+            1
+        };
+        if rows + h > inner_h && !picked.is_empty() {
+            break;
+        }
+        rows += h;
+        picked.push(i);
+        if rows >= inner_h {
+            break;
+        }
+    }
+    picked.reverse();
+    let lines: Vec<Line> = picked
+        .iter()
+        .filter_map(|i| app.logs.get(*i).map(|l| (i, l)))
+        .map(|(i, l)| {
+            let mut base = match l.level {
+                Some(Level::Error) => RED,
+                Some(Level::Warn) => YELLOW,
+                Some(Level::Debug) | Some(Level::Trace) => DIM,
+                _ => Style::new(),
+            };
+            if v.mark == Some(*i) {
+                base = base.add_modifier(Modifier::REVERSED);
+            }
+            highlighted(&l.text, &v.search, base)
+        })
+        .collect();
+    let mut state = vec![
+        if v.follow {
+            "following".to_owned()
+        } else {
+            format!("paused (+{} newer)", v.offset)
+        },
+        format!(
+            "{} lines (of {} received, ring {})",
+            app.logs.len(),
+            app.logs.total,
+            app.logs.capacity()
+        ),
+    ];
+    if let Some(l) = v.filter.min_level {
+        state.push(format!("level ≥ {}", l.as_str()));
+    }
+    if let Some(t) = &v.filter.target {
+        state.push(format!("target ~ {t}"));
+    }
+    if v.filter.enclave_only {
+        state.push("enclave only".into());
+    }
+    if !v.search.is_empty() {
+        state.push(format!("/{}", v.search));
+    }
+    if v.wrap {
+        state.push("wrap".into());
+    }
+    let mut block = Block::bordered().title(format!(" Logs — {} ", state.join(" · ")));
+    if let Some(e) = &app.log_error {
+        block = block.title_bottom(Line::from(Span::styled(format!(" {e} "), RED)));
+    }
+    let mut p = Paragraph::new(Text::from(lines)).block(block);
+    if v.wrap {
+        p = p.wrap(Wrap { trim: false });
+    }
+    f.render_widget(p, area);
+}
+
+fn spark(values: &[f64]) -> Vec<u64> {
+    let max = values
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite())
+        .fold(0.0, f64::max);
+    values
+        .iter()
+        .map(|v| {
+            if max > 0.0 && v.is_finite() {
+                ((v / max) * 100.0).round() as u64
+            } else {
+                0
+            }
+        })
+        .collect()
+}
+
+fn metrics(app: &App, f: &mut Frame, area: Rect) {
+    let [top, bottom] = Layout::vertical([Constraint::Length(9), Constraint::Min(3)]).areas(area);
+    let [drops, signing, kms] = Layout::horizontal([
+        Constraint::Percentage(40),
+        Constraint::Percentage(30),
+        Constraint::Percentage(30),
+    ])
+    .areas(top);
+    let h = &app.metrics;
+    let drop_rates = h.rates("containment_enclave_log_events_dropped_total");
+    let rate = drop_rates.last().copied().unwrap_or(0.0);
+    let alarm = rate > 0.0;
+    let total = h.last("containment_enclave_log_events_dropped_total");
+    let title = format!(
+        " Log events dropped: {}  rate {rate:.1}/s{} ",
+        total.map_or("?".into(), |t| format!("{t}")),
+        if alarm { "  CLIMBING" } else { "" }
+    );
+    f.render_widget(
+        Sparkline::default()
+            .data(spark(&drop_rates))
+            .style(if alarm { RED } else { GREEN })
+            .block(Block::bordered().title(title).border_style(if alarm {
+                RED
+            } else {
+                Style::new()
+            })),
+        drops,
+    );
+    let sign_rates: Vec<f64> = {
+        let names: Vec<&String> = h
+            .series
+            .keys()
+            .filter(|k| k.starts_with("containment_signing_requests_total"))
+            .collect();
+        let per: Vec<Vec<f64>> = names.iter().map(|n| h.rates(n)).collect();
+        let len = per.iter().map(Vec::len).max().unwrap_or(0);
+        (0..len)
+            .map(|i| per.iter().filter_map(|r| r.get(i)).sum())
+            .collect()
+    };
+    let latency = h.mean_latency("containment_signing_duration_seconds");
+    f.render_widget(
+        Sparkline::default()
+            .data(spark(&sign_rates))
+            .block(Block::bordered().title(format!(
+                " Signing {:.1}/s  mean {} ",
+                sign_rates.last().copied().unwrap_or(0.0),
+                latency.map_or("–".into(), |l| format!("{:.2} ms", l * 1000.0))
+            ))),
+        signing,
+    );
+    let mut lines = Vec::new();
+    for outcome in ["decrypted", "denied", "unreachable", "error"] {
+        // + 0.0: an empty sum is -0.0.
+        let n = h.sum(
+            "containment_kms_decrypt_total",
+            &format!("outcome=\"{outcome}\""),
+        ) + 0.0;
+        let st = match outcome {
+            "decrypted" => GREEN,
+            _ if n > 0.0 => RED,
+            _ => DIM,
+        };
+        lines.push(Line::from(Span::styled(format!("{outcome:<12} {n}"), st)));
+    }
+    let state = h
+        .series
+        .iter()
+        .filter(|(k, v)| k.starts_with("containment_signer_state") && v.back() == Some(&1.0))
+        .filter_map(|(k, _)| k.split("state=\"").nth(1).and_then(|s| s.split('"').next()))
+        .next()
+        .unwrap_or("?");
+    lines.push(Line::from(format!("signer state {state}")));
+    f.render_widget(
+        Paragraph::new(lines).block(Block::bordered().title(" KMS decrypt outcomes ")),
+        kms,
+    );
+    // Every series: pick one to chart.
+    let [list, chart] =
+        Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(bottom);
+    let names = app.metric_names();
+    let visible = list.height.saturating_sub(2) as usize;
+    let start = app
+        .metric_selected
+        .saturating_sub(visible.saturating_sub(1));
+    let items: Vec<Line> = names
+        .iter()
+        .enumerate()
+        .skip(start)
+        .take(visible)
+        .map(|(i, n)| {
+            let v = h.last(n).map_or("?".into(), |v| format!("{v}"));
+            let text = format!("{n} {v}");
+            if i == app.metric_selected {
+                Line::from(Span::styled(text, BOLD.reversed()))
+            } else {
+                Line::from(text)
+            }
+        })
+        .collect();
+    let mut block = Block::bordered().title(format!(" Series ({}) ↑/↓ to chart ", names.len()));
+    if let Some(e) = &app.metrics_error {
+        block = block.title_bottom(Line::from(Span::styled(format!(" {e} "), RED)));
+    }
+    f.render_widget(Paragraph::new(items).block(block), list);
+    if let Some(name) = names.get(app.metric_selected) {
+        let counter = History::is_counter(name);
+        let data: Vec<f64> = if counter {
+            h.rates(name)
+        } else {
+            h.series[*name].iter().copied().collect()
+        };
+        let last = data.last().copied().unwrap_or(f64::NAN);
+        f.render_widget(
+            Sparkline::default()
+                .data(spark(&data))
+                .style(Style::new().fg(Color::Cyan))
+                .block(Block::bordered().title(format!(
+                    " {name} {} {last:.3} ",
+                    if counter { "rate/s" } else { "value" }
+                ))),
+            chart,
+        );
+    } else {
+        f.render_widget(Block::bordered().title(" no metrics yet "), chart);
+    }
+}
+
+fn findings(app: &App, f: &mut Frame, area: Rect) {
+    let mut lines = Vec::new();
+    match &app.findings.value {
+        Some(r) => {
+            lines.push(Line::from(format!(
+                "{} checks: {} errors, {} warnings, {} info",
+                r.summary.checks, r.summary.errors, r.summary.warnings, r.summary.infos
+            )));
+            let mut family = String::new();
+            for c in &r.checks {
+                if c.family != family {
+                    family = c.family.clone();
+                    lines.push(Line::from(Span::styled(family.clone(), BOLD)));
+                }
+                if c.findings.is_empty() {
+                    lines.push(Line::from(vec![
+                        Span::styled("  ✓ ", GREEN),
+                        Span::raw(c.id.clone()),
+                    ]));
+                }
+                for fnd in &c.findings {
+                    let (m, st) = sev_style(fnd.severity);
+                    lines.push(Line::from(vec![
+                        Span::styled(
+                            format!("  {m} {} ", fnd.code),
+                            st.add_modifier(Modifier::BOLD),
+                        ),
+                        Span::raw(crate::output::clean(&fnd.summary)),
+                    ]));
+                    if !fnd.remediation.text.is_empty() {
+                        lines.push(Line::from(format!(
+                            "      fix: {}",
+                            crate::output::clean(&fnd.remediation.text)
+                        )));
+                    }
+                    for cmd in &fnd.remediation.commands {
+                        lines.push(Line::from(Span::styled(
+                            format!("      $ {}", crate::output::clean(cmd)),
+                            Style::new().fg(Color::Cyan),
+                        )));
+                    }
+                    lines.push(Line::from(Span::styled(
+                        format!("      runbook: {}", fnd.runbook),
+                        DIM,
+                    )));
+                }
+            }
+        }
+        None => lines.push(Line::from(Span::styled("doctor is running…", DIM))),
+    }
+    let running = if app.doctor_running {
+        " — re-running"
+    } else {
+        ""
+    };
+    f.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .scroll((app.findings_scroll.min(u16::MAX as usize) as u16, 0))
+            .block(Block::bordered().title(format!(
+                " Doctor findings ({}){running} — r: re-run ",
+                age(app, app.findings.at)
+            ))),
+        area,
+    );
+}
