@@ -1,0 +1,256 @@
+//! The dashboard drawn into a fixed-size `TestBackend`: every screen in a normal and a failure
+//! state (insta snapshots), the help overlay, and the small-terminal floor (80×24).
+
+use std::collections::BTreeMap;
+
+use cc_proto::findings::{Finding, Severity};
+use ccctl::doctor::{CheckResult, CheckStatus, Report};
+use ccctl::tui::app::{App, EgressProbe, Screen, Update};
+use ccctl::tui::metrics::Scrape;
+use ccctl::tui::ui;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+const PCR0: &str = "e359965f7bc9b9d7431ffda75dc7f2b8873c2f903cd56814d91000070ec12a406b1720e0b78024076625f25b4d0507dc";
+const PCR8: &str = "edfc8e3c00000000000000000000000000000000000000000000000000000000000000000000000000255ddfa0";
+
+fn draw(app: &App, w: u16, h: u16) -> String {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| ui::render(app, f)).unwrap();
+    format!("{}", t.backend())
+}
+
+fn status(state: &str, outcomes: [&str; 3], reason: Option<&str>) -> cc_proto::status::Status {
+    let holders: Vec<serde_json::Value> = ["holder-a", "holder-b", "holder-c"]
+        .iter()
+        .zip(outcomes)
+        .map(|(n, o)| {
+            let mut h = serde_json::json!({"name": n, "key_arn": format!("arn:aws:kms:us-east-1:1:key/{n}"),
+                "region": "us-east-1", "outcome": o, "attempts": 1});
+            if o == "denied" {
+                h["error_code"] = "AccessDeniedException".into();
+            }
+            h
+        })
+        .collect();
+    serde_json::from_value(serde_json::json!({
+        "state": state, "reason": reason, "platform": "software",
+        "attestation": {"module_id": "i-demo", "timestamp_ms": 1, "debug_mode": false,
+                        "pcrs": {"PCR0": PCR0, "PCR8": PCR8}},
+        "threshold": 2, "holders": holders,
+        "log_forwarding": {"target": "unix:///tmp/log.sock", "connected": true, "dropped_total": 0, "delivered_total": 9},
+        "validator_keys": 2, "uptime_seconds": 42, "version": "0.1.0"
+    }))
+    .unwrap()
+}
+
+fn enclaves(flags: &str) -> Vec<cc_proto::nitro_cli::DescribedEnclave> {
+    serde_json::from_value(serde_json::json!([{
+        "EnclaveName": "containment-chamber", "EnclaveID": "i-0demo-enc01", "ProcessID": 7,
+        "EnclaveCID": 16, "NumberOfCPUs": 2, "CPUIDs": [1, 3], "MemoryMiB": 512,
+        "State": "RUNNING", "Flags": flags
+    }]))
+    .unwrap()
+}
+
+fn policy(allowed_by: [bool; 3], threshold: u32) -> ccctl::policy::Report {
+    let holders = ["holder-a", "holder-b", "holder-c"]
+        .iter()
+        .zip(allowed_by)
+        .map(|(n, ok)| ccctl::policy::HolderReport {
+            name: n.to_string(),
+            source: format!("kms:{n}"),
+            decrypt_allowed: Some(ok),
+            allowed: BTreeMap::from([
+                ("PCR0".to_owned(), vec![if ok { PCR0.to_owned() } else { "ab".repeat(48) }]),
+                ("PCR8".to_owned(), vec![PCR8.to_owned()]),
+            ]),
+            key_state: Some("Enabled".into()),
+            error: None,
+            findings: Vec::new(),
+        })
+        .collect();
+    let releasing = allowed_by.iter().filter(|b| **b).count();
+    ccctl::policy::Report {
+        measurements: BTreeMap::new(),
+        principal: "arn:aws:iam::9:role/signer".into(),
+        threshold,
+        holders,
+        holders_releasing: releasing,
+        release_possible: releasing >= threshold as usize,
+        findings: Vec::new(),
+    }
+}
+
+fn report(findings: Vec<Finding>) -> Report {
+    let mut r = Report {
+        checks: vec![
+            CheckResult {
+                id: "enclave.status".into(),
+                family: "enclave".into(),
+                description: String::new(),
+                status: if findings.is_empty() { CheckStatus::Passed } else { CheckStatus::Findings },
+                duration_ms: 1,
+                findings,
+            },
+            CheckResult {
+                id: "logs.forwarding".into(),
+                family: "logs".into(),
+                description: String::new(),
+                status: CheckStatus::Passed,
+                duration_ms: 1,
+                findings: Vec::new(),
+            },
+        ],
+        ..Report::default()
+    };
+    r.resummarise();
+    r
+}
+
+fn metrics(app: &mut App, dropped: [f64; 3]) {
+    for (i, d) in dropped.into_iter().enumerate() {
+        app.now = i as f64;
+        let s: Scrape = BTreeMap::from([
+            ("containment_enclave_log_events_dropped_total".to_owned(), d),
+            ("containment_signing_requests_total{status=\"200\"}".to_owned(), 10.0 * i as f64),
+            ("containment_signing_duration_seconds_sum".to_owned(), 0.001 * i as f64),
+            ("containment_signing_duration_seconds_count".to_owned(), 10.0 * i as f64),
+            ("containment_kms_decrypt_total{holder=\"holder-a\",outcome=\"decrypted\"}".to_owned(), 1.0),
+            ("containment_signer_state{state=\"unsealed\"}".to_owned(), 1.0),
+            ("containment_healthy".to_owned(), 1.0),
+        ]);
+        app.apply(Update::Metrics(Ok(s)));
+    }
+}
+
+fn logs(app: &mut App) {
+    let lines = [
+        "2026-11-25T22:31:15.062938Z  INFO containment_chamber_enclave::chamber: signer state state=\"unsealing\"",
+        "2026-11-25T22:31:15.371828Z  WARN containment_chamber_enclave::unseal: share not released holder=holder-c outcome=\"denied\" code=\"AccessDeniedException\"",
+        "2026-11-25T22:31:15.399605Z  INFO containment_chamber_enclave::chamber: signer state state=\"unsealed\"",
+        "2026-11-25T22:31:16.000000Z  INFO containment_chamber_enclave_proxy: vsock-stdout connection closed",
+        "2026-11-25T22:31:17.000000Z ERROR containment_chamber_enclave::logsink: log listener unreachable \u{1b}[31mretrying\u{1b}[0m",
+    ];
+    app.apply(Update::LogLines(lines.iter().map(|l| l.as_bytes().to_vec()).collect()));
+}
+
+fn healthy() -> App {
+    let mut app = App::new("local tcp://127.0.0.1:9000", 1000);
+    metrics(&mut app, [0.0, 0.0, 0.0]);
+    app.apply(Update::Status(Ok(status("unsealed", ["decrypted"; 3], None))));
+    app.apply(Update::Enclaves(Ok(enclaves("NONE"))));
+    app.apply(Update::Policy(Ok(policy([true; 3], 2))));
+    app.apply(Update::Egress(vec![EgressProbe {
+        name: "kms".into(),
+        target: "tcp://127.0.0.1:4566".into(),
+        forwarder_up: true,
+        upstream: Ok(1.5),
+    }]));
+    app.apply(Update::Findings(report(Vec::new())));
+    logs(&mut app);
+    app.now = 3.0;
+    app
+}
+
+fn failing() -> App {
+    let mut app = App::new("local tcp://127.0.0.1:9000", 1000);
+    metrics(&mut app, [0.0, 12.0, 40.0]);
+    app.apply(Update::Status(Ok(status(
+        "unsealing",
+        ["decrypted", "denied", "denied"],
+        Some("1 of 2 shares; waiting for holder-b (denied), holder-c (denied)"),
+    ))));
+    app.apply(Update::Enclaves(Ok(enclaves("DEBUG_MODE"))));
+    app.apply(Update::Policy(Ok(policy([true, false, false], 2))));
+    app.apply(Update::Egress(vec![EgressProbe {
+        name: "kms".into(),
+        target: "tcp://kms.us-east-1.amazonaws.com:443".into(),
+        forwarder_up: false,
+        upstream: Err("TCP connect: connection refused".into()),
+    }]));
+    app.apply(Update::Findings(report(vec![
+        Finding::new("policy.threshold-unmet", Severity::Error, "1 of 3 holders would release their share; the threshold is 2")
+            .fix("Ask the holders to add the running PCR0", &["ccctl policy check --config ccctl.toml"]),
+        Finding::new("logs.events-dropped", Severity::Error, "the enclave is dropping log events: 28.0/s"),
+    ])));
+    logs(&mut app);
+    app.apply(Update::LogError("log stream of 'signer-0': connection reset".into()));
+    app.now = 3.0;
+    app
+}
+
+#[test]
+fn overview() {
+    insta::assert_snapshot!("overview_healthy", draw(&healthy(), 110, 32));
+    insta::assert_snapshot!("overview_failing", draw(&failing(), 110, 32));
+}
+
+#[test]
+fn logs_screen() {
+    let mut app = healthy();
+    app.screen = Screen::Logs;
+    insta::assert_snapshot!("logs_following", draw(&app, 110, 12));
+    let mut app = failing();
+    app.screen = Screen::Logs;
+    app.act(ccctl::tui::app::Action::CycleLevel);
+    app.act(ccctl::tui::app::Action::CycleLevel);
+    app.view.search = "holder".into();
+    insta::assert_snapshot!("logs_filtered_source_error", draw(&app, 110, 12));
+}
+
+#[test]
+fn metrics_screen() {
+    let mut app = healthy();
+    app.screen = Screen::Metrics;
+    insta::assert_snapshot!("metrics_healthy", draw(&app, 110, 24));
+    let mut app = failing();
+    app.screen = Screen::Metrics;
+    app.apply(Update::Metrics(Err("metrics line 3: 'x' is not a number".into())));
+    insta::assert_snapshot!("metrics_drops_climbing", draw(&app, 110, 24));
+}
+
+#[test]
+fn findings_screen_and_help() {
+    let mut app = healthy();
+    app.screen = Screen::Findings;
+    insta::assert_snapshot!("findings_clean", draw(&app, 100, 12));
+    let mut app = failing();
+    app.screen = Screen::Findings;
+    insta::assert_snapshot!("findings_failing", draw(&app, 100, 16));
+    app.help = true;
+    insta::assert_snapshot!("help", draw(&app, 100, 30));
+}
+
+#[test]
+fn every_screen_renders_at_80x24_and_smaller_without_panicking() {
+    for mut app in [healthy(), failing(), App::new("empty", 10)] {
+        for s in Screen::ALL {
+            app.screen = s;
+            for (w, h) in [(80, 24), (40, 10), (1, 1)] {
+                let out = draw(&app, w, h);
+                assert!(!out.is_empty());
+            }
+        }
+        app.help = true;
+        draw(&app, 80, 24);
+    }
+    // At 80×24 the essentials of the overview stay visible.
+    let out = draw(&healthy(), 80, 24);
+    for want in ["UNSEALED", "holder-a", "PCR0", "can unseal", "kms"] {
+        assert!(out.contains(want), "{want} missing at 80x24:\n{out}");
+    }
+}
+
+#[test]
+fn escape_sequences_from_the_log_never_reach_the_screen() {
+    let mut app = healthy();
+    app.screen = Screen::Logs;
+    app.apply(Update::LogLines(vec![
+        b"\x1b]0;owned\x07\x1b[2Jboom\rvisible \xff".to_vec(),
+    ]));
+    let out = draw(&app, 110, 12);
+    assert!(!out.contains('\u{1b}'), "{out}");
+    assert!(out.contains("visible \u{fffd}"), "{out}");
+    assert!(!out.contains("owned"), "{out}");
+}

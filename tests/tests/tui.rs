@@ -1,0 +1,105 @@
+//! `ccctl demo` opens `ccctl tui` on a terminal: driven end to end in a real pseudo-terminal
+//! (tmux), typing keys and reading the screen; quitting the dashboard stops the chamber.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use cc_tests::bin;
+
+struct Tmux(String);
+
+impl Tmux {
+    fn tmux(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux")
+            .args(["-L", &self.0])
+            .args(args)
+            .output()
+            .expect("tmux is needed for this test (scripts/test installs it)")
+    }
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.tmux(&["capture-pane", "-p", "-t", "t"]).stdout).into_owned()
+    }
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "t"];
+        args.extend(keys);
+        self.tmux(&args);
+    }
+    fn wait_for(&self, what: &str, timeout: Duration) -> String {
+        let t = Instant::now();
+        loop {
+            let s = self.screen();
+            if s.contains(what) {
+                return s;
+            }
+            assert!(t.elapsed() < timeout, "'{what}' not on screen within {timeout:?}:\n{s}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    fn alive(&self) -> bool {
+        self.tmux(&["has-session", "-t", "t"]).status.success()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.tmux(&["kill-server"]);
+    }
+}
+
+#[test]
+fn the_demo_dashboard_in_a_real_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("demo");
+    let socket = format!("cc-tui-{}", std::process::id());
+    let t = Tmux(socket);
+    let cmd = format!(
+        "{} demo --api-port 0 --metrics-port 0 --dir {} 2>{}",
+        bin("ccctl").display(),
+        d.display(),
+        dir.path().join("stderr").display()
+    );
+    let out = t.tmux(&["new-session", "-d", "-s", "t", "-x", "120", "-y", "36", &cmd]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s = t.wait_for("UNSEALED", Duration::from_secs(60));
+    assert!(s.contains("holder-a"), "{s}");
+    t.wait_for("can unseal", Duration::from_secs(30));
+    t.wait_for("0 errors", Duration::from_secs(30));
+
+    t.keys(&["2"]);
+    t.wait_for("share released", Duration::from_secs(10));
+    t.keys(&["/", "h", "o", "l", "d", "e", "r", "Enter"]);
+    t.wait_for("/holder", Duration::from_secs(5));
+    t.keys(&["l", "l", "l"]);
+    t.wait_for("level ≥ ERROR", Duration::from_secs(5));
+
+    t.keys(&["3"]);
+    t.wait_for("Log events dropped", Duration::from_secs(5));
+    t.wait_for("Signing", Duration::from_secs(5));
+
+    t.keys(&["4"]);
+    t.wait_for("Doctor findings", Duration::from_secs(5));
+    t.keys(&["r"]);
+    t.wait_for("10 checks: 0 errors", Duration::from_secs(30));
+
+    t.keys(&["?"]);
+    t.wait_for("any key closes", Duration::from_secs(5));
+    t.keys(&["Escape"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!t.screen().contains("any key closes"));
+
+    // Shrunk to 80×24 it stays usable.
+    t.tmux(&["resize-window", "-t", "t", "-x", "80", "-y", "24"]);
+    t.keys(&["1"]);
+    t.wait_for("UNSEALED", Duration::from_secs(5));
+
+    t.keys(&["q"]);
+    let start = Instant::now();
+    while t.alive() {
+        assert!(start.elapsed() < Duration::from_secs(20), "demo did not exit after q");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for s in ["log.sock", "api.sock", "metrics.sock", "egress-kms.sock"] {
+        assert!(!Path::new(&d.join(s)).exists(), "{s} left behind");
+    }
+}
