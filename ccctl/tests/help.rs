@@ -19,6 +19,7 @@ fn help_snapshots() {
         vec!["policy", "check", "--help"],
         vec!["doctor", "--help"],
         vec!["demo", "--help"],
+        vec!["tui", "--help"],
     ] {
         let o = ccctl(&args);
         assert_eq!(o.status.code(), Some(0));

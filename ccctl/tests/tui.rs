@@ -12,7 +12,8 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
 const PCR0: &str = "e359965f7bc9b9d7431ffda75dc7f2b8873c2f903cd56814d91000070ec12a406b1720e0b78024076625f25b4d0507dc";
-const PCR8: &str = "edfc8e3c00000000000000000000000000000000000000000000000000000000000000000000000000255ddfa0";
+const PCR8: &str =
+    "edfc8e3c00000000000000000000000000000000000000000000000000000000000000000000000000255ddfa0";
 
 fn draw(app: &App, w: u16, h: u16) -> String {
     let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
@@ -62,7 +63,10 @@ fn policy(allowed_by: [bool; 3], threshold: u32) -> ccctl::policy::Report {
             source: format!("kms:{n}"),
             decrypt_allowed: Some(ok),
             allowed: BTreeMap::from([
-                ("PCR0".to_owned(), vec![if ok { PCR0.to_owned() } else { "ab".repeat(48) }]),
+                (
+                    "PCR0".to_owned(),
+                    vec![if ok { PCR0.to_owned() } else { "ab".repeat(48) }],
+                ),
                 ("PCR8".to_owned(), vec![PCR8.to_owned()]),
             ]),
             key_state: Some("Enabled".into()),
@@ -89,7 +93,11 @@ fn report(findings: Vec<Finding>) -> Report {
                 id: "enclave.status".into(),
                 family: "enclave".into(),
                 description: String::new(),
-                status: if findings.is_empty() { CheckStatus::Passed } else { CheckStatus::Findings },
+                status: if findings.is_empty() {
+                    CheckStatus::Passed
+                } else {
+                    CheckStatus::Findings
+                },
                 duration_ms: 1,
                 findings,
             },
@@ -113,11 +121,27 @@ fn metrics(app: &mut App, dropped: [f64; 3]) {
         app.now = i as f64;
         let s: Scrape = BTreeMap::from([
             ("containment_enclave_log_events_dropped_total".to_owned(), d),
-            ("containment_signing_requests_total{status=\"200\"}".to_owned(), 10.0 * i as f64),
-            ("containment_signing_duration_seconds_sum".to_owned(), 0.001 * i as f64),
-            ("containment_signing_duration_seconds_count".to_owned(), 10.0 * i as f64),
-            ("containment_kms_decrypt_total{holder=\"holder-a\",outcome=\"decrypted\"}".to_owned(), 1.0),
-            ("containment_signer_state{state=\"unsealed\"}".to_owned(), 1.0),
+            (
+                "containment_signing_requests_total{status=\"200\"}".to_owned(),
+                10.0 * i as f64,
+            ),
+            (
+                "containment_signing_duration_seconds_sum".to_owned(),
+                0.001 * i as f64,
+            ),
+            (
+                "containment_signing_duration_seconds_count".to_owned(),
+                10.0 * i as f64,
+            ),
+            (
+                "containment_kms_decrypt_total{holder=\"holder-a\",outcome=\"decrypted\"}"
+                    .to_owned(),
+                1.0,
+            ),
+            (
+                "containment_signer_state{state=\"unsealed\"}".to_owned(),
+                1.0,
+            ),
             ("containment_healthy".to_owned(), 1.0),
         ]);
         app.apply(Update::Metrics(Ok(s)));
@@ -132,13 +156,19 @@ fn logs(app: &mut App) {
         "2026-11-25T22:31:16.000000Z  INFO containment_chamber_enclave_proxy: vsock-stdout connection closed",
         "2026-11-25T22:31:17.000000Z ERROR containment_chamber_enclave::logsink: log listener unreachable \u{1b}[31mretrying\u{1b}[0m",
     ];
-    app.apply(Update::LogLines(lines.iter().map(|l| l.as_bytes().to_vec()).collect()));
+    app.apply(Update::LogLines(
+        lines.iter().map(|l| l.as_bytes().to_vec()).collect(),
+    ));
 }
 
 fn healthy() -> App {
     let mut app = App::new("local tcp://127.0.0.1:9000", 1000);
     metrics(&mut app, [0.0, 0.0, 0.0]);
-    app.apply(Update::Status(Ok(status("unsealed", ["decrypted"; 3], None))));
+    app.apply(Update::Status(Ok(status(
+        "unsealed",
+        ["decrypted"; 3],
+        None,
+    ))));
     app.apply(Update::Enclaves(Ok(enclaves("NONE"))));
     app.apply(Update::Policy(Ok(policy([true; 3], 2))));
     app.apply(Update::Egress(vec![EgressProbe {
@@ -170,12 +200,25 @@ fn failing() -> App {
         upstream: Err("TCP connect: connection refused".into()),
     }]));
     app.apply(Update::Findings(report(vec![
-        Finding::new("policy.threshold-unmet", Severity::Error, "1 of 3 holders would release their share; the threshold is 2")
-            .fix("Ask the holders to add the running PCR0", &["ccctl policy check --config ccctl.toml"]),
-        Finding::new("logs.events-dropped", Severity::Error, "the enclave is dropping log events: 28.0/s"),
+        Finding::new(
+            "policy.threshold-unmet",
+            Severity::Error,
+            "1 of 3 holders would release their share; the threshold is 2",
+        )
+        .fix(
+            "Ask the holders to add the running PCR0",
+            &["ccctl policy check --config ccctl.toml"],
+        ),
+        Finding::new(
+            "logs.events-dropped",
+            Severity::Error,
+            "the enclave is dropping log events: 28.0/s",
+        ),
     ])));
     logs(&mut app);
-    app.apply(Update::LogError("log stream of 'signer-0': connection reset".into()));
+    app.apply(Update::LogError(
+        "log stream of 'signer-0': connection reset".into(),
+    ));
     app.now = 3.0;
     app
 }
@@ -206,7 +249,9 @@ fn metrics_screen() {
     insta::assert_snapshot!("metrics_healthy", draw(&app, 110, 24));
     let mut app = failing();
     app.screen = Screen::Metrics;
-    app.apply(Update::Metrics(Err("metrics line 3: 'x' is not a number".into())));
+    app.apply(Update::Metrics(Err(
+        "metrics line 3: 'x' is not a number".into()
+    )));
     insta::assert_snapshot!("metrics_drops_climbing", draw(&app, 110, 24));
 }
 

@@ -65,15 +65,16 @@ async fn main() {
     })
     .await
     .expect("join");
-    // Requests a fleet run makes: the list, the DaemonSet, 10 nodes, one events list per pod.
-    let requests = 1 + 1 + 10 + PODS;
+    // Requests a fleet run makes: the list, the DaemonSet, 10 nodes, per pod one events list
+    // and one log read.
+    let requests = 1 + 1 + 10 + 2 * PODS;
     println!(
         "Fleet doctor, {PODS} pods on 10 nodes, test API server answering after {LATENCY:?}, median of 3 (whole processes):\n"
     );
     println!("| run | wall time |");
     println!("|---|---:|");
     println!(
-        "| `doctor --pod` (one pod: pod, node, DaemonSet, events in sequence) | {:.0} ms |",
+        "| `doctor --pod` (one pod: pod, node, DaemonSet, events, log in sequence) | {:.0} ms |",
         one.as_secs_f64() * 1e3
     );
     println!(

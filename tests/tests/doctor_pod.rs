@@ -420,3 +420,28 @@ async fn failure_lines_in_the_pod_log_are_found_through_the_log_api() {
         "escape sequence passed through: {out}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_log_the_doctor_may_not_read_is_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = ApiServer::start(Objects {
+        pods: vec![healthy_pod("signer-3", "chamber", "node-a")],
+        nodes: vec![labelled_node("node-a")],
+        daemonsets: vec![device_plugin(3, 3)],
+        logs_forbidden: true,
+        ..Default::default()
+    })
+    .await;
+    let kc = api.kubeconfig(dir.path(), "chamber");
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        doctor(&kc, &["--pod", "signer-3", "--exec", "none", "-o", "json"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(
+        cc_tests::finding_codes(&out),
+        BTreeSet::from(["logs.pod-log-unreadable".to_owned()]),
+        "{out}"
+    );
+}

@@ -32,7 +32,10 @@ impl Tmux {
             if s.contains(what) {
                 return s;
             }
-            assert!(t.elapsed() < timeout, "'{what}' not on screen within {timeout:?}:\n{s}");
+            assert!(
+                t.elapsed() < timeout,
+                "'{what}' not on screen within {timeout:?}:\n{s}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -59,8 +62,22 @@ fn the_demo_dashboard_in_a_real_terminal() {
         d.display(),
         dir.path().join("stderr").display()
     );
-    let out = t.tmux(&["new-session", "-d", "-s", "t", "-x", "120", "-y", "36", &cmd]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = t.tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "120",
+        "-y",
+        "36",
+        &cmd,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let s = t.wait_for("UNSEALED", Duration::from_secs(60));
     assert!(s.contains("holder-a"), "{s}");
     t.wait_for("can unseal", Duration::from_secs(30));
@@ -96,7 +113,10 @@ fn the_demo_dashboard_in_a_real_terminal() {
     t.keys(&["q"]);
     let start = Instant::now();
     while t.alive() {
-        assert!(start.elapsed() < Duration::from_secs(20), "demo did not exit after q");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "demo did not exit after q"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     for s in ["log.sock", "api.sock", "metrics.sock", "egress-kms.sock"] {

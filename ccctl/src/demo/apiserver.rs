@@ -28,6 +28,8 @@ pub struct Objects {
     pub logs: std::collections::BTreeMap<(String, String), String>,
     /// Pod logs read from a file at each request (the demo's live log), by (namespace, pod).
     pub log_files: std::collections::BTreeMap<(String, String), std::path::PathBuf>,
+    /// Answer pod log requests 403 (RBAC without `pods/log`).
+    pub logs_forbidden: bool,
 }
 
 pub struct ApiServer {
@@ -98,6 +100,15 @@ async fn pod_log(
     let o = s.get().await;
     if named(&o.pods, Some(&ns), &name, |p| &p.metadata).is_none() {
         return not_found("pods", &name);
+    }
+    if o.logs_forbidden {
+        return (
+            StatusCode::FORBIDDEN,
+            Json(serde_json::json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                "status": "Failure", "reason": "Forbidden", "code": 403,
+                "message": format!("pods \"{name}\" is forbidden: cannot get resource \"pods/log\"")})),
+        )
+            .into_response();
     }
     let key = (ns, name);
     let text = match o.log_files.get(&key) {
