@@ -37,6 +37,9 @@ pub enum Command {
     Policy(PolicyCommand),
     /// Diagnose the chamber: run the checks and report findings with their fixes.
     Doctor(Box<DoctorArgs>),
+    /// Guided, resumable PCR0/PCR8 rotation across the key holders, with interlocks.
+    #[command(subcommand)]
+    Rotate(crate::rotate::RotateCommand),
     /// Live dashboard: enclave state, PCRs against the key policies, egress, logs, metrics and
     /// doctor's findings (locally, for a pod, or a fleet).
     Tui(Box<crate::tui::TuiArgs>),

@@ -11,6 +11,7 @@ pub mod http;
 pub mod k8s;
 pub mod output;
 pub mod policy;
+pub mod rotate;
 pub mod tui;
 pub mod x509;
 

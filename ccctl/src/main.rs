@@ -18,6 +18,7 @@ fn run(cli: Cli) -> Result<Outcome, CannotRun> {
         Command::Doctor(a) => ccctl::doctor::cli::run(*a, fmt),
         Command::Demo(a) => ccctl::demo::run(a, fmt),
         Command::Tui(a) => ccctl::tui::run(*a),
+        Command::Rotate(c) => ccctl::rotate::run(c, fmt),
         Command::Eif(EifCommand::Describe { eif_path }) => {
             let d = ccctl::eif::describe_file(&eif_path)?;
             match fmt {

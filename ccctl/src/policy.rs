@@ -113,6 +113,13 @@ async fn fetch(source: &Source, timeout: Duration) -> Result<(String, Option<Str
     }
 }
 
+/// One holder's current policy text, read live from KMS.
+pub async fn fetch_text(h: &Holder, timeout: Duration) -> Result<String, String> {
+    fetch(&Source::Live(h.clone()), timeout)
+        .await
+        .map(|(t, _)| t)
+}
+
 pub struct Input {
     pub holders: Vec<(String, Source)>,
     pub principal: String,

@@ -20,6 +20,9 @@ fn help_snapshots() {
         vec!["doctor", "--help"],
         vec!["demo", "--help"],
         vec!["tui", "--help"],
+        vec!["rotate", "pcr0", "--help"],
+        vec!["rotate", "pcr0", "start", "--help"],
+        vec!["rotate", "pcr0", "next", "--help"],
     ] {
         let o = ccctl(&args);
         assert_eq!(o.status.code(), Some(0));

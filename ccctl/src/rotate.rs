@@ -1,0 +1,1002 @@
+//! `ccctl rotate pcr0` / `pcr8`: the five-step rotation as a resumable workflow. The state is
+//! one JSON file, written atomically (temporary file, fsync, rename), so a workflow killed at
+//! any point resumes where it stood — here or on another machine with the same file.
+//!
+//! 1. Measure (`start`): NEW from the EIF (or certificate, or typed and validated), OLD from
+//!    what runs (the enclaves' `/status`) or typed.
+//! 2. Hand to holders: one message per holder with NEW, how to verify it, and the policy
+//!    change (`["NEW", "OLD"]`). Holders may `confirm` their own measurement; a mismatch halts.
+//! 3. Wait until every holder's key policy allows both NEW and OLD.
+//! 4. Deploy (print or run the `helm upgrade`), then wait until every watched enclave attests
+//!    NEW. Refused while fewer than threshold holders allow NEW.
+//! 5. Retire OLD: refused while any watched enclave reports OLD (or cannot be asked); hand out
+//!    `["NEW"]`, wait until every holder dropped OLD. Done.
+
+pub mod policy_edit;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::output::{CannotRun, Format, Outcome};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Step {
+    HandOut,
+    WaitPolicies,
+    Deploy,
+    Retire,
+    WaitRetired,
+    Done,
+}
+
+impl Step {
+    pub fn number(self) -> u8 {
+        match self {
+            Step::HandOut => 2,
+            Step::WaitPolicies => 3,
+            Step::Deploy => 4,
+            Step::Retire | Step::WaitRetired => 5,
+            Step::Done => 6,
+        }
+    }
+    pub fn describe(self) -> &'static str {
+        match self {
+            Step::HandOut => "hand the new value and the policy change to every holder",
+            Step::WaitPolicies => "wait until every holder's policy allows NEW and OLD",
+            Step::Deploy => "deploy the new image and wait until every enclave attests NEW",
+            Step::Retire => "hand out the policy change that removes OLD",
+            Step::WaitRetired => "wait until every holder's policy dropped OLD",
+            Step::Done => "done",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Event {
+    pub at: String,
+    pub what: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct State {
+    pub version: u32,
+    /// The PCR being rotated: 0 (image) or 8 (signing certificate).
+    pub pcr: u8,
+    pub new: String,
+    pub old: String,
+    /// Where NEW was measured.
+    pub source: String,
+    /// The other PCRs an enclave attests (used unchanged in every policy check).
+    pub other_pcrs: BTreeMap<u8, String>,
+    /// `ccctl.toml` (holders, principal, threshold), absolute.
+    pub config: PathBuf,
+    /// The enclaves to watch (`/status`), e.g. `tcp://127.0.0.1:9000`.
+    pub apis: Vec<String>,
+    pub release: String,
+    pub chart: String,
+    pub image_tag: Option<String>,
+    pub step: Step,
+    pub confirmations: BTreeMap<String, String>,
+    /// Set when the workflow must not go on (a holder measured something else).
+    pub halted: Option<String>,
+    pub history: Vec<Event>,
+}
+
+fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+impl State {
+    fn note(&mut self, what: impl Into<String>) {
+        self.history.push(Event {
+            at: now(),
+            what: what.into(),
+        });
+    }
+
+    pub fn load(path: &Path) -> Result<State, CannotRun> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            CannotRun::new(format!(
+                "cannot read the rotation state '{}': {e} (start one with `ccctl rotate pcrN start`)",
+                path.display()
+            ))
+        })?;
+        let s: State = serde_json::from_str(&text).map_err(|e| {
+            CannotRun::new(format!(
+                "the rotation state '{}' is not valid: {e}",
+                path.display()
+            ))
+        })?;
+        if s.version != 1 {
+            return Err(CannotRun::new(format!(
+                "the rotation state '{}' has version {}; this ccctl reads version 1",
+                path.display(),
+                s.version
+            )));
+        }
+        Ok(s)
+    }
+
+    /// Write atomically: a crash leaves the old file or the new one, never half of one.
+    pub fn save(&self, path: &Path) -> Result<(), CannotRun> {
+        let err = |e: std::io::Error| {
+            CannotRun::new(format!(
+                "cannot write the rotation state '{}': {e}",
+                path.display()
+            ))
+        };
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
+        std::io::Write::write_all(&mut tmp, crate::output::json(self).as_bytes()).map_err(err)?;
+        tmp.as_file().sync_all().map_err(err)?;
+        tmp.persist(path).map_err(|e| err(e.error))?;
+        Ok(())
+    }
+}
+
+/// 96 lowercase hex digits, or an error naming the flag.
+pub fn measurement(flag: &str, v: &str) -> Result<String, CannotRun> {
+    let v = v.trim();
+    if v.len() == 96 && v.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(v.to_ascii_lowercase())
+    } else {
+        Err(CannotRun::new(format!(
+            "{flag} '{}' is not a measurement: expected 96 hex digits (SHA-384), got {} characters",
+            crate::output::clean(&v.chars().take(120).collect::<String>()),
+            v.chars().count()
+        )))
+    }
+}
+
+fn short(v: &str) -> String {
+    if v.len() > 16 {
+        format!("{}…", &v[..16])
+    } else {
+        v.to_owned()
+    }
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum RotateCommand {
+    /// Rotate PCR0 (every release: a new image).
+    Pcr0 {
+        #[command(subcommand)]
+        step: StepCommand,
+    },
+    /// Rotate PCR8 (a new signing certificate).
+    Pcr8 {
+        #[command(subcommand)]
+        step: StepCommand,
+    },
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct StateArg {
+    /// The workflow's state file.
+    #[arg(long, value_name = "FILE", default_value = "rotation.json")]
+    pub state: PathBuf,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum StepCommand {
+    /// Step 1: measure NEW and OLD and start the workflow.
+    Start(StartArgs),
+    /// Where the workflow stands.
+    Status(StateArg),
+    /// Run the current step (and advance when it completes).
+    Next(NextArgs),
+    /// Record a holder's own measurement of NEW (a mismatch halts the workflow).
+    Confirm(ConfirmArgs),
+    /// Stop the workflow (the state file is kept, marked aborted).
+    Abort(StateArg),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct StartArgs {
+    #[command(flatten)]
+    pub state: StateArg,
+    /// The new image: NEW is its PCR0 (pcr0) or PCR8 (pcr8, a signed image).
+    #[arg(long, value_name = "PATH")]
+    pub eif: Option<PathBuf>,
+    /// pcr8: the new signing certificate (PEM or DER); NEW is its PCR8.
+    #[arg(long, value_name = "PEM", conflicts_with = "eif")]
+    pub cert: Option<PathBuf>,
+    /// NEW typed by hand (96 hex digits).
+    #[arg(long, value_name = "HEX", conflicts_with_all = ["eif", "cert"])]
+    pub new: Option<String>,
+    /// OLD typed by hand (default: what the watched enclaves attest).
+    #[arg(long, value_name = "HEX")]
+    pub old: Option<String>,
+    /// The running PCR0 (pcr8 rotation, when no --api answers).
+    #[arg(long, value_name = "HEX")]
+    pub pcr0: Option<String>,
+    /// The running PCR8 (pcr0 rotation, when no --api answers).
+    #[arg(long, value_name = "HEX")]
+    pub pcr8: Option<String>,
+    /// An enclave to watch (repeatable): its /status gives OLD and, later, proves NEW runs.
+    #[arg(long = "api", value_name = "ADDR")]
+    pub apis: Vec<cc_proto::Address>,
+    /// ccctl's config: the holders, their keys, the principal and threshold.
+    #[arg(long, value_name = "FILE", env = "CCCTL_CONFIG")]
+    pub config: PathBuf,
+    /// Helm release and chart for the deploy step.
+    #[arg(long, default_value = "containment-chamber")]
+    pub release: String,
+    #[arg(long, default_value = "charts/containment-chamber")]
+    pub chart: String,
+    /// The image tag of the new release (for the helm upgrade).
+    #[arg(long, value_name = "TAG")]
+    pub image_tag: Option<String>,
+    /// Replace an existing, unfinished workflow.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct NextArgs {
+    #[command(flatten)]
+    pub state: StateArg,
+    /// Write the holders' messages and policies here (default: print them).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// How long a waiting step polls before giving up (exit 1, state unchanged).
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = crate::parse_duration)]
+    pub wait: Duration,
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = crate::parse_duration)]
+    pub interval: Duration,
+    /// Deploy step: run the deploy command instead of printing it.
+    #[arg(long)]
+    pub execute: bool,
+    /// Deploy step: the command to run (default: the helm upgrade).
+    #[arg(long, value_name = "SHELL")]
+    pub deploy_command: Option<String>,
+    /// Deadline of each KMS / enclave request.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::parse_duration)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConfirmArgs {
+    #[command(flatten)]
+    pub state: StateArg,
+    #[arg(long, value_name = "NAME")]
+    pub holder: String,
+    /// The PCR0 the holder measured (pcr0 rotation).
+    #[arg(long, value_name = "HEX")]
+    pub pcr0: Option<String>,
+    /// The PCR8 the holder measured (pcr8 rotation).
+    #[arg(long, value_name = "HEX")]
+    pub pcr8: Option<String>,
+}
+
+/// What one poll of the holders found.
+#[derive(Debug, Clone, Serialize)]
+pub struct HolderView {
+    pub holder: String,
+    pub allows_new: Option<bool>,
+    pub allows_old: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What one poll of the enclaves found.
+#[derive(Debug, Clone, Serialize)]
+pub struct EnclaveView {
+    pub api: String,
+    /// The attested value of the rotated PCR; `None` when it could not be asked.
+    pub value: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+pub fn run(cmd: RotateCommand, fmt: Format) -> Result<Outcome, CannotRun> {
+    let (pcr, step) = match cmd {
+        RotateCommand::Pcr0 { step } => (0u8, step),
+        RotateCommand::Pcr8 { step } => (8u8, step),
+    };
+    let rt = crate::output::runtime()?;
+    let r = rt.block_on(async {
+        match step {
+            StepCommand::Start(a) => start(pcr, a, fmt).await,
+            StepCommand::Status(a) => {
+                let s = load_for(pcr, &a)?;
+                print_state(&s, fmt);
+                Ok(if s.step == Step::Done {
+                    Outcome::Ok
+                } else {
+                    Outcome::Finding
+                })
+            }
+            StepCommand::Next(a) => next(pcr, a, fmt).await,
+            StepCommand::Confirm(a) => confirm(pcr, a, fmt),
+            StepCommand::Abort(a) => {
+                let mut s = load_for(pcr, &a)?;
+                s.halted = Some("aborted by the operator".into());
+                s.note("aborted");
+                s.save(&a.state_path())?;
+                print_state(&s, fmt);
+                Ok(Outcome::Ok)
+            }
+        }
+    });
+    rt.shutdown_timeout(Duration::from_millis(200));
+    r
+}
+
+impl StateArg {
+    fn state_path(&self) -> PathBuf {
+        self.state.clone()
+    }
+}
+
+fn load_for(pcr: u8, a: &StateArg) -> Result<State, CannotRun> {
+    let s = State::load(&a.state)?;
+    if s.pcr != pcr {
+        return Err(CannotRun::new(format!(
+            "'{}' is a PCR{} rotation, not PCR{pcr}",
+            a.state.display(),
+            s.pcr
+        )));
+    }
+    Ok(s)
+}
+
+async fn attested(api: &str, timeout: Duration) -> Result<BTreeMap<u8, String>, String> {
+    let addr: cc_proto::Address = api.parse().map_err(|e| format!("{api}: {e}"))?;
+    let r = crate::http::get(&addr, "/status", timeout).await?;
+    if r.status != 200 {
+        return Err(format!("{api}/status answered {}", r.status));
+    }
+    let s: cc_proto::status::Status = serde_json::from_slice(&r.body)
+        .map_err(|e| format!("{api}/status is not the expected JSON: {e}"))?;
+    let att = s
+        .attestation
+        .ok_or_else(|| format!("{api}: the enclave has not attested yet"))?;
+    let mut out = BTreeMap::new();
+    for (k, v) in att.pcrs {
+        if let Some(n) = k.strip_prefix("PCR").and_then(|n| n.parse::<u8>().ok()) {
+            out.insert(n, v.to_ascii_lowercase());
+        }
+    }
+    // /status omits all-zero PCRs.
+    out.entry(0).or_insert_with(|| "0".repeat(96));
+    Ok(out)
+}
+
+async fn start(pcr: u8, a: StartArgs, fmt: Format) -> Result<Outcome, CannotRun> {
+    if let Ok(old) = State::load(&a.state.state)
+        && old.step != Step::Done
+        && old.halted.is_none()
+        && !a.force
+    {
+        return Err(CannotRun::new(format!(
+            "'{}' holds an unfinished PCR{} rotation at step {}; resume it with `next`, or \
+                 replace it with --force",
+            a.state.state.display(),
+            old.pcr,
+            old.step.number()
+        )));
+    }
+    let flag = if pcr == 0 {
+        "--new (PCR0)"
+    } else {
+        "--new (PCR8)"
+    };
+    let (new, source) = match (&a.eif, &a.cert, &a.new) {
+        (Some(eif), _, _) => {
+            let d = crate::eif::describe_file(eif)?;
+            if !d.signature_ok() {
+                return Err(CannotRun::new(format!(
+                    "'{}': the EIF's signature does not verify; refusing to measure it",
+                    eif.display()
+                )));
+            }
+            let v = if pcr == 0 {
+                Some(d.info.measurements.pcr0.clone())
+            } else {
+                d.info.measurements.pcr8.clone()
+            };
+            let v = v.ok_or_else(|| {
+                CannotRun::new(format!(
+                    "'{}' is not signed: it has no PCR8 (use --cert, or sign the image)",
+                    eif.display()
+                ))
+            })?;
+            (v, format!("eif:{}", abs(eif).display()))
+        }
+        (None, Some(cert), _) => {
+            if pcr != 8 {
+                return Err(CannotRun::new("--cert is for `rotate pcr8`"));
+            }
+            let bytes = std::fs::read(cert).map_err(|e| {
+                CannotRun::new(format!("cannot read --cert '{}': {e}", cert.display()))
+            })?;
+            let der = cc_proto::eif::pem_or_der(&bytes).ok_or_else(|| {
+                CannotRun::new(format!(
+                    "--cert '{}' is neither a PEM nor a DER certificate",
+                    cert.display()
+                ))
+            })?;
+            (
+                cc_proto::eif::pcr8_of_certificate(&der),
+                format!("certificate:{}", abs(cert).display()),
+            )
+        }
+        (None, None, Some(v)) => (measurement(flag, v)?, "typed by hand".to_owned()),
+        (None, None, None) => {
+            return Err(CannotRun::new(
+                "say what the new value is: --eif PATH, --cert PEM (pcr8) or --new HEX",
+            ));
+        }
+    };
+    let timeout = Duration::from_secs(10);
+    let mut running: Option<BTreeMap<u8, String>> = None;
+    let mut errors = Vec::new();
+    for api in &a.apis {
+        match attested(&api.to_string(), timeout).await {
+            Ok(p) => {
+                running.get_or_insert(p);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    let old = match (&a.old, &running) {
+        (Some(v), _) => measurement("--old", v)?,
+        (None, Some(p)) => p.get(&pcr).cloned().ok_or_else(|| {
+            CannotRun::new(format!(
+                "the running enclave attests no PCR{pcr}; give --old"
+            ))
+        })?,
+        (None, None) => {
+            return Err(CannotRun::new(format!(
+                "cannot tell OLD: give --old HEX or an --api that answers{}",
+                if errors.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", errors.join("; "))
+                }
+            )));
+        }
+    };
+    if old == new {
+        return Err(CannotRun::new(format!(
+            "NEW and OLD are the same PCR{pcr} ({}): nothing to rotate",
+            short(&new)
+        )));
+    }
+    let mut other_pcrs: BTreeMap<u8, String> = running.clone().unwrap_or_default();
+    other_pcrs.remove(&pcr);
+    for (n, flagv) in [(0u8, &a.pcr0), (8u8, &a.pcr8)] {
+        if n != pcr
+            && let Some(v) = flagv
+        {
+            other_pcrs.insert(n, measurement(&format!("--pcr{n}"), v)?);
+        }
+    }
+    let cfg = crate::config::Config::load(&a.config).map_err(CannotRun::new)?;
+    if cfg.holders.is_empty() {
+        return Err(CannotRun::new(format!(
+            "'{}' lists no [[holder]]",
+            a.config.display()
+        )));
+    }
+    let mut s = State {
+        version: 1,
+        pcr,
+        new: new.clone(),
+        old: old.clone(),
+        source,
+        other_pcrs,
+        config: abs(&a.config),
+        apis: a.apis.iter().map(ToString::to_string).collect(),
+        release: a.release,
+        chart: a.chart,
+        image_tag: a.image_tag,
+        step: Step::HandOut,
+        confirmations: BTreeMap::new(),
+        halted: None,
+        history: Vec::new(),
+    };
+    s.note(format!(
+        "measured: NEW PCR{pcr} {} ({}), OLD {}",
+        short(&new),
+        s.source,
+        short(&old)
+    ));
+    s.save(&a.state.state)?;
+    print_state(&s, fmt);
+    Ok(Outcome::Ok)
+}
+
+fn abs(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_owned())
+}
+
+fn confirm(pcr: u8, a: ConfirmArgs, fmt: Format) -> Result<Outcome, CannotRun> {
+    let mut s = load_for(pcr, &a.state)?;
+    let given = if pcr == 0 { &a.pcr0 } else { &a.pcr8 };
+    let given = given.as_deref().ok_or_else(|| {
+        CannotRun::new(format!("give the holder's measurement with --pcr{pcr} HEX"))
+    })?;
+    let v = measurement(&format!("--pcr{pcr}"), given)?;
+    let cfg = crate::config::Config::load(&s.config).map_err(CannotRun::new)?;
+    if !cfg.holders.iter().any(|h| h.name == a.holder) {
+        return Err(CannotRun::new(format!(
+            "'{}' is not a holder of '{}'",
+            a.holder,
+            s.config.display()
+        )));
+    }
+    s.confirmations.insert(a.holder.clone(), v.clone());
+    let outcome = if v == s.new {
+        s.note(format!("{} confirmed NEW", a.holder));
+        Outcome::Ok
+    } else {
+        let why = format!(
+            "holder '{}' measured PCR{pcr} {} but the workflow's NEW is {}: the images differ \
+             (not reproducible, or not the same source). Stop: find out why before any policy \
+             changes",
+            a.holder, v, s.new
+        );
+        eprintln!("REFUSED: {why}");
+        s.halted = Some(why.clone());
+        s.note(why);
+        Outcome::Finding
+    };
+    s.save(&a.state.state)?;
+    print_state(&s, fmt);
+    Ok(outcome)
+}
+
+/// Every holder's policy judged for NEW and for OLD (the other PCRs as running).
+async fn poll_holders(s: &State, timeout: Duration) -> Result<(Vec<HolderView>, u32), CannotRun> {
+    let cfg = crate::config::Config::load(&s.config).map_err(CannotRun::new)?;
+    let principal = cfg
+        .principal
+        .clone()
+        .ok_or_else(|| CannotRun::new(format!("'{}' has no 'principal'", s.config.display())))?;
+    let threshold = cfg.threshold.unwrap_or(2);
+    let holders: Vec<(String, crate::policy::Source)> = cfg
+        .holders
+        .iter()
+        .map(|h| {
+            (
+                h.name.clone(),
+                match &h.policy_file {
+                    Some(p) => crate::policy::Source::File(p.clone()),
+                    None => crate::policy::Source::Live(h.clone()),
+                },
+            )
+        })
+        .collect();
+    let with = |v: &str| {
+        let mut pcrs = s.other_pcrs.clone();
+        pcrs.insert(s.pcr, v.to_owned());
+        crate::policy::Input {
+            holders: holders.clone(),
+            principal: principal.clone(),
+            threshold,
+            measurements: cc_proto::policy::Measurements { pcrs },
+            timeout,
+        }
+    };
+    let (new, old) = tokio::join!(
+        crate::policy::check(with(&s.new)),
+        crate::policy::check(with(&s.old))
+    );
+    let views = cfg
+        .holders
+        .iter()
+        .map(|h| {
+            let n = new.holders.iter().find(|r| r.name == h.name);
+            let o = old.holders.iter().find(|r| r.name == h.name);
+            HolderView {
+                holder: h.name.clone(),
+                allows_new: n.and_then(|r| r.decrypt_allowed),
+                allows_old: o.and_then(|r| r.decrypt_allowed),
+                error: n
+                    .and_then(|r| r.error.clone())
+                    .or_else(|| o.and_then(|r| r.error.clone())),
+            }
+        })
+        .collect();
+    Ok((views, threshold))
+}
+
+async fn poll_enclaves(s: &State, timeout: Duration) -> Vec<EnclaveView> {
+    let mut out = Vec::new();
+    for api in &s.apis {
+        match attested(api, timeout).await {
+            Ok(p) => out.push(EnclaveView {
+                api: api.clone(),
+                value: p.get(&s.pcr).cloned(),
+                error: None,
+            }),
+            Err(e) => out.push(EnclaveView {
+                api: api.clone(),
+                value: None,
+                error: Some(e),
+            }),
+        }
+    }
+    out
+}
+
+/// Poll `check` until it returns `Some` or `wait` runs out; progress on stderr.
+async fn until<T, F, Fut>(
+    what: &str,
+    a: &NextArgs,
+    quiet: bool,
+    mut check: F,
+) -> Result<Result<T, String>, CannotRun>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Result<T, String>, CannotRun>>,
+{
+    let start = Instant::now();
+    let spinner = ['|', '/', '-', '\\'];
+    let mut n = 0;
+    loop {
+        match check().await? {
+            Ok(v) => {
+                if !quiet && n > 0 {
+                    eprintln!();
+                }
+                return Ok(Ok(v));
+            }
+            Err(missing) => {
+                if start.elapsed() >= a.wait {
+                    if !quiet && n > 0 {
+                        eprintln!();
+                    }
+                    return Ok(Err(missing));
+                }
+                if !quiet {
+                    eprint!(
+                        "\r{} {what}: {} ({:.0}s)   ",
+                        spinner[n % 4],
+                        crate::output::clean(&missing),
+                        start.elapsed().as_secs_f64()
+                    );
+                }
+                n += 1;
+                tokio::time::sleep(
+                    a.interval
+                        .min(a.wait.saturating_sub(start.elapsed()))
+                        .max(Duration::from_millis(50)),
+                )
+                .await;
+            }
+        }
+    }
+}
+
+fn missing(views: &[HolderView], want_new: bool, want_old: bool) -> Vec<String> {
+    views
+        .iter()
+        .filter(|v| (want_new && v.allows_new != Some(true)) || (v.allows_old != Some(want_old)))
+        .map(|v| {
+            let mut why = Vec::new();
+            if want_new && v.allows_new != Some(true) {
+                why.push("NEW not allowed");
+            }
+            if want_old && v.allows_old != Some(true) {
+                why.push("OLD not allowed");
+            }
+            if !want_old && v.allows_old != Some(false) {
+                why.push("still allows OLD");
+            }
+            match &v.error {
+                Some(e) => format!("{} ({})", v.holder, crate::output::clean(e)),
+                None => format!("{} ({})", v.holder, why.join(", ")),
+            }
+        })
+        .collect()
+}
+
+async fn next(pcr: u8, a: NextArgs, fmt: Format) -> Result<Outcome, CannotRun> {
+    let path = a.state.state_path();
+    let mut s = load_for(pcr, &a.state)?;
+    let quiet = fmt == Format::Json;
+    if let Some(h) = &s.halted {
+        return Err(CannotRun::new(format!(
+            "the workflow is halted: {h}\nStart over with `ccctl rotate pcr{pcr} start --force` once resolved"
+        )));
+    }
+    let outcome = match s.step {
+        Step::HandOut => {
+            hand_out(&s, &a, &[s.new.clone(), s.old.clone()], "add NEW, keep OLD").await?;
+            s.step = Step::WaitPolicies;
+            s.note("handed out [NEW, OLD]");
+            Outcome::Ok
+        }
+        Step::WaitPolicies => {
+            let r = until(
+                "waiting for holders to allow NEW and OLD",
+                &a,
+                quiet,
+                || async {
+                    let (views, _) = poll_holders(&s, a.timeout).await?;
+                    let m = missing(&views, true, true);
+                    Ok(if m.is_empty() {
+                        Ok(views)
+                    } else {
+                        Err(format!("missing: {}", m.join("; ")))
+                    })
+                },
+            )
+            .await?;
+            match r {
+                Ok(_) => {
+                    s.step = Step::Deploy;
+                    s.note("every holder allows NEW and OLD");
+                    Outcome::Ok
+                }
+                Err(m) => {
+                    eprintln!("not yet: {m}");
+                    Outcome::Finding
+                }
+            }
+        }
+        Step::Deploy => {
+            // Interlock: never deploy an image fewer than threshold holders would unseal.
+            let (views, threshold) = poll_holders(&s, a.timeout).await?;
+            let allowing = views.iter().filter(|v| v.allows_new == Some(true)).count();
+            if (allowing as u32) < threshold {
+                eprintln!(
+                    "REFUSED: only {allowing} holder(s) allow NEW (threshold {threshold}): the new \
+                     enclaves could not unseal. Missing: {}",
+                    missing(&views, true, false).join("; ")
+                );
+                print_state(&s, fmt);
+                return Ok(Outcome::Finding);
+            }
+            let tag = s.image_tag.clone().unwrap_or_else(|| "NEW_TAG".into());
+            let helm = format!(
+                "helm upgrade {} {} --reuse-values --set image.tag={tag}",
+                s.release, s.chart
+            );
+            let cmd = a.deploy_command.clone().unwrap_or(helm.clone());
+            if a.execute
+                && !s
+                    .history
+                    .iter()
+                    .any(|e| e.what.starts_with("deploy command ran"))
+            {
+                let st = tokio::process::Command::new("sh")
+                    .args(["-c", &cmd])
+                    .status()
+                    .await
+                    .map_err(|e| CannotRun::new(format!("cannot run '{cmd}': {e}")))?;
+                if !st.success() {
+                    return Err(CannotRun::new(format!("'{cmd}' failed: {st}")));
+                }
+                s.note(format!("deploy command ran: {cmd}"));
+                s.save(&path)?;
+            } else if !quiet {
+                println!("Deploy (then this step waits for every enclave to attest NEW):\n  {cmd}");
+            }
+            if s.apis.is_empty() {
+                return Err(CannotRun::new(
+                    "no enclave to watch (start with --api ADDR for each): cannot prove NEW runs",
+                ));
+            }
+            let r = until(
+                "waiting for every enclave to attest NEW",
+                &a,
+                quiet,
+                || async {
+                    let e = poll_enclaves(&s, a.timeout).await;
+                    let not: Vec<String> = e
+                        .iter()
+                        .filter(|v| v.value.as_deref() != Some(s.new.as_str()))
+                        .map(|v| match (&v.value, &v.error) {
+                            (Some(x), _) if *x == s.old => format!("{} runs OLD", v.api),
+                            (Some(x), _) => format!("{} runs {}", v.api, short(x)),
+                            (None, Some(err)) => format!("{}: {err}", v.api),
+                            (None, None) => format!("{}: no PCR{}", v.api, s.pcr),
+                        })
+                        .collect();
+                    Ok(if not.is_empty() {
+                        Ok(())
+                    } else {
+                        Err(not.join("; "))
+                    })
+                },
+            )
+            .await?;
+            match r {
+                Ok(()) => {
+                    s.step = Step::Retire;
+                    s.note("every watched enclave attests NEW");
+                    Outcome::Ok
+                }
+                Err(m) => {
+                    eprintln!("not yet: {m}");
+                    Outcome::Finding
+                }
+            }
+        }
+        Step::Retire => {
+            // Interlock: OLD stays allowed while anything might still run it.
+            let e = poll_enclaves(&s, a.timeout).await;
+            let blocking: Vec<String> = e
+                .iter()
+                .filter(|v| v.value.as_deref() != Some(s.new.as_str()))
+                .map(|v| match (&v.value, &v.error) {
+                    (Some(x), _) if *x == s.old => format!("{} still runs OLD", v.api),
+                    (Some(x), _) => format!("{} runs {}", v.api, short(x)),
+                    (None, err) => format!(
+                        "{} cannot be asked ({})",
+                        v.api,
+                        err.clone().unwrap_or_default()
+                    ),
+                })
+                .collect();
+            if !blocking.is_empty() {
+                eprintln!(
+                    "REFUSED: OLD must stay in the policies while any enclave may run it: {}",
+                    blocking.join("; ")
+                );
+                print_state(&s, fmt);
+                return Ok(Outcome::Finding);
+            }
+            hand_out(&s, &a, std::slice::from_ref(&s.new), "remove OLD").await?;
+            s.step = Step::WaitRetired;
+            s.note("handed out [NEW]");
+            Outcome::Ok
+        }
+        Step::WaitRetired => {
+            let r = until("waiting for holders to drop OLD", &a, quiet, || async {
+                let (views, _) = poll_holders(&s, a.timeout).await?;
+                let m = missing(&views, true, false);
+                Ok(if m.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!("missing: {}", m.join("; ")))
+                })
+            })
+            .await?;
+            match r {
+                Ok(()) => {
+                    s.step = Step::Done;
+                    s.note("every holder dropped OLD: rotation done");
+                    Outcome::Ok
+                }
+                Err(m) => {
+                    eprintln!("not yet: {m}");
+                    Outcome::Finding
+                }
+            }
+        }
+        Step::Done => Outcome::Ok,
+    };
+    s.save(&path)?;
+    print_state(&s, fmt);
+    Ok(outcome)
+}
+
+/// One message per holder: NEW, how to verify it, the change (Terraform list, and the JSON
+/// statement diff plus the whole new policy when the current one can be read).
+async fn hand_out(s: &State, a: &NextArgs, values: &[String], what: &str) -> Result<(), CannotRun> {
+    let cfg = crate::config::Config::load(&s.config).map_err(CannotRun::new)?;
+    let p = s.pcr;
+    let list = format!(
+        "[{}]",
+        values
+            .iter()
+            .map(|v| format!("\"{v}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for h in &cfg.holders {
+        let current = match &h.policy_file {
+            Some(f) => std::fs::read_to_string(f).ok(),
+            None => crate::policy::fetch_text(h, a.timeout).await.ok(),
+        };
+        let mut msg = format!(
+            "# PCR{p} rotation — {what} — for key holder '{}'\n\nKey: {}\nNEW PCR{p}: {}\nOLD PCR{p}: {}\nNEW measured from: {}\n\n",
+            h.name, h.key_arn, s.new, s.old, s.source
+        );
+        if values.len() > 1 {
+            msg.push_str(&format!(
+                "## Verify NEW yourself before changing anything\n\nRebuild the image reproducibly from the release's source and measure it:\n\n    docker build -f Dockerfile.enclave --build-arg SOURCE_DATE_EPOCH=<release's> -t cc-enclave .\n    nitro-cli build-enclave --docker-uri cc-enclave --output-file enclave.eif\n    ccctl eif describe --eif-path enclave.eif      # PCR{p} must equal NEW\n    ccctl rotate pcr{p} confirm --state <state file> --holder {} --pcr{p} <your PCR{p}>\n\n",
+                h.name
+            ));
+        }
+        msg.push_str(&format!(
+            "## The change\n\nTerraform: allowed_pcr{p} = {list}\n\nJSON: the kms:RecipientAttestation:PCR{p} condition of the Decrypt statement becomes {list}.\n"
+        ));
+        let new_policy = current
+            .as_deref()
+            .map(|c| (c, policy_edit::rewrite(c, p, values)));
+        match &new_policy {
+            Some((c, Ok(n))) => {
+                msg.push_str(&format!(
+                    "\nStatement diff against your current policy:\n\n{}\nThe whole new policy: {}.policy.json (aws kms put-key-policy --key-id {} --policy-name default --policy file://{}.policy.json)\n",
+                    policy_edit::statement_diff(c, n, p),
+                    h.name,
+                    h.key_arn,
+                    h.name
+                ));
+            }
+            Some((_, Err(e))) => msg.push_str(&format!("\n(Your current policy could not be edited automatically: {e}.)\n")),
+            None => msg.push_str("\n(Your current policy could not be read from here; edit the condition by hand.)\n"),
+        }
+        match &a.out {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    CannotRun::new(format!("cannot create --out '{}': {e}", dir.display()))
+                })?;
+                let w = |name: String, text: &str| {
+                    std::fs::write(dir.join(&name), text).map_err(|e| {
+                        CannotRun::new(format!("cannot write '{}': {e}", dir.join(&name).display()))
+                    })
+                };
+                w(format!("{}.md", h.name), &msg)?;
+                if let Some((_, Ok(n))) = &new_policy {
+                    w(format!("{}.policy.json", h.name), n)?;
+                }
+            }
+            None => println!("{msg}"),
+        }
+    }
+    Ok(())
+}
+
+fn print_state(s: &State, fmt: Format) {
+    if fmt == Format::Json {
+        println!("{}", crate::output::json(s));
+        return;
+    }
+    println!(
+        "PCR{} rotation: NEW {}  OLD {}",
+        s.pcr,
+        short(&s.new),
+        short(&s.old)
+    );
+    for st in [
+        Step::HandOut,
+        Step::WaitPolicies,
+        Step::Deploy,
+        Step::Retire,
+        Step::WaitRetired,
+    ] {
+        let mark = if s.step == Step::Done
+            || st.number() < s.step.number()
+            || (st == Step::Retire && s.step == Step::WaitRetired)
+        {
+            "✓"
+        } else if st == s.step {
+            "▶"
+        } else {
+            " "
+        };
+        println!("  [{mark}] {}. {}", st.number(), st.describe());
+    }
+    if s.step == Step::Done {
+        println!("  done.");
+    }
+    for (h, v) in &s.confirmations {
+        println!(
+            "  confirmation from {h}: {}",
+            if *v == s.new {
+                "matches NEW".to_owned()
+            } else {
+                format!("MISMATCH ({})", short(v))
+            }
+        );
+    }
+    if let Some(h) = &s.halted {
+        println!("  HALTED: {h}");
+    }
+}
