@@ -334,8 +334,11 @@ fn write_files(l: &Layout, scenario: Option<Scenario>) -> Result<(), CannotRun> 
     let flags = if debug { "DEBUG_MODE" } else { "NONE" };
     let script = format!(
         r#"#!/bin/sh
-# nitro-cli stand-in written by ccctl demo: reports the enclave server process as the enclave.
+# nitro-cli stand-in written by ccctl demo: reports the enclave server process as the enclave,
+# with the measurements of the image it runs (the file a redeploy rewrites).
 pidfile='{pidfile}'
+# shellcheck disable=SC1091
+. '{measurements}'
 case "$1" in
   describe-enclaves)
     if [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
@@ -353,8 +356,8 @@ case "$1" in
     "Flags": "{flags}",
     "Measurements": {{
       "HashAlgorithm": "Sha384 {{ ... }}",
-      "PCR0": "{run_pcr0}",
-      "PCR8": "{run_pcr8}"
+      "PCR0": "$PCR0",
+      "PCR8": "$PCR8"
     }}
   }}
 ]
@@ -370,7 +373,12 @@ JSON
 esac
 "#,
         pidfile = l.p("enclave.pid").display(),
+        measurements = l.p("measurements").display(),
     );
+    write(
+        &l.p("measurements"),
+        &format!("PCR0={run_pcr0}\nPCR8={run_pcr8}\n"),
+    )?;
     write(&l.p("nitro-cli"), &script)?;
     {
         use std::os::unix::fs::PermissionsExt;

@@ -56,6 +56,15 @@ impl Step {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KubeWatch {
+    pub selector: String,
+    pub namespace: Option<String>,
+    pub context: Option<String>,
+    /// `kube` (exec through the API) or `local` (`ccctl demo`: the pod is this machine).
+    pub exec: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Event {
     pub at: String,
     pub what: String,
@@ -76,6 +85,9 @@ pub struct State {
     pub config: PathBuf,
     /// The enclaves to watch (`/status`), e.g. `tcp://127.0.0.1:9000`.
     pub apis: Vec<String>,
+    /// The pods to watch through the Kubernetes API (each pod's nitro-cli, via exec).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube: Option<KubeWatch>,
     pub release: String,
     pub chart: String,
     pub image_tag: Option<String>,
@@ -225,6 +237,20 @@ pub struct StartArgs {
     /// An enclave to watch (repeatable): its /status gives OLD and, later, proves NEW runs.
     #[arg(long = "api", value_name = "ADDR")]
     pub apis: Vec<cc_proto::Address>,
+    /// Watch every pod matching this label selector through the Kubernetes API: each pod's
+    /// `nitro-cli describe-enclaves` (run by exec) gives the PCRs its enclave runs.
+    #[arg(short = 'l', long = "selector", value_name = "SELECTOR")]
+    pub selector: Option<String>,
+    /// Namespace of the pods (default: the context's, else `default`).
+    #[arg(short = 'n', long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// kubeconfig context to use.
+    #[arg(long, value_name = "CONTEXT")]
+    pub context: Option<String>,
+    /// How to run nitro-cli in the pods: through the API (kube), or on this machine (local:
+    /// `ccctl demo`, where the pod is this machine).
+    #[arg(long, value_enum, default_value_t = crate::cli::ExecMode::Kube)]
+    pub exec: crate::cli::ExecMode,
     /// ccctl's config: the holders, their keys, the principal and threshold.
     #[arg(long, value_name = "FILE", env = "CCCTL_CONFIG")]
     pub config: PathBuf,
@@ -439,6 +465,15 @@ async fn start(pcr: u8, a: StartArgs, fmt: Format) -> Result<Outcome, CannotRun>
         }
     };
     let timeout = Duration::from_secs(10);
+    let kube = a.selector.as_ref().map(|sel| KubeWatch {
+        selector: sel.clone(),
+        namespace: a.namespace.clone(),
+        context: a.context.clone(),
+        exec: match a.exec {
+            crate::cli::ExecMode::Local => "local".into(),
+            _ => "kube".into(),
+        },
+    });
     let mut running: Option<BTreeMap<u8, String>> = None;
     let mut errors = Vec::new();
     for api in &a.apis {
@@ -447,6 +482,17 @@ async fn start(pcr: u8, a: StartArgs, fmt: Format) -> Result<Outcome, CannotRun>
                 running.get_or_insert(p);
             }
             Err(e) => errors.push(e),
+        }
+    }
+    if let Some(k) = &kube {
+        for v in pods_running(k, timeout).await {
+            match (v.pcrs, v.error) {
+                (Some(p), _) => {
+                    running.get_or_insert(p);
+                }
+                (None, Some(e)) => errors.push(e),
+                (None, None) => {}
+            }
         }
     }
     let old = match (&a.old, &running) {
@@ -498,6 +544,7 @@ async fn start(pcr: u8, a: StartArgs, fmt: Format) -> Result<Outcome, CannotRun>
         other_pcrs,
         config: abs(&a.config),
         apis: a.apis.iter().map(ToString::to_string).collect(),
+        kube,
         release: a.release,
         chart: a.chart,
         image_tag: a.image_tag,
@@ -612,8 +659,130 @@ async fn poll_holders(s: &State, timeout: Duration) -> Result<(Vec<HolderView>, 
     Ok((views, threshold))
 }
 
+/// One pod's enclave as its nitro-cli reports it.
+struct PodRunning {
+    name: String,
+    pcrs: Option<BTreeMap<u8, String>>,
+    error: Option<String>,
+}
+
+/// Every pod of the selector: `nitro-cli describe-enclaves` in it (exec), its RUNNING
+/// enclave's PCR0/PCR8. A pod that cannot be asked, or runs no enclave, says so.
+async fn pods_running(k: &KubeWatch, timeout: Duration) -> Vec<PodRunning> {
+    let fail = |e: String| {
+        vec![PodRunning {
+            name: format!("pods '{}'", k.selector),
+            pcrs: None,
+            error: Some(e),
+        }]
+    };
+    let client = match crate::k8s::client(k.context.as_deref()).await {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let ns = match &k.namespace {
+        Some(n) => n.clone(),
+        None => crate::k8s::default_namespace(k.context.as_deref()).await,
+    };
+    let api: kube::Api<k8s_openapi::api::core::v1::Pod> =
+        kube::Api::namespaced(client.clone(), &ns);
+    let list = match tokio::time::timeout(
+        timeout,
+        api.list(&kube::api::ListParams::default().labels(&k.selector)),
+    )
+    .await
+    {
+        Ok(Ok(l)) => l.items,
+        Ok(Err(e)) => return fail(format!("listing pods '{}' in '{ns}': {e}", k.selector)),
+        Err(_) => {
+            return fail(format!(
+                "the Kubernetes API did not answer within {timeout:?}"
+            ));
+        }
+    };
+    if list.is_empty() {
+        return fail(format!("no pod matches '{}' in '{ns}'", k.selector));
+    }
+    let mode = if k.exec == "local" {
+        crate::cli::ExecMode::Local
+    } else {
+        crate::cli::ExecMode::Kube
+    };
+    let Some(exec) = crate::doctor::cli::exec_for(mode, &client) else {
+        return fail("no way to run nitro-cli in the pods".into());
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    for p in list {
+        let name = p.metadata.name.clone().unwrap_or_default();
+        let (exec, ns) = (exec.clone(), ns.clone());
+        tasks.spawn(async move {
+            let r = tokio::time::timeout(
+                timeout,
+                exec.exec(
+                    &ns,
+                    &name,
+                    vec!["nitro-cli".into(), "describe-enclaves".into()],
+                ),
+            )
+            .await;
+            let parsed = match r {
+                Err(_) => Err(format!("nitro-cli did not answer within {timeout:?}")),
+                Ok(Err(e)) => Err(e),
+                Ok(Ok(o)) if o.status != Some(0) => Err(format!(
+                    "nitro-cli describe-enclaves failed: {}",
+                    crate::output::clean(String::from_utf8_lossy(&o.stderr).trim())
+                )),
+                Ok(Ok(o)) => cc_proto::nitro_cli::parse_describe_enclaves(
+                    &String::from_utf8_lossy(&o.stdout),
+                ),
+            };
+            let pcrs = parsed.and_then(|list| {
+                let e = list
+                    .into_iter()
+                    .find(|e| e.state == "RUNNING")
+                    .ok_or_else(|| "no RUNNING enclave".to_owned())?;
+                let m = e.measurements.unwrap_or_default();
+                let mut out = BTreeMap::new();
+                for (n, v) in [(0u8, m.pcr0), (8u8, m.pcr8)] {
+                    if let Some(v) = v {
+                        out.insert(n, v.to_ascii_lowercase());
+                    }
+                }
+                Ok(out)
+            });
+            match pcrs {
+                Ok(p) => PodRunning {
+                    name: format!("pod {ns}/{name}"),
+                    pcrs: Some(p),
+                    error: None,
+                },
+                Err(e) => PodRunning {
+                    name: format!("pod {ns}/{name}"),
+                    pcrs: None,
+                    error: Some(e),
+                },
+            }
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(Ok(r)) = tasks.join_next().await {
+        out.push(r);
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
 async fn poll_enclaves(s: &State, timeout: Duration) -> Vec<EnclaveView> {
     let mut out = Vec::new();
+    if let Some(k) = &s.kube {
+        for p in pods_running(k, timeout).await {
+            out.push(EnclaveView {
+                api: p.name,
+                value: p.pcrs.and_then(|m| m.get(&s.pcr).cloned()),
+                error: p.error,
+            });
+        }
+    }
     for api in &s.apis {
         match attested(api, timeout).await {
             Ok(p) => out.push(EnclaveView {
@@ -785,9 +954,10 @@ async fn next(pcr: u8, a: NextArgs, fmt: Format) -> Result<Outcome, CannotRun> {
             } else if !quiet {
                 println!("Deploy (then this step waits for every enclave to attest NEW):\n  {cmd}");
             }
-            if s.apis.is_empty() {
+            if s.apis.is_empty() && s.kube.is_none() {
                 return Err(CannotRun::new(
-                    "no enclave to watch (start with --api ADDR for each): cannot prove NEW runs",
+                    "no enclave to watch (start with -l SELECTOR, or --api ADDR for each): cannot \
+                     prove NEW runs",
                 ));
             }
             let r = until(

@@ -78,10 +78,21 @@ impl Demo {
         self.env.iter().find(|(n, _)| n == k).unwrap().1.clone()
     }
 
+    /// PATH with the demo's folder first: its nitro-cli stand-in is what `--exec local` runs
+    /// "in the pod".
+    fn path(&self) -> String {
+        format!(
+            "{}:{}",
+            self.dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        )
+    }
+
     fn ccctl(&self, args: &[&str]) -> (i32, String, String) {
         let o = Command::new(bin("ccctl"))
             .args(args)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("PATH", self.path())
             .output()
             .unwrap();
         (
@@ -128,6 +139,18 @@ impl Demo {
             })
             .collect::<Vec<_>>()
             .join("\n");
+        // What the new image measures (the nitro-cli stand-in reports it).
+        let m = std::fs::read_to_string(self.dir.join("measurements")).unwrap();
+        let pcr8 = m
+            .lines()
+            .find_map(|l| l.strip_prefix("PCR8="))
+            .unwrap()
+            .to_owned();
+        std::fs::write(
+            self.dir.join("measurements"),
+            format!("PCR0={pcr0}\nPCR8={pcr8}\n"),
+        )
+        .unwrap();
         let path = self.dir.join("enclave-redeployed.toml");
         std::fs::write(&path, cfg).unwrap();
         let e = Command::new(bin("containment-chamber-enclave"))
@@ -244,6 +267,7 @@ fn kill_while_waiting(d: &Demo, state: &Path) {
         ])
         .arg(state)
         .envs(d.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("PATH", d.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -297,6 +321,10 @@ fn a_whole_pcr0_rotation_against_the_demo() {
         eif.to_str().unwrap(),
         "--api",
         &api,
+        "-l",
+        "app=containment-chamber",
+        "--exec",
+        "local",
         "--image-tag",
         "v2",
         "--state",
@@ -427,6 +455,11 @@ fn a_whole_pcr0_rotation_against_the_demo() {
     assert_eq!(code, 1, "{o}{err}");
     assert!(o.contains("helm upgrade containment-chamber charts/containment-chamber --reuse-values --set image.tag=v2"), "{o}");
     assert!(err.contains("runs OLD"), "{err}");
+    // Both watches: the enclave's /status and the pod's nitro-cli through the Kubernetes API.
+    assert!(
+        err.contains("pod containment-chamber/containment-chamber-0 runs OLD"),
+        "{err}"
+    );
     // --execute runs the deploy command once, however often the step is resumed.
     let marker = tmp.path().join("deployed");
     let deploy = format!("touch '{}'", marker.display());
@@ -470,6 +503,10 @@ fn a_whole_pcr0_rotation_against_the_demo() {
     let (code, _, err) = d.ccctl(&["rotate", "pcr0", "next", "--state", st]);
     assert_eq!(code, 1);
     assert!(err.contains("still runs OLD"), "{err}");
+    assert!(
+        err.contains("pod containment-chamber/containment-chamber-0 still runs OLD"),
+        "{err}"
+    );
     d.redeploy(new);
     let (code, o, err) = d.ccctl(&[
         "rotate",

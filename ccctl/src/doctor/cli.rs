@@ -157,7 +157,7 @@ pub fn local_context(p: &crate::cli::Probes, timeout: std::time::Duration) -> Co
     }
 }
 
-fn exec_for(
+pub fn exec_for(
     mode: crate::cli::ExecMode,
     client: &kube::Client,
 ) -> Option<Arc<dyn super::exec::PodExec>> {
