@@ -201,7 +201,7 @@ pub struct StateArg {
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum StepCommand {
     /// Step 1: measure NEW and OLD and start the workflow.
-    Start(StartArgs),
+    Start(Box<StartArgs>),
     /// Where the workflow stands.
     Status(StateArg),
     /// Run the current step (and advance when it completes).
@@ -332,7 +332,7 @@ pub fn run(cmd: RotateCommand, fmt: Format) -> Result<Outcome, CannotRun> {
     let rt = crate::output::runtime()?;
     let r = rt.block_on(async {
         match step {
-            StepCommand::Start(a) => start(pcr, a, fmt).await,
+            StepCommand::Start(a) => start(pcr, *a, fmt).await,
             StepCommand::Status(a) => {
                 let s = load_for(pcr, &a)?;
                 print_state(&s, fmt);
