@@ -162,19 +162,36 @@ fn find_bin(args: &DemoArgs, name: &str) -> Result<PathBuf, CannotRun> {
         })
 }
 
-fn free_port() -> Result<u16, CannotRun> {
-    std::net::TcpListener::bind(("127.0.0.1", 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| CannotRun::new(format!("cannot find a free loopback port: {e}")))
+/// A free port on a random address of 127.0.0.0/8. The port is released before the process
+/// that listens on it binds it; on an address nothing else uses, no other bind can take it in
+/// between (tests start many demos at once).
+fn free_addr() -> Result<std::net::SocketAddr, CannotRun> {
+    let mut last = None;
+    for _ in 0..8 {
+        let ip = std::net::Ipv4Addr::new(
+            127,
+            rand::random::<u8>().max(1),
+            rand::random(),
+            rand::random::<u8>().clamp(1, 254),
+        );
+        match std::net::TcpListener::bind((ip, 0)).and_then(|l| l.local_addr()) {
+            Ok(a) => return Ok(a),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(CannotRun::new(format!(
+        "cannot find a free loopback port: {}",
+        last.map(|e| e.to_string()).unwrap_or_default()
+    )))
 }
 
-/// `wanted`, or any free port when it is 0 or taken.
-fn port(wanted: u16) -> Result<u16, CannotRun> {
-    if wanted != 0 && std::net::TcpListener::bind(("127.0.0.1", wanted)).is_ok() {
-        return Ok(wanted);
+/// `127.0.0.1:wanted`, or a free address when `wanted` is 0 or taken.
+fn addr(wanted: u16) -> Result<std::net::SocketAddr, CannotRun> {
+    let a = std::net::SocketAddr::from(([127, 0, 0, 1], wanted));
+    if wanted != 0 && std::net::TcpListener::bind(a).is_ok() {
+        return Ok(a);
     }
-    free_port()
+    free_addr()
 }
 
 fn write(path: &Path, text: &str) -> Result<(), CannotRun> {
@@ -191,10 +208,10 @@ fn say(quiet: bool, line: &str) {
 /// Everything the demo wrote, by path.
 pub struct Layout {
     pub dir: PathBuf,
-    pub api: u16,
-    pub metrics: u16,
+    pub api: std::net::SocketAddr,
+    pub metrics: std::net::SocketAddr,
     pub kms: u16,
-    pub egress_in: u16,
+    pub egress_in: std::net::SocketAddr,
 }
 
 impl Layout {
@@ -213,9 +230,9 @@ pub fn doctor_args(l: &Layout) -> Vec<String> {
         "doctor",
         "--local",
         "--api",
-        &format!("tcp://127.0.0.1:{}", l.api),
+        &format!("tcp://{}", l.api),
         "--metrics",
-        &format!("tcp://127.0.0.1:{}", l.metrics),
+        &format!("tcp://{}", l.metrics),
         "--log-listener",
         &l.sock("log.sock"),
         "--log-file",
@@ -296,13 +313,13 @@ fn write_files(l: &Layout, scenario: Option<Scenario>) -> Result<(), CannotRun> 
     write(
         &l.p("enclave.toml"),
         &format!(
-            "platform = \"{platform}\"\n{common}\n[listen]\napi = \"{}\"\nmetrics = \"{}\"\n\n[logs]\ntarget = \"{}\"\n\n[software]\nroot_dir = \"{}\"\nmodule_id = \"i-0demo0000000000000-enc0000000000000001\"\n[software.pcrs]\n0 = \"{run_pcr0}\"\n8 = \"{run_pcr8}\"\n\n{}\n[[egress]]\nhost = \"kms.demo.local\"\nport = {}\nlisten = \"tcp://127.0.0.1:{}\"\ntarget = \"{}\"\n",
+            "platform = \"{platform}\"\n{common}\n[listen]\napi = \"{}\"\nmetrics = \"{}\"\n\n[logs]\ntarget = \"{}\"\n\n[software]\nroot_dir = \"{}\"\nmodule_id = \"i-0demo0000000000000-enc0000000000000001\"\n[software.pcrs]\n0 = \"{run_pcr0}\"\n8 = \"{run_pcr8}\"\n\n{}\n[[egress]]\nhost = \"kms.demo.local\"\nport = {}\nlisten = \"tcp://{}\"\ntarget = \"{}\"\n",
             l.sock("api.sock"),
             l.sock("metrics.sock"),
             l.sock("log.sock"),
             l.p("root").display(),
-            holders(&format!("http://127.0.0.1:{}", l.egress_in)),
-            l.egress_in,
+            holders(&format!("http://{}", l.egress_in)),
+            l.egress_in.port(),
             l.egress_in,
             l.sock("egress-kms.sock"),
         ),
@@ -310,7 +327,7 @@ fn write_files(l: &Layout, scenario: Option<Scenario>) -> Result<(), CannotRun> 
     write(
         &l.p("proxy.toml"),
         &format!(
-            "# What the demo's parent side runs (the proxy processes started by ccctl demo).\nnitro_cli = \"{}\"\nallowlist = \"{}\"\n\n[logs]\nlisten = \"{}\"\n\n[[egress]]\nname = \"kms\"\nlisten = \"{}\"\ntarget = \"tcp://127.0.0.1:{}\"\n\n[[ingress]]\nname = \"api\"\nlisten = \"tcp://127.0.0.1:{}\"\ntarget = \"{}\"\n\n[[ingress]]\nname = \"metrics\"\nlisten = \"tcp://127.0.0.1:{}\"\ntarget = \"{}\"\n\n[enclave]\neif_path = \"{}\"\ncpu_count = 2\nmemory_mib = 512\nenclave_cid = 16\ndebug_mode = {debug}\n",
+            "# What the demo's parent side runs (the proxy processes started by ccctl demo).\nnitro_cli = \"{}\"\nallowlist = \"{}\"\n\n[logs]\nlisten = \"{}\"\n\n[[egress]]\nname = \"kms\"\nlisten = \"{}\"\ntarget = \"tcp://127.0.0.1:{}\"\n\n[[ingress]]\nname = \"api\"\nlisten = \"tcp://{}\"\ntarget = \"{}\"\n\n[[ingress]]\nname = \"metrics\"\nlisten = \"tcp://{}\"\ntarget = \"{}\"\n\n[enclave]\neif_path = \"{}\"\ncpu_count = 2\nmemory_mib = 512\nenclave_cid = 16\ndebug_mode = {debug}\n",
             l.p("nitro-cli").display(),
             l.p("vsock-proxy.yaml").display(),
             l.sock("log.sock"),
@@ -496,8 +513,8 @@ fn env_vars(l: &Layout) -> Vec<(&'static str, String)> {
         ),
         ("AWS_REGION", "us-east-1".to_owned()),
         ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-        ("CCCTL_API", format!("tcp://127.0.0.1:{}", l.api)),
-        ("CCCTL_METRICS", format!("tcp://127.0.0.1:{}", l.metrics)),
+        ("CCCTL_API", format!("tcp://{}", l.api)),
+        ("CCCTL_METRICS", format!("tcp://{}", l.metrics)),
         ("CCCTL_LOG_LISTENER", l.sock("log.sock")),
         ("CCCTL_LOG_FILE", p("logs/enclave.log")),
         ("CCCTL_NITRO_CLI", p("nitro-cli")),
@@ -538,10 +555,10 @@ async fn start(args: &DemoArgs, dir: &Path, quiet: bool) -> Result<Chamber, Cann
         .map_err(|e| CannotRun::new(format!("cannot listen on loopback: {e}")))?;
     let layout = Layout {
         dir: dir.to_owned(),
-        api: port(args.api_port)?,
-        metrics: port(args.metrics_port)?,
+        api: addr(args.api_port)?,
+        metrics: addr(args.metrics_port)?,
         kms: kms_listener.local_addr().map(|a| a.port()).unwrap_or(0),
-        egress_in: free_port()?,
+        egress_in: free_addr()?,
     };
     write_files(&layout, scenario)?;
     let (pcr0, old_pcr0, pcr8) = measurements();
@@ -650,7 +667,7 @@ async fn start(args: &DemoArgs, dir: &Path, quiet: bool) -> Result<Chamber, Cann
             vec![
                 "ingress".into(),
                 "--listen".into(),
-                format!("tcp://127.0.0.1:{port}"),
+                format!("tcp://{port}"),
                 "--target".into(),
                 layout.sock(sock),
                 "--name".into(),
@@ -663,7 +680,7 @@ async fn start(args: &DemoArgs, dir: &Path, quiet: bool) -> Result<Chamber, Cann
         let f = ready(w);
         let started = Instant::now();
         while !f.exists() {
-            if started.elapsed() > Duration::from_secs(10) {
+            if started.elapsed() > Duration::from_secs(30) {
                 let err =
                     std::fs::read_to_string(layout.p(&format!("logs/{w}.err"))).unwrap_or_default();
                 return Err(CannotRun::new(format!(
@@ -677,7 +694,7 @@ async fn start(args: &DemoArgs, dir: &Path, quiet: bool) -> Result<Chamber, Cann
     say(
         quiet,
         &format!(
-            "parent proxy: logs {}, egress → KMS, ingress API 127.0.0.1:{} and metrics 127.0.0.1:{}{}",
+            "parent proxy: logs {}, egress → KMS, ingress API {} and metrics {}{}",
             layout.sock("log.sock"),
             layout.api,
             layout.metrics,
@@ -700,8 +717,8 @@ async fn start(args: &DemoArgs, dir: &Path, quiet: bool) -> Result<Chamber, Cann
     }
     procs.push(p);
     let api = cc_proto::Address::Tcp {
-        host: "127.0.0.1".into(),
-        port: layout.api,
+        host: layout.api.ip().to_string(),
+        port: layout.api.port(),
     };
     // Until every holder has answered (or the enclave is done one way or another).
     let settle = Instant::now();
@@ -752,15 +769,15 @@ async fn start(args: &DemoArgs, dir: &Path, quiet: bool) -> Result<Chamber, Cann
 /// Bounded signing traffic (at most `max` requests, one per `every`) with the demo's
 /// validator keys, so the enclave signs and logs while doctor and the dashboard watch.
 fn traffic(
-    api: u16,
+    api: std::net::SocketAddr,
     pubkeys: Vec<String>,
     max: usize,
     every: Duration,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let addr = cc_proto::Address::Tcp {
-            host: "127.0.0.1".into(),
-            port: api,
+            host: api.ip().to_string(),
+            port: api.port(),
         };
         let fallback = format!("0x{}", "00".repeat(48));
         for i in 0..max {
@@ -868,8 +885,8 @@ pub fn run(
                  . {dir}/env.sh\n  \
                  ccctl doctor --local\n  \
                  ccctl doctor --pod {POD} --exec local     (through the demo's Kubernetes API)\n  \
-                 curl -s http://127.0.0.1:{api}/status\n  \
-                 curl -s http://127.0.0.1:{metrics}/metrics\n  \
+                 curl -s http://{api}/status\n  \
+                 curl -s http://{metrics}/metrics\n  \
                  tail -f {dir}/logs/enclave.log\n\
                  Ctrl-C stops everything.",
                 dir = l.dir.display(),

@@ -400,3 +400,14 @@ pub fn finding_codes(json: &str) -> std::collections::BTreeSet<String> {
         })
         .collect()
 }
+
+/// The variables of a running `ccctl demo`'s `env.sh` (`export K='V'` lines).
+pub fn demo_env(dir: &Path) -> Vec<(String, String)> {
+    std::fs::read_to_string(dir.join("env.sh"))
+        .unwrap_or_else(|e| panic!("{}/env.sh: {e}", dir.display()))
+        .lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.trim_matches('\'').to_owned()))
+        .collect()
+}

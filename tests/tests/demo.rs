@@ -183,13 +183,7 @@ fn without_once_it_keeps_running_until_sigterm_then_stops_everything() {
     }
     // While it runs, env.sh points ccctl at it: doctor --local with no flags, and doctor --pod
     // through the demo's Kubernetes API with the in-pod probes run here (--exec local).
-    let env: Vec<(String, String)> = std::fs::read_to_string(d.join("env.sh"))
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.strip_prefix("export "))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.trim_matches('\'').to_owned()))
-        .collect();
+    let env = cc_tests::demo_env(&d);
     let ccctl_dir = bin("ccctl").parent().unwrap().to_owned();
     let path = format!(
         "{}:{}",

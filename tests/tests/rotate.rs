@@ -58,13 +58,7 @@ fn start_demo(dir: &Path) -> Demo {
         seen.push_str(&line);
     }
     std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
-    let env = std::fs::read_to_string(dir.join("env.sh"))
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.strip_prefix("export "))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.trim_matches('\'').to_owned()))
-        .collect();
+    let env = cc_tests::demo_env(dir);
     Demo {
         child,
         dir: dir.to_owned(),
