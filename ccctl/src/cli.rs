@@ -171,7 +171,7 @@ pub enum PolicyCommand {
 #[derive(Debug, clap::Args)]
 pub struct PolicyCheckArgs {
     /// Holders, principal and threshold ([[holder]] name, key_arn, region, profile?, endpoint?).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "CCCTL_CONFIG")]
     pub config: Option<PathBuf>,
     /// A holder's policy from a file, offline (repeatable; replaces that holder's live policy).
     #[arg(long = "policy-file", value_name = "NAME=PATH")]

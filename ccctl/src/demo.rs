@@ -537,9 +537,19 @@ fn env_file(l: &Layout) -> String {
 }
 
 impl Chamber {
-    async fn stop(self) {
-        for p in self.procs.into_iter().rev() {
-            let _ = p.name;
+    /// Stop every process (newest first); say which ones had already died on their own.
+    async fn stop(self, quiet: bool) {
+        for mut p in self.procs.into_iter().rev() {
+            if let Ok(Some(status)) = p.child.try_wait() {
+                say(
+                    quiet,
+                    &format!(
+                        "{} had already stopped ({status}); see {}",
+                        p.name,
+                        self.layout.p("logs").display()
+                    ),
+                );
+            }
             p.stop().await;
         }
         self.kms_task.abort();
@@ -899,7 +909,7 @@ pub fn run(
         if let Some(load) = load {
             load.abort();
         }
-        chamber.stop().await;
+        chamber.stop(quiet).await;
         Ok(code)
     });
     rt.shutdown_timeout(Duration::from_secs(1));
