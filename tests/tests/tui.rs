@@ -123,3 +123,107 @@ fn the_demo_dashboard_in_a_real_terminal() {
         assert!(!Path::new(&d.join(s)).exists(), "{s} left behind");
     }
 }
+
+/// `ccctl tui --pod` against a running demo through its Kubernetes API: the pod table, and the
+/// log panel fed by the kube log stream (follow), which keeps bringing new lines.
+#[test]
+fn the_dashboard_for_a_pod_through_the_kubernetes_api() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("demo");
+    let mut demo = Command::new(bin("ccctl"))
+        .args([
+            "demo",
+            "--no-tui",
+            "--api-port",
+            "0",
+            "--metrics-port",
+            "0",
+            "--dir",
+        ])
+        .arg(&d)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.0.id().to_string()])
+                .status();
+            let _ = self.0.wait();
+        }
+    }
+    let mut err = BufReader::new(demo.stderr.take().unwrap());
+    let _stop = Stop(demo);
+    let mut seen = String::new();
+    while !seen.contains("Ctrl-C stops everything") {
+        let mut line = String::new();
+        assert!(err.read_line(&mut line).unwrap() > 0, "demo exited: {seen}");
+        seen.push_str(&line);
+    }
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let env: String = cc_tests::demo_env(&d)
+        .iter()
+        .map(|(k, v)| format!("{k}='{v}' "))
+        .collect();
+    let t = Tmux(format!("cc-tui-pod-{}", std::process::id()));
+    let cmd = format!(
+        "env {env} {} tui --pod containment-chamber-0",
+        bin("ccctl").display()
+    );
+    let out = t.tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "120",
+        "-y",
+        "36",
+        &cmd,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = t.wait_for(
+        "pod containment-chamber/containment-chamber-0",
+        Duration::from_secs(30),
+    );
+    assert!(s.contains("ccctl tui"), "{s}");
+    let s = t.wait_for("Running", Duration::from_secs(30));
+    assert!(s.contains("demo-node"), "{s}");
+    t.wait_for("UNSEALED", Duration::from_secs(30));
+    t.keys(&["2"]);
+    t.wait_for("share released", Duration::from_secs(20));
+    // The stream follows: the demo's signing traffic keeps arriving.
+    let count = |s: &str| {
+        s.split("lines (of ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let first = count(&t.screen());
+    let start = Instant::now();
+    while count(&t.screen()) <= first {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no new lines:\n{}",
+            t.screen()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    t.keys(&["q"]);
+    let start = Instant::now();
+    while t.alive() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "tui did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -111,10 +111,12 @@ async fn pod_log(
             .into_response();
     }
     let key = (ns, name);
-    let text = match o.log_files.get(&key) {
+    let file = o.log_files.get(&key).cloned();
+    let text = match &file {
         Some(path) => std::fs::read_to_string(path).unwrap_or_default(),
         None => o.logs.get(&key).cloned().unwrap_or_default(),
     };
+    drop(o);
     let lines: Vec<&str> = text.lines().collect();
     let tail = q
         .get("tailLines")
@@ -123,6 +125,41 @@ async fn pod_log(
     let mut out = lines[lines.len().saturating_sub(tail)..].join("\n");
     if !out.is_empty() {
         out.push('\n');
+    }
+    // `follow=true` on a file: keep the answer open and send what is appended, as the API
+    // server does (the stream ends when the file shrinks, i.e. was replaced).
+    if q.get("follow").is_some_and(|v| v == "true")
+        && let Some(path) = file
+    {
+        use futures::StreamExt as _;
+        let first = axum::body::Bytes::from(out);
+        let appended = futures::stream::unfold(text.len() as u64, move |pos| {
+            let path = path.clone();
+            async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    let len = tokio::fs::metadata(&path).await.map(|m| m.len()).ok()?;
+                    if len < pos {
+                        return None;
+                    }
+                    if len > pos {
+                        use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+                        let mut f = tokio::fs::File::open(&path).await.ok()?;
+                        f.seek(std::io::SeekFrom::Start(pos)).await.ok()?;
+                        let mut buf = vec![0u8; (len - pos).min(1 << 20) as usize];
+                        f.read_exact(&mut buf).await.ok()?;
+                        let next = pos + buf.len() as u64;
+                        return Some((Ok::<_, std::io::Error>(axum::body::Bytes::from(buf)), next));
+                    }
+                }
+            }
+        });
+        let stream = futures::stream::once(async move { Ok(first) }).chain(appended);
+        return (
+            [("content-type", "text/plain")],
+            axum::body::Body::from_stream(stream),
+        )
+            .into_response();
     }
     ([("content-type", "text/plain")], out).into_response()
 }

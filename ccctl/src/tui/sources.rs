@@ -364,6 +364,8 @@ fn memchr_nl(b: &[u8]) -> Option<usize> {
 /// `kubectl logs -f --tail=1000` of the pod (the first matching the selector).
 async fn kube_logs(k: KubeTarget, tx: Sender<Update>) {
     let mut backoff = cc_proto::Backoff::default();
+    // After a broken stream, ask only for what came since (not the last 1000 lines again).
+    let mut resume: Option<Instant> = None;
     loop {
         let r = async {
             let facts = first_pod(&k, Duration::from_secs(10)).await?;
@@ -375,7 +377,8 @@ async fn kube_logs(k: KubeTarget, tx: Sender<Update>) {
                     &name,
                     &kube::api::LogParams {
                         follow: true,
-                        tail_lines: Some(1000),
+                        tail_lines: if resume.is_none() { Some(1000) } else { None },
+                        since_seconds: resume.map(|t| t.elapsed().as_secs() as i64 + 1),
                         ..Default::default()
                     },
                 )
@@ -430,6 +433,7 @@ async fn kube_logs(k: KubeTarget, tx: Sender<Update>) {
         } else {
             return;
         }
+        resume = Some(Instant::now());
         tokio::time::sleep(backoff.next_delay()).await;
     }
 }
