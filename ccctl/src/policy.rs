@@ -113,6 +113,20 @@ async fn fetch(source: &Source, timeout: Duration) -> Result<(String, Option<Str
     }
 }
 
+/// Where each holder of a config's policy is read: its `policy_file`, else live from KMS.
+pub fn sources(cfg: &crate::config::Config) -> Vec<(String, Source)> {
+    cfg.holders
+        .iter()
+        .map(|h| {
+            let source = match &h.policy_file {
+                Some(p) => Source::File(p.clone()),
+                None => Source::Live(h.clone()),
+            };
+            (h.name.clone(), source)
+        })
+        .collect()
+}
+
 /// One holder's current policy text, read live from KMS.
 pub async fn fetch_text(h: &Holder, timeout: Duration) -> Result<String, String> {
     fetch(&Source::Live(h.clone()), timeout)
@@ -391,13 +405,9 @@ pub fn input_from_args(a: &crate::cli::PolicyCheckArgs) -> Result<Input, crate::
             .ok_or_else(|| CannotRun::new(format!("--policy-file '{spec}': expected NAME=PATH")))?;
         holders.push((name.to_owned(), Source::File(PathBuf::from(path))));
     }
-    for h in &cfg.holders {
-        if !holders.iter().any(|(n, _)| *n == h.name) {
-            let source = match &h.policy_file {
-                Some(p) => Source::File(p.clone()),
-                None => Source::Live(h.clone()),
-            };
-            holders.push((h.name.clone(), source));
+    for (name, source) in sources(&cfg) {
+        if !holders.iter().any(|(n, _)| *n == name) {
+            holders.push((name, source));
         }
     }
     if holders.is_empty() {

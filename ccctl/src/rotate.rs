@@ -612,19 +612,7 @@ async fn poll_holders(s: &State, timeout: Duration) -> Result<(Vec<HolderView>, 
         .clone()
         .ok_or_else(|| CannotRun::new(format!("'{}' has no 'principal'", s.config.display())))?;
     let threshold = cfg.threshold.unwrap_or(2);
-    let holders: Vec<(String, crate::policy::Source)> = cfg
-        .holders
-        .iter()
-        .map(|h| {
-            (
-                h.name.clone(),
-                match &h.policy_file {
-                    Some(p) => crate::policy::Source::File(p.clone()),
-                    None => crate::policy::Source::Live(h.clone()),
-                },
-            )
-        })
-        .collect();
+    let holders = crate::policy::sources(&cfg);
     let with = |v: &str| {
         let mut pcrs = s.other_pcrs.clone();
         pcrs.insert(s.pcr, v.to_owned());

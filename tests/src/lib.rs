@@ -411,3 +411,79 @@ pub fn demo_env(dir: &Path) -> Vec<(String, String)> {
         .map(|(k, v)| (k.to_owned(), v.trim_matches('\'').to_owned()))
         .collect()
 }
+
+/// A `ccctl demo --no-tui` running in the background on automatic ports, up once it printed
+/// its banner; SIGTERM (and waited for) when stopped or dropped.
+pub struct RunningDemo {
+    child: Option<std::process::Child>,
+    pub dir: PathBuf,
+    /// `env.sh`'s variables.
+    pub env: Vec<(String, String)>,
+}
+
+impl RunningDemo {
+    pub fn start(dir: &Path) -> RunningDemo {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new(bin("ccctl"))
+            .args([
+                "demo",
+                "--no-tui",
+                "--api-port",
+                "0",
+                "--metrics-port",
+                "0",
+                "--dir",
+            ])
+            .arg(dir)
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start ccctl demo");
+        let mut err = BufReader::new(child.stderr.take().expect("stderr"));
+        let mut seen = String::new();
+        let t = Instant::now();
+        while !seen.contains("Ctrl-C stops everything") {
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "demo did not come up: {seen}"
+            );
+            let mut line = String::new();
+            assert!(
+                err.read_line(&mut line).unwrap_or(0) > 0,
+                "demo exited early: {seen}"
+            );
+            seen.push_str(&line);
+        }
+        std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+        RunningDemo {
+            child: Some(child),
+            dir: dir.to_owned(),
+            env: demo_env(dir),
+        }
+    }
+
+    /// One `env.sh` variable.
+    pub fn var(&self, k: &str) -> String {
+        self.env
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("{k} not in env.sh"))
+    }
+
+    /// SIGTERM, then wait: the demo's exit status.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        c.wait().ok()
+    }
+}
+
+impl Drop for RunningDemo {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

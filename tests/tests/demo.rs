@@ -159,31 +159,12 @@ fn a_missing_binary_is_a_clear_error() {
 
 #[test]
 fn without_once_it_keeps_running_until_sigterm_then_stops_everything() {
-    use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("demo");
-    let mut child = Command::new(bin("ccctl"))
-        .args(["demo", "--api-port", "0", "--metrics-port", "0", "--dir"])
-        .arg(&d)
-        .env("NO_COLOR", "1")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    let t = std::time::Instant::now();
-    while !seen.contains("Ctrl-C stops everything") {
-        assert!(t.elapsed().as_secs() < 60, "demo did not come up: {seen}");
-        let mut line = String::new();
-        if err.read_line(&mut line).unwrap() == 0 {
-            panic!("demo exited early: {seen}");
-        }
-        seen.push_str(&line);
-    }
+    let mut demo = cc_tests::RunningDemo::start(&d);
     // While it runs, env.sh points ccctl at it: doctor --local with no flags, and doctor --pod
     // through the demo's Kubernetes API with the in-pod probes run here (--exec local).
-    let env = cc_tests::demo_env(&d);
+    let env = demo.env.clone();
     let ccctl_dir = bin("ccctl").parent().unwrap().to_owned();
     let path = format!(
         "{}:{}",
@@ -233,12 +214,8 @@ fn without_once_it_keeps_running_until_sigterm_then_stops_everything() {
     let (code, out) = run(&["doctor", "-l", "app=containment-chamber", "--exec", "none"]);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("containment-chamber-0"), "{out}");
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(0), "{seen}");
+    let status = demo.stop().unwrap();
+    assert_eq!(status.code(), Some(0));
     for s in ["log.sock", "api.sock", "metrics.sock", "egress-kms.sock"] {
         assert!(!d.join(s).exists(), "{s} left behind");
     }

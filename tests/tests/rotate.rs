@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use cc_tests::{bin, fixtures};
 
 struct Demo {
-    child: Child,
+    demo: cc_tests::RunningDemo,
     dir: PathBuf,
     env: Vec<(String, String)>,
     /// The enclave server this test started (the "redeploy").
@@ -26,50 +26,23 @@ impl Drop for Demo {
             let _ = e.kill();
             let _ = e.wait();
         }
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
+        self.demo.stop();
     }
 }
 
 fn start_demo(dir: &Path) -> Demo {
-    use std::io::{BufRead, BufReader};
-    let mut child = Command::new(bin("ccctl"))
-        .args([
-            "demo",
-            "--no-tui",
-            "--api-port",
-            "0",
-            "--metrics-port",
-            "0",
-            "--dir",
-        ])
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    while !seen.contains("Ctrl-C stops everything") {
-        let mut line = String::new();
-        assert!(err.read_line(&mut line).unwrap() > 0, "demo exited: {seen}");
-        seen.push_str(&line);
-    }
-    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
-    let env = cc_tests::demo_env(dir);
+    let demo = cc_tests::RunningDemo::start(dir);
     Demo {
-        child,
-        dir: dir.to_owned(),
-        env,
+        dir: demo.dir.clone(),
+        env: demo.env.clone(),
+        demo,
         enclave: None,
     }
 }
 
 impl Demo {
     fn var(&self, k: &str) -> String {
-        self.env.iter().find(|(n, _)| n == k).unwrap().1.clone()
+        self.demo.var(k)
     }
 
     /// PATH with the demo's folder first: its nitro-cli stand-in is what `--exec local` runs

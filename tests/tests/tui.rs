@@ -128,43 +128,10 @@ fn the_demo_dashboard_in_a_real_terminal() {
 /// log panel fed by the kube log stream (follow), which keeps bringing new lines.
 #[test]
 fn the_dashboard_for_a_pod_through_the_kubernetes_api() {
-    use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().join("demo");
-    let mut demo = Command::new(bin("ccctl"))
-        .args([
-            "demo",
-            "--no-tui",
-            "--api-port",
-            "0",
-            "--metrics-port",
-            "0",
-            "--dir",
-        ])
-        .arg(&d)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    struct Stop(std::process::Child);
-    impl Drop for Stop {
-        fn drop(&mut self) {
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.0.id().to_string()])
-                .status();
-            let _ = self.0.wait();
-        }
-    }
-    let mut err = BufReader::new(demo.stderr.take().unwrap());
-    let _stop = Stop(demo);
-    let mut seen = String::new();
-    while !seen.contains("Ctrl-C stops everything") {
-        let mut line = String::new();
-        assert!(err.read_line(&mut line).unwrap() > 0, "demo exited: {seen}");
-        seen.push_str(&line);
-    }
-    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
-    let env: String = cc_tests::demo_env(&d)
+    let demo = cc_tests::RunningDemo::start(&dir.path().join("demo"));
+    let env: String = demo
+        .env
         .iter()
         .map(|(k, v)| format!("{k}='{v}' "))
         .collect();

@@ -42,19 +42,8 @@ pub async fn policy_report(
             ),
         ));
     };
-    let holders = cfg
-        .holders
-        .iter()
-        .map(|h| {
-            let source = match &h.policy_file {
-                Some(p) => crate::policy::Source::File(p.clone()),
-                None => crate::policy::Source::Live(h.clone()),
-            };
-            (h.name.clone(), source)
-        })
-        .collect();
     Ok(crate::policy::check(crate::policy::Input {
-        holders,
+        holders: crate::policy::sources(&cfg),
         principal,
         threshold: cfg.threshold.unwrap_or(status.threshold),
         measurements: cc_proto::policy::Measurements { pcrs },
