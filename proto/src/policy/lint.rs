@@ -1,0 +1,666 @@
+//! The lints: why a holder's key would (not) release its share to the enclave.
+//!
+//! [`analyse`] judges `kms:Decrypt` with and without attestation, then calls one function per
+//! finding code, each named after its code (`policy.wrong-action` → [`wrong_action`]) and each
+//! returning the finding(s) of that code only. The order of the calls is the order of the
+//! findings.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::document::{AttKey, BaseOp, Condition, Effect, Policy, Principal, SetOp, Statement};
+use super::evaluation::{Decision, Measurements, Request, evaluate, glob};
+use crate::findings::{Finding, Severity};
+
+fn is_measurement(v: &str) -> bool {
+    v.len() == 96 && v.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The PCR values an Allow statement for Decrypt admits, by PCR (positive equality operators
+/// only; a key with no such condition is unconstrained and absent from the map).
+pub fn allowed_values(s: &Statement) -> BTreeMap<u8, BTreeSet<String>> {
+    let mut out: BTreeMap<u8, BTreeSet<String>> = BTreeMap::new();
+    for (c, att) in s.attestation_conditions() {
+        let Some(pcr) = att.pcr() else { continue };
+        if matches!(
+            c.op.base,
+            BaseOp::StringEquals | BaseOp::StringEqualsIgnoreCase | BaseOp::StringLike
+        ) {
+            let vals: BTreeSet<String> = c.values.iter().map(|v| v.to_ascii_lowercase()).collect();
+            out.entry(pcr)
+                .and_modify(|e| *e = e.intersection(&vals).cloned().collect())
+                .or_insert(vals);
+        }
+    }
+    out
+}
+
+/// Everything the lints need about one holder's key policy.
+pub struct Analysis {
+    pub decision: Decision,
+    /// Would Decrypt also be allowed without any attestation?
+    pub unattested: Decision,
+    /// PCR → values admitted by some Allow statement for Decrypt to the principal.
+    pub allowed: BTreeMap<u8, BTreeSet<String>>,
+    pub findings: Vec<Finding>,
+}
+
+const DECRYPT: &str = "kms:Decrypt";
+
+/// Judge `kms:Decrypt` by `principal` with `measurements`, and lint the policy.
+pub fn analyse(p: &Policy, principal: &str, measurements: &Measurements) -> Analysis {
+    let req = Request {
+        principal,
+        action: DECRYPT,
+        attestation: Some(measurements),
+    };
+    let decision = evaluate(p, &req);
+    let unattested = evaluate(
+        p,
+        &Request {
+            principal,
+            action: DECRYPT,
+            attestation: None,
+        },
+    );
+    let mut allowed: BTreeMap<u8, BTreeSet<String>> = BTreeMap::new();
+    let decrypt_allows: Vec<&Statement> = p
+        .statements
+        .iter()
+        .filter(|s| {
+            s.effect == Effect::Allow && s.covers_action(DECRYPT) && s.covers_principal(principal)
+        })
+        .collect();
+    for s in &decrypt_allows {
+        for (pcr, vals) in allowed_values(s) {
+            allowed.entry(pcr).or_default().extend(vals);
+        }
+    }
+
+    let mut findings = Vec::new();
+    findings.extend(unattested_decrypt(p, principal, &unattested));
+    for s in &p.statements {
+        let att: Vec<(&Condition, AttKey)> = s.attestation_conditions().collect();
+        findings.extend(wrong_action(s, &att));
+        for &(c, key) in &att {
+            if let Some(f) = unknown_condition_key(s, c, key) {
+                // Nothing else is said about a key KMS never sets.
+                findings.push(f);
+                continue;
+            }
+            findings.extend(if_exists(s, c));
+            findings.extend(set_operator(s, c));
+            for v in &c.values {
+                findings.extend(malformed_measurement(s, c, v));
+                findings.extend(debug_measurement(s, c, v));
+                findings.extend(case_sensitive_operator(s, c, v));
+            }
+        }
+        findings.extend(pcr0_imagesha384_conflict(s, &att));
+    }
+    for s in &decrypt_allows {
+        findings.extend(broad_principal(s));
+    }
+    findings.extend(split_conditions(&decrypt_allows));
+    findings.extend(pcr8_unsigned(&allowed, measurements));
+    findings.extend(deny_shadow(p, &decision));
+    findings.extend(measurement_not_allowed(&decision, &allowed, measurements));
+
+    Analysis {
+        decision,
+        unattested,
+        allowed,
+        findings,
+    }
+}
+
+/// The evidence every finding about one condition of one statement carries.
+fn about_condition(f: Finding, s: &Statement, c: &Condition) -> Finding {
+    f.with("statement", s.index)
+        .with("sid", s.sid.clone())
+        .with("key", c.key.clone())
+        .with("operator", c.op.name.clone())
+}
+
+/// Decrypt is allowed to the principal even without attestation.
+fn unattested_decrypt(p: &Policy, principal: &str, unattested: &Decision) -> Option<Finding> {
+    if !unattested.allowed {
+        return None;
+    }
+    let s = &p.statements[unattested.allowing[0]];
+    Some(
+        Finding::new(
+            "policy.unattested-decrypt",
+            Severity::Error,
+            format!(
+                "kms:Decrypt is allowed to '{principal}' without any attestation by {}: the \
+                 share can be decrypted outside the enclave",
+                s.label()
+            ),
+        )
+        .with("statement", s.index)
+        .with("sid", s.sid.clone())
+        .with("security", true)
+        .fix(
+            "Condition every Decrypt grant on kms:RecipientAttestation:PCR0 (and PCR8), or add a \
+             Deny for Decrypt when kms:RecipientAttestation:PCR0 is Null",
+            &[],
+        ),
+    )
+}
+
+/// A statement conditions on attestation (`att`, its attestation conditions) but does not
+/// cover Decrypt.
+fn wrong_action(s: &Statement, att: &[(&Condition, AttKey)]) -> Option<Finding> {
+    if att.is_empty() || s.covers_action(DECRYPT) {
+        return None;
+    }
+    Some(
+        Finding::new(
+            "policy.wrong-action",
+            Severity::Error,
+            format!(
+                "{} conditions on attestation but does not cover kms:Decrypt (actions {:?}); \
+                 KMS attaches attestation only to Decrypt-like calls, so it never applies",
+                s.label(),
+                s.actions
+            ),
+        )
+        .with("statement", s.index)
+        .with("sid", s.sid.clone())
+        .with("actions", s.actions.clone())
+        .fix(
+            "Move the attestation condition to the statement that allows kms:Decrypt",
+            &[],
+        ),
+    )
+}
+
+/// `kms:RecipientAttestation:` followed by something KMS does not define.
+fn unknown_condition_key(s: &Statement, c: &Condition, key: AttKey) -> Option<Finding> {
+    if key != AttKey::Unknown {
+        return None;
+    }
+    Some(
+        about_condition(
+            Finding::new(
+                "policy.unknown-condition-key",
+                Severity::Error,
+                format!(
+                    "{} uses '{}', a key KMS never sets (known: ImageSha384, PCR0–PCR31)",
+                    s.label(),
+                    c.key
+                ),
+            ),
+            s,
+            c,
+        )
+        .fix(
+            "Use kms:RecipientAttestation:PCR0 / PCR8 (or ImageSha384)",
+            &[],
+        ),
+    )
+}
+
+/// `…IfExists` on an attestation key: true without attestation.
+fn if_exists(s: &Statement, c: &Condition) -> Option<Finding> {
+    if !c.op.if_exists {
+        return None;
+    }
+    Some(
+        about_condition(
+            Finding::new(
+                "policy.if-exists",
+                Severity::Error,
+                format!("{} uses {} on '{}': true when the key is absent, i.e. for requests without attestation", s.label(), c.op.name, c.key),
+            ),
+            s,
+            c,
+        )
+        .with("security", true)
+        .fix("Drop the IfExists suffix", &[]),
+    )
+}
+
+/// `ForAllValues:` (true without attestation) or `ForAnyValue:` (merely confusing) on a
+/// single-valued attestation key.
+fn set_operator(s: &Statement, c: &Condition) -> Option<Finding> {
+    let (severity, summary) = match c.op.set {
+        SetOp::ForAllValues => (
+            Severity::Error,
+            format!(
+                "{} uses {} on the single-valued key '{}': ForAllValues is true when the key is absent (no attestation)",
+                s.label(),
+                c.op.name,
+                c.key
+            ),
+        ),
+        SetOp::ForAnyValue => (
+            Severity::Warn,
+            format!(
+                "{} uses {} on the single-valued key '{}'; the plain operator says the same more clearly",
+                s.label(),
+                c.op.name,
+                c.key
+            ),
+        ),
+        SetOp::None => return None,
+    };
+    Some(
+        about_condition(Finding::new("policy.set-operator", severity, summary), s, c)
+            .fix("Use the plain operator (StringEqualsIgnoreCase)", &[]),
+    )
+}
+
+/// A value `v` of condition `c` that is not a SHA-384 (nor a `StringLike` pattern).
+fn malformed_measurement(s: &Statement, c: &Condition, v: &str) -> Option<Finding> {
+    let wildcard = c.op.base == BaseOp::StringLike && (v.contains('*') || v.contains('?'));
+    if wildcard || is_measurement(v) || c.op.base == BaseOp::Null {
+        return None;
+    }
+    Some(
+        about_condition(
+            Finding::new(
+                "policy.malformed-measurement",
+                Severity::Error,
+                format!(
+                    "{} lists '{}' for '{}': not 96 hex digits (SHA-384), it can never match",
+                    s.label(),
+                    v,
+                    c.key
+                ),
+            ),
+            s,
+            c,
+        )
+        .with("value", v.to_owned())
+        .fix(
+            "Use the 96-hex-digit value from `ccctl eif describe`",
+            &["ccctl eif describe --eif-path enclave.eif -o json | jq -r .Measurements.PCR0"],
+        ),
+    )
+}
+
+/// An Allow statement admits the all-zero value `v`, a debug-mode enclave's.
+fn debug_measurement(s: &Statement, c: &Condition, v: &str) -> Option<Finding> {
+    if !(is_measurement(v) && v.bytes().all(|b| b == b'0') && s.effect == Effect::Allow) {
+        return None;
+    }
+    Some(
+        about_condition(
+            Finding::new(
+                "policy.debug-measurement",
+                Severity::Error,
+                format!("{} allows the all-zero value for '{}': that is what a debug-mode enclave attests", s.label(), c.key),
+            ),
+            s,
+            c,
+        )
+        .with("value", v.to_owned())
+        .with("security", true)
+        .fix("Remove the all-zero value", &[]),
+    )
+}
+
+/// A case-sensitive operator: an error against an upper-case value `v`, else a warning for
+/// `StringEquals`.
+fn case_sensitive_operator(s: &Statement, c: &Condition, v: &str) -> Option<Finding> {
+    let case_sensitive = matches!(c.op.base, BaseOp::StringEquals | BaseOp::StringLike);
+    if case_sensitive && v.bytes().any(|b| b.is_ascii_uppercase()) {
+        Some(
+            about_condition(
+                Finding::new(
+                    "policy.case-sensitive-operator",
+                    Severity::Error,
+                    format!("{} compares '{}' with {} against upper-case '{}': attested values are lower case, so it never matches", s.label(), c.key, c.op.name, v),
+                ),
+                s,
+                c,
+            )
+            .with("value", v.to_owned())
+            .fix("Use StringEqualsIgnoreCase (or lower-case values)", &[]),
+        )
+    } else if case_sensitive && c.op.base == BaseOp::StringEquals {
+        Some(
+            about_condition(
+                Finding::new(
+                    "policy.case-sensitive-operator",
+                    Severity::Warn,
+                    format!("{} uses case-sensitive {} on '{}': it works with lower-case values but breaks the day someone pastes upper case", s.label(), c.op.name, c.key),
+                ),
+                s,
+                c,
+            )
+            .fix("Prefer StringEqualsIgnoreCase", &[]),
+        )
+    } else {
+        None
+    }
+}
+
+/// ImageSha384 and PCR0 are the same measurement: disjoint lists in one statement (AND) can
+/// never both hold.
+fn pcr0_imagesha384_conflict(s: &Statement, att: &[(&Condition, AttKey)]) -> Option<Finding> {
+    let values = |key: AttKey| -> Option<BTreeSet<String>> {
+        att.iter()
+            .find(|(_, k)| *k == key)
+            .map(|(c, _)| c.values.iter().map(|v| v.to_ascii_lowercase()).collect())
+    };
+    let (Some(img), Some(pcr0)) = (values(AttKey::ImageSha384), values(AttKey::Pcr(0))) else {
+        return None;
+    };
+    if !img.is_disjoint(&pcr0) {
+        return None;
+    }
+    Some(
+        Finding::new(
+            "policy.pcr0-imagesha384-conflict",
+            Severity::Error,
+            format!("{} requires ImageSha384 and PCR0 (the same measurement) to take disjoint values: it can never match", s.label()),
+        )
+        .with("statement", s.index)
+        .with("sid", s.sid.clone())
+        .fix("Condition on PCR0 only, or list the same values for both", &[]),
+    )
+}
+
+/// An Allow statement for Decrypt with `Principal: "*"`.
+fn broad_principal(s: &Statement) -> Option<Finding> {
+    if s.principal != Principal::Any {
+        return None;
+    }
+    Some(
+        Finding::new(
+            "policy.broad-principal",
+            Severity::Warn,
+            format!("{} allows kms:Decrypt to any principal (\"*\"); only the attestation condition protects the share", s.label()),
+        )
+        .with("statement", s.index)
+        .with("sid", s.sid.clone())
+        .fix("Name the enclave's role as Principal", &[]),
+    )
+}
+
+/// Allow statements for Decrypt that constrain PCR0 and PCR8 separately: OR, not AND.
+fn split_conditions(decrypt_allows: &[&Statement]) -> Option<Finding> {
+    let pcr0_only = decrypt_allows.iter().find(|s| {
+        let a = allowed_values(s);
+        a.contains_key(&0) && !a.contains_key(&8)
+    });
+    let pcr8_only = decrypt_allows.iter().find(|s| {
+        let a = allowed_values(s);
+        a.contains_key(&8) && !a.contains_key(&0)
+    });
+    let (Some(a), Some(b)) = (pcr0_only, pcr8_only) else {
+        return None;
+    };
+    Some(
+        Finding::new(
+            "policy.split-conditions",
+            Severity::Warn,
+            format!("PCR0 is required by {} and PCR8 by {}: separate Allow statements are OR, so either measurement alone releases the share", a.label(), b.label()),
+        )
+        .with("statements", vec![a.index, b.index])
+        .fix("Put both conditions in one statement (AND)", &[]),
+    )
+}
+
+/// The policy requires PCR8 (a signed image) but the measured image has none.
+fn pcr8_unsigned(
+    allowed: &BTreeMap<u8, BTreeSet<String>>,
+    measurements: &Measurements,
+) -> Option<Finding> {
+    let p8 = allowed.get(&8)?;
+    if p8.is_empty() || measurements.pcrs.contains_key(&8) {
+        return None;
+    }
+    Some(
+        Finding::new(
+            "policy.pcr8-unsigned",
+            Severity::Error,
+            "the policy requires PCR8 (a signed image) but the measured image is unsigned: it can never be released".to_owned(),
+        )
+        .with("allowed_pcr8", p8.iter().cloned().collect::<Vec<_>>())
+        .fix("Sign the EIF with the certificate whose PCR8 the policy lists", &["nitro-cli build-enclave ... --signing-certificate cert.pem --private-key key.pem"]),
+    )
+}
+
+/// Decrypt is refused and a Deny statement matches: the first one is named.
+fn deny_shadow(p: &Policy, decision: &Decision) -> Option<Finding> {
+    if decision.allowed {
+        return None;
+    }
+    let s = &p.statements[*decision.denying.first()?];
+    Some(
+        Finding::new(
+            "policy.deny-shadow",
+            Severity::Error,
+            format!(
+                "{} denies kms:Decrypt to this enclave even though an Allow would match",
+                s.label()
+            ),
+        )
+        .with("statement", s.index)
+        .with("sid", s.sid.clone())
+        .fix(
+            "Narrow the Deny so it does not cover the attested measurements",
+            &[],
+        ),
+    )
+}
+
+/// Decrypt is refused: each measured PCR whose value no Allow statement admits.
+fn measurement_not_allowed(
+    decision: &Decision,
+    allowed: &BTreeMap<u8, BTreeSet<String>>,
+    measurements: &Measurements,
+) -> Vec<Finding> {
+    if decision.allowed {
+        return Vec::new();
+    }
+    let mut findings = Vec::new();
+    for (pcr, vals) in allowed {
+        let measured = measurements.pcrs.get(pcr);
+        if let Some(m) = measured
+            && !vals.is_empty()
+            && !vals.iter().any(|v| glob(v, &m.to_ascii_lowercase()))
+        {
+            findings.push(
+                Finding::new(
+                    "policy.measurement-not-allowed",
+                    Severity::Error,
+                    format!("PCR{pcr} {m} is not among the values this key policy allows for kms:Decrypt"),
+                )
+                .with("pcr", format!("PCR{pcr}"))
+                .with("value", m.clone())
+                .with("allowed", vals.iter().cloned().collect::<Vec<_>>())
+                .fix("Ask the key holder to add the new value (keep the old one until the rollout is done)", &["ccctl rotate pcr0 --eif enclave.eif"]),
+            );
+        }
+    }
+    findings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::test_support::{
+        NEW, OLD, P8, ROLE, allow_decrypt, codes, fixture, has, m, policy,
+    };
+
+    #[test]
+    fn rotation_policy_admits_old_and_new_and_nothing_else() {
+        let p = fixture("rotation-two-pcr0.json");
+        for pcr0 in [OLD, NEW, &NEW.to_uppercase()] {
+            let a = analyse(&p, ROLE, &m(&pcr0.to_ascii_lowercase(), Some(P8)));
+            assert!(a.decision.allowed, "{pcr0}");
+            assert_eq!(a.decision.allowing, vec![2]);
+            assert!(!a.unattested.allowed);
+            assert!(a.findings.is_empty(), "{:?}", codes(&a));
+        }
+        let other = "ab".repeat(48);
+        let a = analyse(&p, ROLE, &m(&other, Some(P8)));
+        assert!(!a.decision.allowed);
+        assert!(has(&a, "policy.measurement-not-allowed", Severity::Error));
+        let f = a
+            .findings
+            .iter()
+            .find(|f| f.code == "policy.measurement-not-allowed")
+            .unwrap();
+        assert_eq!(f.evidence["pcr"], "PCR0");
+        assert_eq!(a.allowed[&0].len(), 2);
+        // Right PCR0, wrong PCR8 (another signing certificate).
+        let a = analyse(&p, ROLE, &m(OLD, Some(&"cd".repeat(48))));
+        assert!(!a.decision.allowed);
+        // Another principal gets nothing.
+        let a = analyse(
+            &p,
+            "arn:aws:iam::222222222222:role/other",
+            &m(OLD, Some(P8)),
+        );
+        assert!(!a.decision.allowed);
+        // The role's session is the role.
+        let a = analyse(
+            &p,
+            "arn:aws:sts::222222222222:assumed-role/signer/i-0abc",
+            &m(OLD, Some(P8)),
+        );
+        assert!(a.decision.allowed);
+        // Unsigned image: PCR8 required but absent.
+        let a = analyse(&p, ROLE, &m(OLD, None));
+        assert!(!a.decision.allowed);
+        assert!(has(&a, "policy.pcr8-unsigned", Severity::Error));
+    }
+
+    #[test]
+    fn condition_on_encrypt_and_open_decrypt() {
+        let a = analyse(
+            &fixture("condition-on-encrypt-and-open-decrypt.json"),
+            ROLE,
+            &m(OLD, None),
+        );
+        assert!(a.decision.allowed);
+        assert!(a.unattested.allowed);
+        assert!(has(&a, "policy.unattested-decrypt", Severity::Error));
+        assert!(has(&a, "policy.wrong-action", Severity::Error));
+    }
+
+    #[test]
+    fn upper_case_with_string_equals_never_matches() {
+        let a = analyse(
+            &fixture("string-equals-uppercase.json"),
+            ROLE,
+            &m(OLD, Some(P8)),
+        );
+        assert!(!a.decision.allowed);
+        assert!(has(&a, "policy.case-sensitive-operator", Severity::Error));
+    }
+
+    #[test]
+    fn lower_case_with_string_equals_works_but_warns() {
+        let p = policy(&format!(
+            "[{}]",
+            allow_decrypt(&format!(
+                r#"{{"StringEquals":{{"kms:RecipientAttestation:PCR0":"{OLD}"}}}}"#
+            ))
+        ));
+        let a = analyse(&p, ROLE, &m(OLD, None));
+        assert!(a.decision.allowed);
+        assert!(has(&a, "policy.case-sensitive-operator", Severity::Warn));
+    }
+
+    #[test]
+    fn value_lints() {
+        let zero = "0".repeat(96);
+        let p = policy(&format!(
+            "[{}]",
+            allow_decrypt(&format!(
+                r#"{{"StringEqualsIgnoreCase":{{"kms:RecipientAttestation:PCR0":["{OLD}","{zero}","abc"],"kms:RecipientAttestation:PCR99":"{OLD}"}}}}"#
+            ))
+        ));
+        let a = analyse(&p, ROLE, &m(OLD, None));
+        assert!(has(&a, "policy.debug-measurement", Severity::Error));
+        assert!(has(&a, "policy.malformed-measurement", Severity::Error));
+        assert!(has(&a, "policy.unknown-condition-key", Severity::Error));
+        let p = policy(&format!(
+            "[{}]",
+            allow_decrypt(&format!(
+                r#"{{"StringEqualsIgnoreCase":{{"kms:RecipientAttestation:PCR0":"{OLD}","kms:RecipientAttestation:ImageSha384":"{NEW}"}}}}"#
+            ))
+        ));
+        let a = analyse(&p, ROLE, &m(OLD, None));
+        assert!(!a.decision.allowed);
+        assert!(has(&a, "policy.pcr0-imagesha384-conflict", Severity::Error));
+    }
+
+    #[test]
+    fn split_conditions_and_broad_principal() {
+        let s0 = allow_decrypt(&format!(
+            r#"{{"StringEqualsIgnoreCase":{{"kms:RecipientAttestation:PCR0":"{OLD}"}}}}"#
+        ));
+        let s8 = format!(
+            r#"{{"Effect":"Allow","Principal":"*","Action":"kms:Decrypt","Resource":"*","Condition":{{"StringEqualsIgnoreCase":{{"kms:RecipientAttestation:PCR8":"{P8}"}}}}}}"#
+        );
+        let p = policy(&format!("[{s0},{s8}]"));
+        let a = analyse(&p, ROLE, &m(&"ab".repeat(48), Some(P8)));
+        assert!(
+            a.decision.allowed,
+            "PCR8 alone suffices: that is the problem"
+        );
+        assert!(has(&a, "policy.split-conditions", Severity::Warn));
+        assert!(has(&a, "policy.broad-principal", Severity::Warn));
+    }
+
+    /// Every code `analyse` can produce. Each is made by exactly one function, named after it
+    /// (`policy.wrong-action` → `fn wrong_action`), which `analyse` calls.
+    const CODES: &[&str] = &[
+        "policy.unattested-decrypt",
+        "policy.wrong-action",
+        "policy.unknown-condition-key",
+        "policy.if-exists",
+        "policy.set-operator",
+        "policy.malformed-measurement",
+        "policy.debug-measurement",
+        "policy.case-sensitive-operator",
+        "policy.pcr0-imagesha384-conflict",
+        "policy.broad-principal",
+        "policy.split-conditions",
+        "policy.pcr8-unsigned",
+        "policy.deny-shadow",
+        "policy.measurement-not-allowed",
+    ];
+
+    #[test]
+    fn one_function_per_code() {
+        let src = include_str!("lint.rs");
+        let src = &src[..src.find("#[cfg(test)]").unwrap()];
+        let body = |name: &str| {
+            let start = src
+                .find(&format!("\nfn {name}("))
+                .or_else(|| src.find(&format!("\npub fn {name}(")))
+                .unwrap_or_else(|| panic!("no fn {name}"));
+            &src[start..start + src[start..].find("\n}\n").unwrap()]
+        };
+        let mut literals: Vec<&str> = src
+            .match_indices("\"policy.")
+            .map(|(i, _)| &src[i + 1..i + 1 + src[i + 1..].find('"').unwrap()])
+            .collect();
+        literals.sort_unstable();
+        literals.dedup();
+        let mut codes = CODES.to_vec();
+        codes.sort_unstable();
+        assert_eq!(literals, codes, "the codes in lint.rs are CODES");
+        for code in CODES {
+            let name = code.trim_start_matches("policy.").replace('-', "_");
+            let literal = format!("\"{code}\"");
+            assert_eq!(
+                body(&name).matches(&literal).count(),
+                src.matches(&literal).count(),
+                "{code} is made by fn {name} only"
+            );
+            assert!(
+                body("analyse").contains(&format!("{name}(")),
+                "analyse calls {name}"
+            );
+        }
+    }
+}
