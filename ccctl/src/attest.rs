@@ -15,8 +15,140 @@ use p384::ecdsa::signature::Verifier;
 use rustls_pki_types::{CertificateDer, UnixTime};
 use serde::Serialize;
 
-use crate::output::CannotRun;
+use std::path::PathBuf;
+
+use crate::output::{self, CannotRun, Format, Outcome, Render, Style};
 use crate::x509::{facts, rfc3339};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AttestCommand {
+    /// Verify a document (raw CBOR, hex or base64; `-` reads stdin).
+    Verify {
+        #[arg(value_name = "FILE|-")]
+        file: PathBuf,
+        #[command(flatten)]
+        check: AttestCheck,
+    },
+    /// Fetch a fresh document from the enclave server's /attestation with a random nonce,
+    /// check the nonce came back, and verify it.
+    Fetch {
+        /// http://HOST:PORT, tcp://HOST:PORT or unix:///path of the enclave API.
+        #[arg(long, value_name = "URL")]
+        url: String,
+        /// Also write the document here.
+        #[arg(long, value_name = "FILE")]
+        save: Option<PathBuf>,
+        #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = cc_proto::parse_duration)]
+        timeout: Duration,
+        #[command(flatten)]
+        check: AttestCheck,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AttestCheck {
+    /// Trust this root (PEM) instead of the pinned AWS Nitro root G1, e.g. the software-mode
+    /// development root.
+    #[arg(long, value_name = "PEM")]
+    pub root: Option<PathBuf>,
+    /// Check validity at `now`, at `doc` (the document's own timestamp) or at an RFC 3339 time.
+    #[arg(long, value_name = "WHEN", default_value = "now")]
+    pub at: At,
+    /// Expected PCR value (repeatable); a mismatch exits 1.
+    #[arg(long = "expect-pcr", value_name = "N=HEX")]
+    pub expect_pcr: Vec<ExpectPcr>,
+    /// Show all PCRs, not only the non-zero ones.
+    #[arg(long)]
+    pub all_pcrs: bool,
+}
+
+pub fn run(cmd: AttestCommand, fmt: Format) -> Result<Outcome, CannotRun> {
+    match cmd {
+        AttestCommand::Verify { file, check } => {
+            let bytes = if file.as_os_str() == "-" {
+                let mut b = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)
+                    .map_err(|e| CannotRun::new(format!("cannot read stdin: {e}")))?;
+                b
+            } else {
+                std::fs::read(&file)
+                    .map_err(|e| CannotRun::new(format!("cannot read '{}': {e}", file.display())))?
+            };
+            let doc = load(&bytes)
+                .map_err(|e| CannotRun::new(format!("'{}': {}", file.display(), e.0)))?;
+            report(&doc, &check, fmt, None)
+        }
+        AttestCommand::Fetch {
+            url,
+            save,
+            timeout,
+            check,
+        } => {
+            let addr = crate::probe::http::parse_base(&url).map_err(CannotRun::new)?;
+            let nonce: [u8; 32] = rand::random();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| CannotRun::new(e.to_string()))?;
+            let path = format!("/attestation?nonce={}", hex::encode(nonce));
+            let resp = rt
+                .block_on(crate::probe::http::get(&addr, &path, timeout))
+                .map_err(CannotRun::new)?;
+            if resp.status != 200 {
+                return Err(CannotRun::new(format!(
+                    "{url}/attestation answered {}: {}",
+                    resp.status,
+                    output::clean(
+                        &String::from_utf8_lossy(&resp.body)
+                            .chars()
+                            .take(300)
+                            .collect::<String>()
+                    )
+                )));
+            }
+            if let Some(p) = &save {
+                std::fs::write(p, &resp.body)
+                    .map_err(|e| CannotRun::new(format!("cannot write '{}': {e}", p.display())))?;
+            }
+            let doc = load(&resp.body)?;
+            report(&doc, &check, fmt, Some(&nonce))
+        }
+    }
+}
+
+fn report(
+    doc: &SignedDoc,
+    check: &AttestCheck,
+    fmt: Format,
+    nonce: Option<&[u8]>,
+) -> Result<Outcome, CannotRun> {
+    let root_der = match &check.root {
+        Some(p) => {
+            let pem = std::fs::read_to_string(p).map_err(|e| {
+                CannotRun::new(format!("cannot read --root '{}': {e}", p.display()))
+            })?;
+            pem_der(&pem).map_err(|e| CannotRun::new(format!("--root '{}': {e}", p.display())))?
+        }
+        None => pem_der(AWS_NITRO_ROOT_G1_PEM).map_err(CannotRun::new)?,
+    };
+    let mut v = verify(doc, &root_der, check.at, &check.expect_pcr, check.all_pcrs);
+    if let Some(n) = nonce
+        && doc.doc.nonce.as_deref() != Some(n)
+        && v.valid
+    {
+        v.valid = false;
+        v.reason =
+            Some("the document does not carry the nonce we sent (replayed or not fresh)".into());
+    }
+    output::render(&v, fmt)?;
+    Ok(Outcome::clean_if(v.valid && v.mismatches() == 0))
+}
+
+impl Render for Verification {
+    fn human(&self, _: Style) -> String {
+        human(self)
+    }
+}
 
 /// The AWS Nitro Enclaves root certificate (G1), pinned. SHA-256 of its DER:
 /// 641a0321a3e244efe456463195d606317ed7cdcc3c1756e09893f3c68f79bb5b.
@@ -65,10 +197,9 @@ impl std::str::FromStr for ExpectPcr {
             .ok()
             .filter(|i| *i < 32)
             .ok_or_else(|| format!("'{s}': PCR index must be 0 to 31"))?;
-        let value = hex::decode(v.trim())
-            .ok()
-            .filter(|b| b.len() == 48)
-            .ok_or_else(|| format!("'{s}': value must be 96 hex digits (SHA-384)"))?;
+        let value = cc_proto::pcr::Pcr::parse(v.trim())
+            .map(|p| p.0.to_vec())
+            .map_err(|_| format!("'{s}': value must be 96 hex digits (SHA-384)"))?;
         Ok(ExpectPcr { index, value })
     }
 }

@@ -734,7 +734,7 @@ async fn start(args: &DemoArgs, dir: &Path, quiet: bool) -> Result<Chamber, Cann
     let settle = Instant::now();
     let mut last = None;
     while settle.elapsed() < Duration::from_secs(30) {
-        if let Ok(r) = crate::http::get(&api, "/status", Duration::from_secs(2)).await
+        if let Ok(r) = crate::probe::http::get(&api, "/status", Duration::from_secs(2)).await
             && let Ok(s) = serde_json::from_slice::<cc_proto::status::Status>(&r.body)
         {
             use cc_proto::status::{HolderOutcome, SealState};
@@ -794,7 +794,7 @@ fn traffic(
             let pk = pubkeys.get(i % pubkeys.len().max(1)).unwrap_or(&fallback);
             let root: [u8; 32] = rand::random();
             let body = format!("{{\"signingRoot\":\"0x{}\"}}", hex::encode(root));
-            let _ = crate::http::request(
+            let _ = crate::probe::http::request(
                 &addr,
                 "POST",
                 &format!("/api/v1/eth2/sign/{pk}"),

@@ -7,17 +7,15 @@
 
 pub mod allocator;
 pub mod checks;
-pub mod cli;
+pub mod command;
 pub mod egress;
-pub mod exec;
 pub mod fleet;
+pub mod inpod;
 pub mod pcr;
 pub mod pod;
 pub mod render;
 pub mod signatures;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,7 +23,7 @@ use cc_proto::Address;
 use cc_proto::findings::{Finding, Severity};
 use serde::Serialize;
 
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use crate::probe::BoxFuture;
 
 /// What a check may look at. Built once from the settings; checks never read the environment
 /// themselves.
@@ -249,6 +247,17 @@ pub async fn run(checks: Vec<Arc<dyn Check>>, ctx: Arc<Context>, deadline: Durat
     }
 }
 
+/// Every local check against `targets` (what the dashboard shows in its Doctor box).
+pub async fn run_local(targets: &crate::probe::Targets, timeout: Duration) -> Report {
+    let ctx = Arc::new(command::local_context(targets, timeout));
+    run(checks::local(), ctx, timeout).await
+}
+
+/// The API-side report of one pod (pod spec, node, device plugin, events, log signatures).
+pub fn pod_report(facts: &crate::probe::k8s::PodFacts) -> Report {
+    pod::report(facts, &[])
+}
+
 /// Keep the checks whose id or family is in `only` (all when empty); unknown names are an
 /// error naming them.
 pub fn select(all: Vec<Arc<dyn Check>>, only: &[String]) -> Result<Vec<Arc<dyn Check>>, String> {
@@ -415,6 +424,6 @@ mod tests {
             "{x}"
         );
         assert!(x.contains("<failure type=\"enclave.sealed\""));
-        assert_eq!(render::clean("a\x1b[31mb\rc\x07"), "a[31mbc");
+        assert_eq!(render::clean("a\x1b[31mb\rc\x07"), "c\u{fffd}");
     }
 }

@@ -11,8 +11,40 @@ use coset::{CborSerializable, CoseSign1, TaggedCborSerializable};
 use p384::ecdsa::signature::Verifier;
 use serde_json::json;
 
-use crate::output::CannotRun;
+use crate::output::{self, CannotRun, Format, Outcome};
 use crate::x509::{CertFacts, colon_hex, facts, openssl_date};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum EifCommand {
+    /// Describe one EIF with nitro-cli describe-eif's JSON keys.
+    Describe {
+        #[arg(long = "eif-path", value_name = "FILE")]
+        eif_path: PathBuf,
+    },
+    /// Measure several EIFs.
+    Measure {
+        #[arg(value_name = "FILE", required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+pub fn run(cmd: EifCommand, fmt: Format) -> Result<Outcome, CannotRun> {
+    let (files, one) = match cmd {
+        EifCommand::Describe { eif_path } => (vec![eif_path], true),
+        EifCommand::Measure { files } => (files, false),
+    };
+    let all = files
+        .iter()
+        .map(|f| describe_file(f))
+        .collect::<Result<Vec<_>, _>>()?;
+    match fmt {
+        Format::Json if one => output::emit(&(output::json(&nitro_json(&all[0])) + "\n")),
+        Format::Json => output::emit(&(output::json(&measure_json(&all)) + "\n")),
+        Format::Human => all.iter().for_each(|d| output::emit(&human(d))),
+        Format::Junit => return Err(CannotRun::new("-o junit is only for doctor and demo")),
+    }
+    Ok(Outcome::clean_if(all.iter().all(|d| d.signature_ok())))
+}
 
 #[derive(Debug)]
 pub struct Described {

@@ -2,68 +2,49 @@
 //! nitro-cli's own failures parsed too (`[ Exx ]` code, meaning, detail, exit status). Debug
 //! mode is called out: its attested PCRs are all zero whatever `Measurements` shows.
 
-use std::path::Path;
-use std::process::Command;
+use std::path::PathBuf;
 
-use cc_proto::nitro_cli::{CliError, DescribedEnclave, parse_describe_enclaves};
+use cc_proto::nitro_cli::DescribedEnclave;
 use serde::Serialize;
 
-use crate::output::CannotRun;
+use crate::output::{self, CannotRun, Format, Outcome, Render, Style};
+use crate::probe::nitro_cli;
+
+#[derive(Debug, clap::Args)]
+pub struct EnclavesArgs {
+    /// nitro-cli to run.
+    #[arg(
+        long,
+        env = "CCCTL_NITRO_CLI",
+        value_name = "PATH",
+        default_value = "nitro-cli"
+    )]
+    pub nitro_cli: PathBuf,
+}
+
+pub fn run(a: EnclavesArgs, fmt: Format) -> Result<Outcome, CannotRun> {
+    match nitro_cli::describe(&a.nitro_cli)? {
+        Ok(list) => {
+            let r = report(list);
+            output::render(&r, fmt)?;
+            Ok(Outcome::clean_if(r.notes.is_empty()))
+        }
+        Err(f) => {
+            if fmt == Format::Json {
+                output::emit(&(output::json(&f) + "\n"));
+            }
+            Err(CannotRun::new(failure_human(&f)))
+        }
+    }
+}
+
+pub use crate::probe::nitro_cli::failure_human;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub enclaves: Vec<DescribedEnclave>,
     /// Human sentences about what needs attention (debug mode, not running, none).
     pub notes: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct NitroCliFailure {
-    pub exit_status: Option<i32>,
-    pub error: Option<CliError>,
-    pub stderr: String,
-}
-
-/// Run `nitro-cli describe-enclaves` (the binary at `nitro_cli`).
-pub fn describe(
-    nitro_cli: &Path,
-) -> Result<Result<Vec<DescribedEnclave>, NitroCliFailure>, CannotRun> {
-    let out = Command::new(nitro_cli)
-        .arg("describe-enclaves")
-        .output()
-        .map_err(|e| CannotRun::new(format!("cannot run '{}': {e}", nitro_cli.display())))?;
-    interpret(out)
-}
-
-/// Same, async; the child is killed if the future is dropped (a doctor deadline), so a hung
-/// nitro-cli never outlives the caller.
-pub async fn describe_async(
-    nitro_cli: &Path,
-) -> Result<Result<Vec<DescribedEnclave>, NitroCliFailure>, CannotRun> {
-    let out = tokio::process::Command::new(nitro_cli)
-        .arg("describe-enclaves")
-        .kill_on_drop(true)
-        .output()
-        .await
-        .map_err(|e| CannotRun::new(format!("cannot run '{}': {e}", nitro_cli.display())))?;
-    interpret(out)
-}
-
-fn interpret(
-    out: std::process::Output,
-) -> Result<Result<Vec<DescribedEnclave>, NitroCliFailure>, CannotRun> {
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    if !out.status.success() {
-        return Ok(Err(NitroCliFailure {
-            exit_status: out.status.code(),
-            error: CliError::parse(&stderr),
-            stderr,
-        }));
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    parse_describe_enclaves(&stdout)
-        .map(Ok)
-        .map_err(CannotRun::new)
 }
 
 pub fn report(enclaves: Vec<DescribedEnclave>) -> Report {
@@ -98,6 +79,12 @@ fn short(h: Option<&String>) -> String {
     }
 }
 
+impl Render for Report {
+    fn human(&self, _: Style) -> String {
+        human(self)
+    }
+}
+
 pub fn human(r: &Report) -> String {
     crate::output::clean(&human_raw(r))
 }
@@ -128,26 +115,4 @@ fn human_raw(r: &Report) -> String {
         s += &format!("! {n}\n");
     }
     s
-}
-
-pub fn failure_human(f: &NitroCliFailure) -> String {
-    crate::output::clean(&failure_raw(f))
-}
-
-fn failure_raw(f: &NitroCliFailure) -> String {
-    match &f.error {
-        Some(e) => format!(
-            "nitro-cli describe-enclaves failed with {} (exit {}): {}\n  {}\n  meaning: {}",
-            e.code,
-            f.exit_status.map(|c| c.to_string()).unwrap_or("?".into()),
-            e.message,
-            e.detail.as_deref().unwrap_or(""),
-            e.meaning
-        ),
-        None => format!(
-            "nitro-cli describe-enclaves failed (exit {}): {}",
-            f.exit_status.map(|c| c.to_string()).unwrap_or("?".into()),
-            f.stderr.trim()
-        ),
-    }
 }

@@ -1,19 +1,21 @@
-//! `ccctl`: the operator's tool. The binary parses arguments and renders; the measuring and
-//! comparing live in these modules so `doctor`, `tui` and `rotate` call them directly.
+//! `ccctl`: the operator's tool. Layers, dependencies pointing one way (README "Layout"):
+//! `cli` (composes the commands) → command modules (`eif`, `enclaves`, `attest`, `policy`,
+//! `doctor`, `tui`, `rotate`, `demo`; each owns its clap arguments) → `probe` (everything ccctl
+//! reads: /status, /metrics, nitro-cli, egress, key policies, Kubernetes) → `output`, `config`,
+//! `x509` → `cc-proto`.
 
 pub mod attest;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod doctor;
 pub mod eif;
 pub mod enclaves;
-pub mod http;
-pub mod k8s;
 pub mod output;
 pub mod policy;
+pub mod probe;
 pub mod rotate;
 pub mod tui;
 pub mod x509;
 
 pub use cc_proto::parse_duration;
-pub mod doctor;

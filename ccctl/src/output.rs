@@ -1,7 +1,11 @@
-//! Rendering and exit codes shared by every command (DESIGN.md: 0 ok, 1 finding or mismatch,
-//! 2 the tool could not run).
+//! Output in one place: the formats, the `Render` trait every report implements (human / JSON /
+//! JUnit are renderings of the same data), one `emit` that writes to stdout and treats a closed
+//! pipe as a normal end, and the one exit path (DESIGN.md: 0 ok, 1 finding or mismatch, 2 the
+//! tool could not run).
 
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
 pub enum Format {
@@ -30,6 +34,13 @@ pub enum Outcome {
     Finding,
 }
 
+impl Outcome {
+    /// `Ok` when `clean`, else `Finding`.
+    pub fn clean_if(clean: bool) -> Outcome {
+        if clean { Outcome::Ok } else { Outcome::Finding }
+    }
+}
+
 /// The tool could not run (exit 2): bad input, unreadable file, ...
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -41,27 +52,107 @@ impl CannotRun {
     }
 }
 
+impl From<String> for CannotRun {
+    fn from(m: String) -> Self {
+        CannotRun(m)
+    }
+}
+
+/// Colours on or off (decided once from `NO_COLOR` and whether stdout is a terminal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    /// Colour when stdout is a terminal and `NO_COLOR` is unset or empty.
+    pub fn for_stdout() -> Style {
+        Style {
+            color: std::io::stdout().is_terminal()
+                && std::env::var("NO_COLOR").map_or(true, |v| v.is_empty()),
+        }
+    }
+
+    pub fn paint(&self, code: &str, s: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_owned()
+        }
+    }
+}
+
+/// A report every command prints: the human text and the JSON are two renderings of the
+/// same value; JUnit where it means something (doctor, demo).
+pub trait Render: serde::Serialize {
+    fn human(&self, style: Style) -> String;
+    /// JUnit XML, for the commands that have checks.
+    fn junit(&self) -> Option<String> {
+        None
+    }
+}
+
+/// Print `r` in `fmt` through [`emit`].
+pub fn render<R: Render + ?Sized>(r: &R, fmt: Format) -> Result<(), CannotRun> {
+    match fmt {
+        Format::Human => emit(&r.human(Style::for_stdout())),
+        Format::Json => emit(&(json(r) + "\n")),
+        Format::Junit => match r.junit() {
+            Some(x) => emit(&x),
+            None => return Err(CannotRun::new("-o junit is only for doctor and demo")),
+        },
+    }
+    Ok(())
+}
+
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Write `text` to stdout. A reader that went away (`| head -c 1`) is a normal end: the rest
+/// of the output is dropped and the command still exits with its own status, never a panic.
+pub fn emit(text: &str) {
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        // Broken pipe, or any other write failure: stop writing, keep the status.
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            let _ = writeln!(std::io::stderr(), "ccctl: cannot write to stdout: {e}");
+        }
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Did a write to stdout fail (the reader went away)?
+pub fn stdout_closed() -> bool {
+    STDOUT_CLOSED.load(Ordering::Relaxed)
+}
+
+/// A line to stderr that never panics (a closed stderr is ignored).
+pub fn note(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// The one exit path: the outcome's status, or 2 with the reason on stderr.
 pub fn exit(result: Result<Outcome, CannotRun>) -> ExitCode {
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Finding) => ExitCode::from(1),
         Err(e) => {
-            eprintln!("error: {}", e.0);
+            note(&format!("error: {}", e.0));
             ExitCode::from(2)
         }
     }
 }
 
-pub fn json<T: serde::Serialize>(v: &T) -> String {
+pub fn json<T: serde::Serialize + ?Sized>(v: &T) -> String {
     serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }
 
-/// Strip terminal control characters (escape sequences, carriage returns, backspaces) from
-/// text that came from the enclave, the cluster, KMS or a file before it reaches a terminal.
+/// Make text from the enclave, the cluster, KMS or a file safe for a terminal (the one
+/// sanitiser: `cc_proto::text::sanitize`).
 pub fn clean(s: &str) -> String {
-    s.chars()
-        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
-        .collect()
+    cc_proto::text::sanitize(s)
 }
 
 /// The async runtime every network-facing command uses (two workers: the machines this runs

@@ -13,13 +13,60 @@ use cc_proto::findings::{Finding, Severity};
 use cc_proto::policy::{Measurements, Policy, analyse};
 use serde::Serialize;
 
-use crate::config::Holder;
+use crate::output::{self, CannotRun, Format, Outcome, Render, Style};
+pub use crate::probe::policy::{Source, fetch_text, sources};
 
-/// Where a holder's policy comes from.
-#[derive(Debug, Clone)]
-pub enum Source {
-    File(PathBuf),
-    Live(Holder),
+#[derive(Debug, clap::Subcommand)]
+pub enum PolicyCommand {
+    /// Evaluate kms:Decrypt with attestation for every holder's key policy, with findings.
+    Check(PolicyCheckArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PolicyCheckArgs {
+    /// Holders, principal and threshold ([[holder]] name, key_arn, region, profile?, endpoint?).
+    #[arg(long, value_name = "FILE", env = "CCCTL_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// A holder's policy from a file, offline (repeatable; replaces that holder's live policy).
+    #[arg(long = "policy-file", value_name = "NAME=PATH")]
+    pub policy_files: Vec<String>,
+    /// PCR0 to check (96 hex digits).
+    #[arg(long, value_name = "HEX")]
+    pub pcr0: Option<String>,
+    /// PCR8 to check (96 hex digits).
+    #[arg(long, value_name = "HEX")]
+    pub pcr8: Option<String>,
+    /// Take PCR0/1/2/8 from this EIF.
+    #[arg(long, value_name = "FILE")]
+    pub eif: Option<PathBuf>,
+    /// Take the PCRs from this attestation document (not verified here: see `ccctl attest verify`).
+    #[arg(long, value_name = "FILE")]
+    pub attestation: Option<PathBuf>,
+    /// The enclave's role (default: the config's `principal`).
+    #[arg(long, value_name = "ARN")]
+    pub principal: Option<String>,
+    /// Shares needed (default: the config's `threshold`, else 2).
+    #[arg(long, value_name = "M")]
+    pub threshold: Option<u32>,
+    /// Deadline for each holder's KMS calls.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = cc_proto::parse_duration)]
+    pub timeout: Duration,
+}
+
+pub fn run(cmd: PolicyCommand, fmt: Format) -> Result<Outcome, CannotRun> {
+    let PolicyCommand::Check(a) = cmd;
+    let input = input_from_args(&a)?;
+    let rt = output::runtime()?;
+    let r = rt.block_on(check(input));
+    output::render(&r, fmt)?;
+    if r.unreadable() {
+        return Err(CannotRun::new(
+            "some holders' policies could not be read (see above)",
+        ));
+    }
+    Ok(Outcome::clean_if(
+        r.release_possible && r.worst() != Some(Severity::Error),
+    ))
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -30,6 +77,9 @@ pub struct HolderReport {
     /// `None` when the policy could not be read.
     pub decrypt_allowed: Option<bool>,
     pub allowed: BTreeMap<String, Vec<String>>,
+    /// Per measured PCR: is its value among the values this holder's Allow statements admit
+    /// (`None`: the policy could not be read)? The dashboard's ✓/✗ shows exactly this.
+    pub measured_admitted: BTreeMap<String, Option<bool>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_state: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -62,78 +112,6 @@ impl Report {
     }
 }
 
-/// Read one holder's policy text and key state.
-async fn fetch(source: &Source, timeout: Duration) -> Result<(String, Option<String>), String> {
-    match source {
-        Source::File(p) => std::fs::read_to_string(p)
-            .map(|t| (t, None))
-            .map_err(|e| format!("cannot read '{}': {e}", p.display())),
-        Source::Live(h) => {
-            let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .region(aws_config::Region::new(h.region.clone()))
-                .timeout_config(
-                    aws_config::timeout::TimeoutConfig::builder()
-                        .operation_timeout(timeout)
-                        .build(),
-                );
-            if let Some(p) = &h.profile {
-                loader = loader.profile_name(p);
-            }
-            let sdk = loader.load().await;
-            let mut b = aws_sdk_kms::config::Builder::from(&sdk);
-            if let Some(ep) = &h.endpoint {
-                b = b.endpoint_url(ep);
-            }
-            let client = aws_sdk_kms::Client::from_conf(b.build());
-            let (policy, key) = tokio::join!(
-                client
-                    .get_key_policy()
-                    .key_id(&h.key_arn)
-                    .policy_name("default")
-                    .send(),
-                client.describe_key().key_id(&h.key_arn).send()
-            );
-            let err = |e: String| format!("holder '{}' ({}): {e}", h.name, h.key_arn);
-            let policy = policy.map_err(|e| {
-                err(format!(
-                    "GetKeyPolicy failed: {}",
-                    aws_sdk_kms::error::DisplayErrorContext(&e)
-                ))
-            })?;
-            let text = policy
-                .policy
-                .ok_or_else(|| err("GetKeyPolicy returned no policy".into()))?;
-            let state = key
-                .ok()
-                .and_then(|k| k.key_metadata)
-                .and_then(|m| m.key_state)
-                .map(|s| s.as_str().to_owned());
-            Ok((text, state))
-        }
-    }
-}
-
-/// Where each holder of a config's policy is read: its `policy_file`, else live from KMS.
-pub fn sources(cfg: &crate::config::Config) -> Vec<(String, Source)> {
-    cfg.holders
-        .iter()
-        .map(|h| {
-            let source = match &h.policy_file {
-                Some(p) => Source::File(p.clone()),
-                None => Source::Live(h.clone()),
-            };
-            (h.name.clone(), source)
-        })
-        .collect()
-}
-
-/// One holder's current policy text, read live from KMS.
-pub async fn fetch_text(h: &Holder, timeout: Duration) -> Result<String, String> {
-    fetch(&Source::Live(h.clone()), timeout)
-        .await
-        .map(|(t, _)| t)
-}
-
 pub struct Input {
     pub holders: Vec<(String, Source)>,
     pub principal: String,
@@ -151,7 +129,7 @@ pub async fn check(input: Input) -> Report {
                 i,
                 name.clone(),
                 source.clone(),
-                fetch(&source, timeout).await,
+                crate::probe::policy::fetch(&source, timeout).await,
             )
         });
     }
@@ -171,6 +149,12 @@ pub async fn check(input: Input) -> Report {
             source: source_label,
             decrypt_allowed: None,
             allowed: BTreeMap::new(),
+            measured_admitted: input
+                .measurements
+                .pcrs
+                .keys()
+                .map(|k| (format!("PCR{k}"), None))
+                .collect(),
             key_state: None,
             error: None,
             findings: Vec::new(),
@@ -189,6 +173,14 @@ pub async fn check(input: Input) -> Report {
                     .iter()
                     .map(|(k, v)| (format!("PCR{k}"), v.iter().cloned().collect()))
                     .collect();
+                for (k, v) in &input.measurements.pcrs {
+                    let admitted = a.allowed.get(k).is_none_or(|vals| {
+                        vals.is_empty() || vals.iter().any(|x| x.eq_ignore_ascii_case(v))
+                    });
+                    report
+                        .measured_admitted
+                        .insert(format!("PCR{k}"), Some(admitted));
+                }
                 report.findings = a
                     .findings
                     .into_iter()
@@ -299,6 +291,12 @@ fn sev(s: Severity) -> &'static str {
     }
 }
 
+impl Render for Report {
+    fn human(&self, _: Style) -> String {
+        human(self)
+    }
+}
+
 pub fn human(r: &Report) -> String {
     crate::output::clean(&human_raw(r))
 }
@@ -340,20 +338,14 @@ fn human_raw(r: &Report) -> String {
     s
 }
 
-fn pcr_arg(flag: &str, v: &str) -> Result<String, crate::output::CannotRun> {
-    let v = v.trim().to_ascii_lowercase();
-    if v.len() == 96 && v.bytes().all(|b| b.is_ascii_hexdigit()) {
-        Ok(v)
-    } else {
-        Err(crate::output::CannotRun::new(format!(
-            "{flag} '{v}': expected 96 hex digits (SHA-384)"
-        )))
-    }
+fn pcr_arg(flag: &str, v: &str) -> Result<String, CannotRun> {
+    cc_proto::pcr::Pcr::parse(v.trim())
+        .map(|p| p.hex())
+        .map_err(|e| CannotRun::new(format!("{flag} '{}': {e}", v.trim())))
 }
 
 /// Resolve arguments, config and measurement sources into one [`Input`].
-pub fn input_from_args(a: &crate::cli::PolicyCheckArgs) -> Result<Input, crate::output::CannotRun> {
-    use crate::output::CannotRun;
+pub fn input_from_args(a: &PolicyCheckArgs) -> Result<Input, CannotRun> {
     let cfg = match &a.config {
         Some(p) => crate::config::Config::load(p).map_err(CannotRun::new)?,
         None => crate::config::Config::default(),
@@ -428,4 +420,50 @@ pub fn input_from_args(a: &crate::cli::PolicyCheckArgs) -> Result<Input, crate::
         measurements: Measurements { pcrs },
         timeout: a.timeout,
     })
+}
+
+/// The policy report for what the enclave attests (its `/status`), per `ccctl.toml` at
+/// `path`; `Err` is the finding that says why there is none. Doctor's pcr family and the
+/// dashboard both judge through this.
+pub async fn report_for_status(
+    path: &std::path::Path,
+    status: &cc_proto::status::Status,
+    timeout: Duration,
+) -> Result<Report, Finding> {
+    let cfg = crate::config::Config::load(path)
+        .map_err(|e| Finding::new("pcr.config-unreadable", Severity::Error, e))?;
+    let Some(att) = &status.attestation else {
+        return Err(Finding::new(
+            "pcr.no-attestation",
+            Severity::Warn,
+            "the enclave has not attested yet: its measurements are unknown",
+        ));
+    };
+    let mut pcrs = BTreeMap::new();
+    for (name, value) in &att.pcrs {
+        if let Some(n) = name.strip_prefix("PCR").and_then(|n| n.parse::<u8>().ok()) {
+            pcrs.insert(n, value.clone());
+        }
+    }
+    // Zero PCRs are omitted from /status: a debug enclave attests all-zero PCR0.
+    pcrs.entry(0)
+        .or_insert_with(|| cc_proto::pcr::Pcr::ZERO.hex());
+    let Some(principal) = cfg.principal.clone() else {
+        return Err(Finding::new(
+            "pcr.config-unreadable",
+            Severity::Error,
+            format!(
+                "'{}' has no 'principal' (the enclave's role)",
+                path.display()
+            ),
+        ));
+    };
+    Ok(check(Input {
+        holders: sources(&cfg),
+        principal,
+        threshold: cfg.threshold.unwrap_or(status.threshold),
+        measurements: Measurements { pcrs },
+        timeout,
+    })
+    .await)
 }

@@ -158,15 +158,12 @@ impl State {
 /// 96 lowercase hex digits, or an error naming the flag.
 pub fn measurement(flag: &str, v: &str) -> Result<String, CannotRun> {
     let v = v.trim();
-    if v.len() == 96 && v.bytes().all(|b| b.is_ascii_hexdigit()) {
-        Ok(v.to_ascii_lowercase())
-    } else {
-        Err(CannotRun::new(format!(
-            "{flag} '{}' is not a measurement: expected 96 hex digits (SHA-384), got {} characters",
+    cc_proto::pcr::Pcr::parse(v).map(|p| p.hex()).map_err(|e| {
+        CannotRun::new(format!(
+            "{flag} '{}' is not a measurement: {e}",
             crate::output::clean(&v.chars().take(120).collect::<String>()),
-            v.chars().count()
-        )))
-    }
+        ))
+    })
 }
 
 fn short(v: &str) -> String {
@@ -249,8 +246,8 @@ pub struct StartArgs {
     pub context: Option<String>,
     /// How to run nitro-cli in the pods: through the API (kube), or on this machine (local:
     /// `ccctl demo`, where the pod is this machine).
-    #[arg(long, value_enum, default_value_t = crate::cli::ExecMode::Kube)]
-    pub exec: crate::cli::ExecMode,
+    #[arg(long, value_enum, default_value_t = crate::probe::exec::ExecMode::Kube)]
+    pub exec: crate::probe::exec::ExecMode,
     /// ccctl's config: the holders, their keys, the principal and threshold.
     #[arg(long, value_name = "FILE", env = "CCCTL_CONFIG")]
     pub config: PathBuf,
@@ -378,12 +375,7 @@ fn load_for(pcr: u8, a: &StateArg) -> Result<State, CannotRun> {
 
 async fn attested(api: &str, timeout: Duration) -> Result<BTreeMap<u8, String>, String> {
     let addr: cc_proto::Address = api.parse().map_err(|e| format!("{api}: {e}"))?;
-    let r = crate::http::get(&addr, "/status", timeout).await?;
-    if r.status != 200 {
-        return Err(format!("{api}/status answered {}", r.status));
-    }
-    let s: cc_proto::status::Status = serde_json::from_slice(&r.body)
-        .map_err(|e| format!("{api}/status is not the expected JSON: {e}"))?;
+    let s = crate::probe::status::fetch(&addr, timeout).await?;
     let att = s
         .attestation
         .ok_or_else(|| format!("{api}: the enclave has not attested yet"))?;
@@ -394,7 +386,8 @@ async fn attested(api: &str, timeout: Duration) -> Result<BTreeMap<u8, String>, 
         }
     }
     // /status omits all-zero PCRs.
-    out.entry(0).or_insert_with(|| "0".repeat(96));
+    out.entry(0)
+        .or_insert_with(|| cc_proto::pcr::Pcr::ZERO.hex());
     Ok(out)
 }
 
@@ -470,7 +463,7 @@ async fn start(pcr: u8, a: StartArgs, fmt: Format) -> Result<Outcome, CannotRun>
         namespace: a.namespace.clone(),
         context: a.context.clone(),
         exec: match a.exec {
-            crate::cli::ExecMode::Local => "local".into(),
+            crate::probe::exec::ExecMode::Local => "local".into(),
             _ => "kube".into(),
         },
     });
@@ -664,13 +657,13 @@ async fn pods_running(k: &KubeWatch, timeout: Duration) -> Vec<PodRunning> {
             error: Some(e),
         }]
     };
-    let client = match crate::k8s::client(k.context.as_deref()).await {
+    let client = match crate::probe::k8s::client(k.context.as_deref()).await {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
     let ns = match &k.namespace {
         Some(n) => n.clone(),
-        None => crate::k8s::default_namespace(k.context.as_deref()).await,
+        None => crate::probe::k8s::default_namespace(k.context.as_deref()).await,
     };
     let api: kube::Api<k8s_openapi::api::core::v1::Pod> =
         kube::Api::namespaced(client.clone(), &ns);
@@ -692,11 +685,11 @@ async fn pods_running(k: &KubeWatch, timeout: Duration) -> Vec<PodRunning> {
         return fail(format!("no pod matches '{}' in '{ns}'", k.selector));
     }
     let mode = if k.exec == "local" {
-        crate::cli::ExecMode::Local
+        crate::probe::exec::ExecMode::Local
     } else {
-        crate::cli::ExecMode::Kube
+        crate::probe::exec::ExecMode::Kube
     };
-    let Some(exec) = crate::doctor::cli::exec_for(mode, &client) else {
+    let Some(exec) = crate::probe::exec::exec_for(mode, &client) else {
         return fail("no way to run nitro-cli in the pods".into());
     };
     let mut tasks = tokio::task::JoinSet::new();

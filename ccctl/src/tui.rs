@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use ratatui::crossterm::event::{self, Event, KeyEventKind};
 
-use crate::cli::Probes;
 use crate::output::{CannotRun, Outcome};
+use crate::probe::Targets;
 use app::{App, Command};
 
 #[derive(Debug, clap::Args)]
@@ -51,7 +51,7 @@ pub struct TuiArgs {
     pub timeout: Duration,
     /// Where the local probes look (with --pod/-l: the port-forwarded API and metrics).
     #[command(flatten)]
-    pub probes: Probes,
+    pub probes: Targets,
 }
 
 pub fn run(a: TuiArgs) -> Result<Outcome, CannotRun> {
@@ -66,12 +66,12 @@ pub fn run(a: TuiArgs) -> Result<Outcome, CannotRun> {
     let rt = crate::output::runtime()?;
     let r = rt.block_on(async {
         let kube = if a.pod.is_some() || a.selector.is_some() {
-            let client = crate::k8s::client(a.context.as_deref())
+            let client = crate::probe::k8s::client(a.context.as_deref())
                 .await
                 .map_err(CannotRun::new)?;
             let namespace = match &a.namespace {
                 Some(n) => n.clone(),
-                None => crate::k8s::default_namespace(a.context.as_deref()).await,
+                None => crate::probe::k8s::default_namespace(a.context.as_deref()).await,
             };
             Some(sources::KubeTarget {
                 client,

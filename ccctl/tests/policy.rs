@@ -294,6 +294,6 @@ fn escape_sequences_in_a_policy_are_neutralised() {
         "1",
     ]);
     let out = stdout(&o);
-    assert!(out.contains("'x[2J]0;pwned'"), "{out}");
+    assert!(out.contains("'x'") && !out.contains("pwned"), "{out}");
     assert!(!out.contains('\x1b') && !out.contains('\x07'));
 }

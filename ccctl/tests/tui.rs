@@ -69,6 +69,10 @@ fn policy(allowed_by: [bool; 3], threshold: u32) -> ccctl::policy::Report {
                 ),
                 ("PCR8".to_owned(), vec![PCR8.to_owned()]),
             ]),
+            measured_admitted: BTreeMap::from([
+                ("PCR0".to_owned(), Some(ok)),
+                ("PCR8".to_owned(), Some(true)),
+            ]),
             key_state: Some("Enabled".into()),
             error: None,
             findings: Vec::new(),
@@ -154,7 +158,7 @@ fn logs(app: &mut App) {
         "2026-11-25T22:31:15.371828Z  WARN containment_chamber_enclave::unseal: share not released holder=holder-c outcome=\"denied\" code=\"AccessDeniedException\"",
         "2026-11-25T22:31:15.399605Z  INFO containment_chamber_enclave::chamber: signer state state=\"unsealed\"",
         "2026-11-25T22:31:16.000000Z  INFO containment_chamber_enclave_proxy: vsock-stdout connection closed",
-        "2026-11-25T22:31:17.000000Z ERROR containment_chamber_enclave::logsink: log listener unreachable \u{1b}[31mretrying\u{1b}[0m",
+        "2026-11-25T22:31:17.000000Z ERROR containment_chamber_enclave::log_forward: log listener unreachable \u{1b}[31mretrying\u{1b}[0m",
     ];
     app.apply(Update::LogLines(
         lines.iter().map(|l| l.as_bytes().to_vec()).collect(),

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use cc_proto::Address;
-use containment_chamber_enclave::logsink;
+use containment_chamber_enclave::log_forward;
 
 const EVENTS: usize = 200_000;
 
@@ -48,7 +48,7 @@ fn run(name: &str, kind: Listener) {
     let dir = tempfile::tempdir().expect("tempdir");
     let sock = dir.path().join("log.sock");
     let reader = listen(&sock, &kind);
-    let (nb, sink) = logsink::pipeline(Address::Unix(sock.clone()), 16_384).expect("pipeline");
+    let (nb, sink) = log_forward::pipeline(Address::Unix(sock.clone()), 16_384).expect("pipeline");
     let subscriber = tracing_subscriber::fmt()
         .with_ansi(false)
         .with_writer(nb)

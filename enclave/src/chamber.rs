@@ -11,7 +11,7 @@ use cc_proto::status::{
 };
 
 use crate::keys::ValidatorKey;
-use crate::logsink::LogSink;
+use crate::log_forward::LogSink;
 use crate::metrics::Metrics;
 use crate::nsm::Nsm;
 

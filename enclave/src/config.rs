@@ -336,7 +336,7 @@ impl Config {
         });
         let target = e.target.clone().unwrap_or(Address::Vsock {
             cid: cc_proto::ports::PARENT_CID,
-            port: cc_proto::ports::EGRESS_BASE_PORT + i as u32,
+            port: cc_proto::ports::egress_port(i),
         });
         (listen, target)
     }

@@ -9,7 +9,7 @@ pub mod config;
 pub mod egress;
 pub mod keys;
 pub mod kms;
-pub mod logsink;
+pub mod log_forward;
 pub mod metrics;
 pub mod nsm;
 pub mod server;

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use cc_proto::metrics::registered as names;
 use cc_proto::status::{HolderOutcome, SealState};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
@@ -78,32 +79,32 @@ impl Metrics {
         );
         let healthy = Gauge::default();
         r.register(
-            "containment_enclave_log_events_dropped",
+            names::LOG_EVENTS_DROPPED,
             "Log events dropped (log listener down or backing off, buffer full, write failed)",
             log_events_dropped.clone(),
         );
         r.register(
-            "containment_signer_state",
+            names::SIGNER_STATE,
             "1 for the signer's current seal state, 0 for the others",
             state.clone(),
         );
         r.register(
-            "containment_kms_decrypt",
+            names::KMS_DECRYPT,
             "kms:Decrypt attempts per key holder and outcome",
             kms_decrypt.clone(),
         );
         r.register(
-            "containment_signing_requests",
+            names::SIGNING_REQUESTS,
             "Signing requests by HTTP status",
             signing_requests.clone(),
         );
         r.register(
-            "containment_signing_duration_seconds",
+            names::SIGNING_DURATION_SECONDS,
             "Time to answer a signing request",
             signing_duration.clone(),
         );
         r.register(
-            "containment_healthy",
+            names::HEALTHY,
             "1 when unsealed and ready to sign",
             healthy.clone(),
         );

@@ -36,7 +36,7 @@ pub fn check_production(cfg: &Config, production: bool) -> Result<(), ServeError
 
 pub async fn serve(cfg: Config, production: bool) -> Result<(), ServeError> {
     check_production(&cfg, production)?;
-    let logs = crate::logsink::init(&cfg.logs)
+    let logs = crate::log_forward::init(&cfg.logs)
         .map_err(|e| ServeError::Runtime(format!("cannot start the log pipeline: {e}")))?;
     let (nsm, nsm_error): (Option<Arc<dyn Nsm>>, Option<String>) = match crate::nsm::open(&cfg) {
         Ok(n) => (Some(Arc::from(n)), None),

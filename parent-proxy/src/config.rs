@@ -5,9 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use cc_proto::Address;
-use cc_proto::ports::{
-    CID_ANY, EGRESS_BASE_PORT, LOG_PORT, MAX_LOG_LINE, RESERVED_PARENT_VSOCK_PORT,
-};
+use cc_proto::ports::{CID_ANY, LOG_PORT, MAX_LOG_LINE, RESERVED_PARENT_VSOCK_PORT, egress_port};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -222,7 +220,7 @@ impl RunConfig {
     pub fn egress_listen(&self, i: usize) -> Address {
         self.egress[i].listen.clone().unwrap_or(Address::Vsock {
             cid: CID_ANY,
-            port: EGRESS_BASE_PORT + i as u32,
+            port: egress_port(i),
         })
     }
 

@@ -4,9 +4,9 @@ use clap::Parser;
 use containment_chamber_enclave_proxy::cli::{Cli, Command};
 use containment_chamber_enclave_proxy::config::RunConfig;
 use containment_chamber_enclave_proxy::forward::Forwarder;
-use containment_chamber_enclave_proxy::logsink::{self, LogSinkOptions, StdoutSink};
 use containment_chamber_enclave_proxy::metrics::Metrics;
 use containment_chamber_enclave_proxy::run::{self, Outcome};
+use containment_chamber_enclave_proxy::vsock_stdout::{self, LogSinkOptions, StdoutSink};
 use containment_chamber_enclave_proxy::{logging, shutdown};
 
 fn main() -> ExitCode {
@@ -81,10 +81,10 @@ async fn real_main(cli: Cli) -> Result<ExitCode, Failure> {
             let l = cc_proto::listen(&a.listen).await.map_err(usage)?;
             tracing::info!(listen = %a.listen, "vsock-stdout listening");
             ready(ready_file.as_deref())?;
-            let (tx, rx) = logsink::channel();
-            let writer = logsink::spawn_writer(Box::new(StdoutSink), rx, metrics.clone());
+            let (tx, rx) = vsock_stdout::channel();
+            let writer = vsock_stdout::spawn_writer(Box::new(StdoutSink), rx, metrics.clone());
             tokio::spawn(stop);
-            logsink::serve(
+            vsock_stdout::serve(
                 l,
                 tx,
                 metrics,

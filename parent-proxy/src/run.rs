@@ -16,9 +16,9 @@ use tokio::task::JoinSet;
 
 use crate::config::{OnFailure, RunConfig};
 use crate::forward::Forwarder;
-use crate::logsink::{self, Batch, LogSinkOptions};
 use crate::metrics::Metrics;
 use crate::shutdown;
+use crate::vsock_stdout::{self, Batch, LogSinkOptions};
 
 /// How `run` ended; the binary turns it into an exit status.
 #[derive(Debug, PartialEq, Eq)]
@@ -52,9 +52,9 @@ pub async fn run(
 
     // 1. vsock-stdout, before anything can log.
     let log_listener = cc_proto::listen(&cfg.logs.listen).await?;
-    let (tx, rx) = logsink::channel();
-    let writer = logsink::spawn_writer(stdout, rx, metrics.clone());
-    servers.spawn(logsink::serve(
+    let (tx, rx) = vsock_stdout::channel();
+    let writer = vsock_stdout::spawn_writer(stdout, rx, metrics.clone());
+    servers.spawn(vsock_stdout::serve(
         log_listener,
         tx.clone(),
         metrics.clone(),

@@ -10,10 +10,13 @@ pub mod attestation;
 pub mod backoff;
 pub mod eif;
 pub mod findings;
+pub mod metrics;
 pub mod nitro_cli;
+pub mod pcr;
 pub mod policy;
 pub mod ports;
 pub mod status;
+pub mod text;
 pub mod transport;
 
 pub use address::{Address, AddressError};

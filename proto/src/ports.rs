@@ -17,3 +17,9 @@ pub const CID_ANY: u32 = u32::MAX;
 pub const RESERVED_PARENT_VSOCK_PORT: u32 = 9000;
 /// Longest log line `vsock-stdout` forwards whole; longer lines are cut and marked.
 pub const MAX_LOG_LINE: usize = 64 * 1024;
+
+/// Parent-side vsock port of egress endpoint `i` (the forwarders count up from
+/// [`EGRESS_BASE_PORT`]).
+pub const fn egress_port(i: usize) -> u32 {
+    EGRESS_BASE_PORT + i as u32
+}

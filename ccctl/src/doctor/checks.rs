@@ -27,14 +27,7 @@ pub fn local() -> Vec<Arc<dyn Check>> {
 /// The enclave's `/status`, asked once per doctor run (several checks read it).
 pub(crate) async fn fetch_status(ctx: &Context) -> Result<Status, String> {
     ctx.status
-        .get_or_init(|| async {
-            let r = crate::http::get(&ctx.api, "/status", ctx.probe_timeout).await?;
-            if r.status != 200 {
-                return Err(format!("/status answered {}", r.status));
-            }
-            serde_json::from_slice(&r.body)
-                .map_err(|e| format!("/status is not the expected JSON: {e}"))
-        })
+        .get_or_init(|| async { crate::probe::status::fetch(&ctx.api, ctx.probe_timeout).await })
         .await
         .clone()
 }
@@ -107,7 +100,7 @@ impl Check for EnclaveNitroCli {
     }
     fn run<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Vec<Finding>> {
         Box::pin(async move {
-            let described = match crate::enclaves::describe_async(&ctx.nitro_cli).await {
+            let described = match crate::probe::nitro_cli::describe_async(&ctx.nitro_cli).await {
                 Ok(d) => d,
                 Err(e) => {
                     return vec![
@@ -190,7 +183,7 @@ pub fn enclave_findings(
 }
 
 /// Map a nitro-cli failure to its finding (the first `[ Exx ]` is the cause).
-pub fn nitro_cli_error(f: &crate::enclaves::NitroCliFailure) -> Finding {
+pub fn nitro_cli_error(f: &crate::probe::nitro_cli::NitroCliFailure) -> Finding {
     let Some(e) = &f.error else {
         return Finding::new(
             "enclave.nitro-cli-error",
@@ -387,13 +380,6 @@ impl Check for KmsHolders {
     }
 }
 
-fn drop_counter(text: &str) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| l.strip_prefix("containment_enclave_log_events_dropped_total "))
-        .and_then(|v| v.trim().parse().ok())
-}
-
 /// `/metrics` reachable; the drop counter not rising; the log listener accepting.
 pub struct LogsMetrics;
 
@@ -419,24 +405,13 @@ impl Check for LogsMetrics {
                         .fix("Restart the parent container (the entrypoint starts vsock-stdout before the enclave)", &[]),
                 );
             }
-            let scrape = || async {
-                let r = crate::http::get(&ctx.metrics, "/metrics", ctx.probe_timeout).await?;
-                let text = String::from_utf8_lossy(&r.body).into_owned();
-                drop_counter(&text).ok_or_else(|| {
-                    "containment_enclave_log_events_dropped_total is missing from /metrics"
-                        .to_owned()
-                })
-            };
+            let scrape = || crate::probe::metrics::dropped_events(&ctx.metrics, ctx.probe_timeout);
             let first = match scrape().await {
                 Ok(v) => v,
                 Err(e) => {
                     out.push(
-                        Finding::new(
-                            "metrics.unreachable",
-                            Severity::Error,
-                            format!("{}/metrics: {e}", ctx.metrics),
-                        )
-                        .with("address", ctx.metrics.to_string()),
+                        Finding::new("metrics.unreachable", Severity::Error, e)
+                            .with("address", ctx.metrics.to_string()),
                     );
                     return out;
                 }

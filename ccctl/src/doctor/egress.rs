@@ -6,104 +6,13 @@
 //! validating KMS's certificate is the enclave's job (its TLS runs end to end through the
 //! forwarder) and the parent must not need a trust store for that.
 
-use std::sync::Arc;
-
-use cc_proto::Address;
 use cc_proto::findings::{Finding, Severity};
 use containment_chamber_enclave_proxy::allowlist::AllowlistFile;
 use containment_chamber_enclave_proxy::config::RunConfig;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 
 use super::{BoxFuture, Check, Context};
 
 pub struct EgressEndpoints;
-
-#[derive(Debug)]
-struct AnyCert(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for AnyCert {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &rustls::DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
-    }
-    fn verify_tls13_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &rustls::DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// TCP connect, then a TLS handshake with SNI `host`. `Err((code, why))`.
-pub(crate) async fn probe(
-    host: &str,
-    port: u16,
-    timeout: std::time::Duration,
-) -> Result<(), (&'static str, String)> {
-    let tcp = tokio::time::timeout(timeout, tokio::net::TcpStream::connect((host, port)))
-        .await
-        .map_err(|_| {
-            (
-                "egress.upstream-unreachable",
-                format!("no TCP connection to {host}:{port} within {timeout:?}"),
-            )
-        })?
-        .map_err(|e| {
-            (
-                "egress.upstream-unreachable",
-                format!("TCP connect to {host}:{port}: {e}"),
-            )
-        })?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ("egress.tls-failed", e.to_string()))?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
-        .with_no_client_auth();
-    let name = ServerName::try_from(host.to_owned()).map_err(|e| {
-        (
-            "egress.tls-failed",
-            format!("'{host}' is not a valid server name: {e}"),
-        )
-    })?;
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    tokio::time::timeout(timeout, connector.connect(name, tcp))
-        .await
-        .map_err(|_| {
-            (
-                "egress.tls-failed",
-                format!("{host}:{port} accepted TCP but no TLS handshake within {timeout:?}"),
-            )
-        })?
-        .map_err(|e| {
-            (
-                "egress.tls-failed",
-                format!("TLS handshake with {host}:{port} failed: {e}"),
-            )
-        })?;
-    Ok(())
-}
 
 impl Check for EgressEndpoints {
     fn id(&self) -> &'static str {
@@ -149,13 +58,7 @@ impl Check for EgressEndpoints {
                     let mut found = Vec::new();
                     let ev = |f: Finding| f.with("endpoint", name.clone()).with("listen", listen.to_string()).with("target", target.to_string());
                     // The forwarder's listener (vsock only from a build with the vsock feature).
-                    let vsock_here = cfg!(feature = "vsock") || !matches!(listen, Address::Vsock { .. });
-                    if vsock_here
-                        && let Err(why) = tokio::time::timeout(timeout, cc_proto::connect(&listen))
-                            .await
-                            .map_err(|_| "timed out".to_owned())
-                            .and_then(|r| r.map(drop).map_err(|e| e.to_string()))
-                    {
+                    if let Some(Err(why)) = crate::probe::egress::forwarder(&listen, timeout).await {
                         found.push(ev(Finding::new(
                             "egress.proxy-down",
                             Severity::Error,
@@ -164,7 +67,7 @@ impl Check for EgressEndpoints {
                         .fix("Restart the parent container; the entrypoint starts one forwarder per endpoint", &["ps aux | grep 'containment-chamber-enclave-proxy'"]));
                     }
                     if let Some((host, port)) = target.tcp_host_port()
-                        && let Err((code, why)) = probe(host, port, timeout).await
+                        && let Err((code, why)) = crate::probe::egress::upstream(host, port, timeout).await
                     {
                         found.push(ev(Finding::new(code, Severity::Error, format!("'{name}': {why}")))
                             .fix("Check the node's outbound network (security groups, NAT, DNS) to this endpoint", &[]));

@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use super::Report;
 use super::render::{self, Style};
-use crate::k8s::PodFacts;
+use crate::probe::k8s::PodFacts;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PodReport {

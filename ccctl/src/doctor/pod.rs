@@ -6,8 +6,8 @@ use cc_proto::findings::{Finding, Severity};
 use k8s_openapi::api::core::v1::Container;
 
 use super::{CheckResult, CheckStatus, Report, Summary};
-use crate::k8s::{DEVICE_PLUGIN, DEVICE_RESOURCE, NODE_LABEL, PodFacts};
 use crate::output::clean;
+use crate::probe::k8s::{DEVICE_PLUGIN, DEVICE_RESOURCE, NODE_LABEL, PodFacts};
 
 type PodCheck = (&'static str, &'static str, fn(&PodFacts) -> Vec<Finding>);
 
@@ -247,7 +247,10 @@ fn pod_log(f: &PodFacts) -> Vec<Finding> {
     match &f.logs {
         Some(Ok(text)) => super::signatures::scan(
             text,
-            &format!("the pod log (last {} lines)", crate::k8s::LOG_TAIL_LINES),
+            &format!(
+                "the pod log (last {} lines)",
+                crate::probe::k8s::LOG_TAIL_LINES
+            ),
         ),
         Some(Err(e)) => vec![
             Finding::new(

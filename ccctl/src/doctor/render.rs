@@ -5,22 +5,7 @@ use cc_proto::findings::Severity;
 
 use super::{CheckStatus, Report};
 
-/// Colours on or off (decided once by the caller from `NO_COLOR` and whether stdout is a
-/// terminal).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Style {
-    pub color: bool,
-}
-
-impl Style {
-    fn paint(&self, code: &str, s: &str) -> String {
-        if self.color {
-            format!("\x1b[{code}m{s}\x1b[0m")
-        } else {
-            s.to_owned()
-        }
-    }
-}
+pub use crate::output::Style;
 
 fn label(sev: Severity, st: Style) -> String {
     match sev {

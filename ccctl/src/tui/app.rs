@@ -249,14 +249,7 @@ impl<T> Sourced<T> {
     }
 }
 
-/// One egress endpoint's last probe.
-#[derive(Debug, Clone)]
-pub struct EgressProbe {
-    pub name: String,
-    pub target: String,
-    pub forwarder_up: bool,
-    pub upstream: Result<f64, String>,
-}
+pub use crate::probe::egress::EgressProbe;
 
 /// One pod in --pod / -l mode.
 #[derive(Debug, Clone)]

@@ -7,50 +7,10 @@ use std::collections::{BTreeMap, VecDeque};
 pub const HISTORY: usize = 120;
 
 /// One scrape: series name with labels (`containment_kms_decrypt_total{holder="a"}`) → value.
-pub type Scrape = BTreeMap<String, f64>;
+pub type Scrape = cc_proto::metrics::Samples;
 
-/// Parse the text exposition format. Comments and blank lines are skipped; a line that is not
-/// `series value [timestamp]` is an error naming its line number.
-pub fn parse(text: &str) -> Result<Scrape, String> {
-    let mut out = Scrape::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        // The value follows the last space outside the label braces.
-        let split = match line.rfind('}') {
-            Some(close) => line[close..].find(' ').map(|i| close + i),
-            None => line.find(' '),
-        };
-        let Some(split) = split else {
-            return Err(format!(
-                "metrics line {}: expected 'series value', got '{}'",
-                n + 1,
-                crate::output::clean(line)
-            ));
-        };
-        let (series, rest) = line.split_at(split);
-        let value = rest.split_whitespace().next().unwrap_or_default();
-        let v = match value {
-            "+Inf" => f64::INFINITY,
-            "-Inf" => f64::NEG_INFINITY,
-            "NaN" => f64::NAN,
-            v => v.parse::<f64>().map_err(|_| {
-                format!(
-                    "metrics line {}: '{}' is not a number",
-                    n + 1,
-                    crate::output::clean(v)
-                )
-            })?,
-        };
-        if series.is_empty() || series.contains(char::is_whitespace) && !series.contains('{') {
-            return Err(format!("metrics line {}: no series name", n + 1));
-        }
-        out.insert(crate::output::clean(series), v);
-    }
-    Ok(out)
-}
+/// The one Prometheus text parser (`cc_proto::metrics::parse`).
+pub use cc_proto::metrics::parse;
 
 #[derive(Debug, Default, Clone)]
 pub struct History {
@@ -137,26 +97,6 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn exposition_text_is_parsed_and_bad_lines_are_named() {
-        let s = parse(
-            "# HELP x y\n# TYPE x counter\ncontainment_enclave_log_events_dropped_total 7\n\
-             containment_kms_decrypt_total{holder=\"a b\",outcome=\"denied\"} 2 1700000000\n\
-             up +Inf\n",
-        )
-        .unwrap();
-        assert_eq!(s["containment_enclave_log_events_dropped_total"], 7.0);
-        assert_eq!(
-            s["containment_kms_decrypt_total{holder=\"a b\",outcome=\"denied\"}"],
-            2.0
-        );
-        assert!(s["up"].is_infinite());
-        let e = parse("ok 1\nbroken\n").unwrap_err();
-        assert!(e.contains("line 2"), "{e}");
-        let e = parse("x abc\n").unwrap_err();
-        assert!(e.contains("'abc' is not a number"), "{e}");
-    }
 
     #[test]
     fn rates_and_alignment() {

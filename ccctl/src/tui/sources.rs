@@ -8,8 +8,8 @@ use futures::{AsyncBufReadExt as _, StreamExt as _};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::mpsc::Sender;
 
-use super::app::{EgressProbe, PodRow, Update};
-use crate::cli::Probes;
+use super::app::{PodRow, Update};
+use crate::probe::Targets;
 
 /// Run `fetch` every `every`; on `Err`, send it and wait the backoff instead.
 fn poll<F, Fut>(tx: Sender<Update>, every: Duration, mut fetch: F) -> tokio::task::JoinHandle<()>
@@ -36,7 +36,7 @@ where
 }
 
 pub struct Settings {
-    pub probes: Probes,
+    pub probes: Targets,
     pub refresh: Duration,
     pub timeout: Duration,
     /// `Some((namespace, pods or selector))` in Kubernetes mode.
@@ -59,7 +59,7 @@ pub fn start(s: Arc<Settings>, tx: Sender<Update>) -> Vec<tokio::task::JoinHandl
         tasks.push(poll(tx.clone(), s.refresh, move || {
             let api = api.clone();
             async move {
-                let r = fetch_status(&api, timeout).await;
+                let r = crate::probe::status::fetch(&api, timeout).await;
                 let ok = r.is_ok();
                 (Update::Status(r), ok)
             }
@@ -70,14 +70,7 @@ pub fn start(s: Arc<Settings>, tx: Sender<Update>) -> Vec<tokio::task::JoinHandl
         tasks.push(poll(tx.clone(), s.refresh, move || {
             let metrics = metrics.clone();
             async move {
-                let r = async {
-                    let r = crate::http::get(&metrics, "/metrics", timeout).await?;
-                    if r.status != 200 {
-                        return Err(format!("{metrics}/metrics answered {}", r.status));
-                    }
-                    super::metrics::parse(&String::from_utf8_lossy(&r.body))
-                }
-                .await;
+                let r = crate::probe::metrics::fetch(&metrics, timeout).await;
                 let ok = r.is_ok();
                 (Update::Metrics(r), ok)
             }
@@ -88,17 +81,9 @@ pub fn start(s: Arc<Settings>, tx: Sender<Update>) -> Vec<tokio::task::JoinHandl
         tasks.push(poll(tx.clone(), s.refresh * 5, move || {
             let cli = cli.clone();
             async move {
-                let r = match tokio::time::timeout(timeout, crate::enclaves::describe_async(&cli))
+                let r = crate::probe::nitro_cli::probe(&cli, timeout)
                     .await
-                {
-                    Err(_) => Err(format!(
-                        "{} describe-enclaves did not answer within {timeout:?}",
-                        cli.display()
-                    )),
-                    Ok(Err(e)) => Err(e.0),
-                    Ok(Ok(Err(f))) => Err(crate::enclaves::failure_human(&f)),
-                    Ok(Ok(Ok(list))) => Ok(list),
-                };
+                    .into_result();
                 let ok = r.is_ok();
                 (Update::Enclaves(r), ok)
             }
@@ -110,8 +95,8 @@ pub fn start(s: Arc<Settings>, tx: Sender<Update>) -> Vec<tokio::task::JoinHandl
             let (api, cfg) = (api.clone(), cfg.clone());
             async move {
                 let r = async {
-                    let status = fetch_status(&api, timeout).await?;
-                    crate::doctor::pcr::policy_report(&cfg, &status, timeout)
+                    let status = crate::probe::status::fetch(&api, timeout).await?;
+                    crate::policy::report_for_status(&cfg, &status, timeout)
                         .await
                         .map_err(|f| f.summary)
                 }
@@ -124,7 +109,12 @@ pub fn start(s: Arc<Settings>, tx: Sender<Update>) -> Vec<tokio::task::JoinHandl
     if let Some(path) = s.probes.proxy_config.clone() {
         tasks.push(poll(tx.clone(), s.refresh * 5, move || {
             let path = path.clone();
-            async move { (Update::Egress(probe_egress(&path, timeout).await), true) }
+            async move {
+                (
+                    Update::Egress(crate::probe::egress::endpoints(&path, timeout).await),
+                    true,
+                )
+            }
         }));
     }
     match &s.kube {
@@ -159,28 +149,13 @@ pub fn start(s: Arc<Settings>, tx: Sender<Update>) -> Vec<tokio::task::JoinHandl
     tasks
 }
 
-async fn fetch_status(
-    api: &cc_proto::Address,
-    timeout: Duration,
-) -> Result<cc_proto::status::Status, String> {
-    let r = crate::http::get(api, "/status", timeout).await?;
-    if r.status != 200 {
-        return Err(format!("{api}/status answered {}", r.status));
-    }
-    serde_json::from_slice(&r.body)
-        .map_err(|e| format!("{api}/status is not the expected JSON: {e}"))
-}
-
 /// One doctor run (local checks, or the pod's API-side report in Kubernetes mode).
 pub fn run_doctor(s: Arc<Settings>, tx: Sender<Update>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let report = match &s.kube {
-            None => {
-                let ctx = Arc::new(crate::doctor::cli::local_context(&s.probes, s.timeout));
-                crate::doctor::run(crate::doctor::checks::local(), ctx, s.timeout).await
-            }
+            None => crate::doctor::run_local(&s.probes, s.timeout).await,
             Some(k) => match first_pod(k, s.timeout).await {
-                Ok(facts) => crate::doctor::pod::report(&facts, &[]),
+                Ok(facts) => crate::doctor::pod_report(&facts),
                 Err(e) => {
                     let _ = tx.send(Update::Pods(Err(e))).await;
                     crate::doctor::Report::default()
@@ -191,10 +166,13 @@ pub fn run_doctor(s: Arc<Settings>, tx: Sender<Update>) -> tokio::task::JoinHand
     })
 }
 
-async fn first_pod(k: &KubeTarget, timeout: Duration) -> Result<crate::k8s::PodFacts, String> {
+async fn first_pod(
+    k: &KubeTarget,
+    timeout: Duration,
+) -> Result<crate::probe::k8s::PodFacts, String> {
     match (&k.pod, &k.selector) {
-        (Some(p), _) => crate::k8s::pod_facts(&k.client, &k.namespace, p, timeout).await,
-        (None, Some(sel)) => crate::k8s::fleet_facts(&k.client, &k.namespace, sel, timeout)
+        (Some(p), _) => crate::probe::k8s::pod_facts(&k.client, &k.namespace, p, timeout).await,
+        (None, Some(sel)) => crate::probe::k8s::fleet_facts(&k.client, &k.namespace, sel, timeout)
             .await?
             .into_iter()
             .next()
@@ -205,14 +183,18 @@ async fn first_pod(k: &KubeTarget, timeout: Duration) -> Result<crate::k8s::PodF
 
 async fn pods(k: &KubeTarget, timeout: Duration) -> Result<Vec<PodRow>, String> {
     let facts = match (&k.pod, &k.selector) {
-        (Some(p), _) => vec![crate::k8s::pod_facts(&k.client, &k.namespace, p, timeout).await?],
-        (None, Some(sel)) => crate::k8s::fleet_facts(&k.client, &k.namespace, sel, timeout).await?,
+        (Some(p), _) => {
+            vec![crate::probe::k8s::pod_facts(&k.client, &k.namespace, p, timeout).await?]
+        }
+        (None, Some(sel)) => {
+            crate::probe::k8s::fleet_facts(&k.client, &k.namespace, sel, timeout).await?
+        }
         (None, None) => Vec::new(),
     };
     Ok(facts
         .iter()
         .map(|f| {
-            let r = crate::doctor::pod::report(f, &[]);
+            let r = crate::doctor::pod_report(f);
             let first = r
                 .checks
                 .iter()
@@ -240,50 +222,6 @@ async fn pods(k: &KubeTarget, timeout: Duration) -> Result<Vec<PodRow>, String> 
             }
         })
         .collect())
-}
-
-async fn probe_egress(path: &std::path::Path, timeout: Duration) -> Vec<EgressProbe> {
-    let cfg = match containment_chamber_enclave_proxy::config::RunConfig::load(path) {
-        Ok(c) => c,
-        Err(e) => {
-            return vec![EgressProbe {
-                name: "config".into(),
-                target: path.display().to_string(),
-                forwarder_up: false,
-                upstream: Err(e.to_string()),
-            }];
-        }
-    };
-    let mut out = Vec::new();
-    for (i, e) in cfg.egress.iter().enumerate() {
-        let listen = cfg.egress_listen(i);
-        let forwarder_up =
-            if matches!(listen, cc_proto::Address::Vsock { .. }) && !cfg!(feature = "vsock") {
-                false
-            } else {
-                matches!(
-                    tokio::time::timeout(timeout, cc_proto::connect(&listen)).await,
-                    Ok(Ok(_))
-                )
-            };
-        let upstream = match e.target.tcp_host_port() {
-            Some((host, port)) => {
-                let t = Instant::now();
-                crate::doctor::egress::probe(host, port, timeout)
-                    .await
-                    .map(|_| t.elapsed().as_secs_f64() * 1000.0)
-                    .map_err(|(_, why)| why)
-            }
-            None => Err(format!("{} is not a TCP upstream", e.target)),
-        };
-        out.push(EgressProbe {
-            name: e.name.clone(),
-            target: e.target.to_string(),
-            forwarder_up,
-            upstream,
-        });
-    }
-    out
 }
 
 /// At most this many lines per update (bounded memory between frames).

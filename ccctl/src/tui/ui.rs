@@ -377,10 +377,8 @@ fn pcr_block(app: &App, f: &mut Frame, area: Rect) {
         ];
         if let Some(r) = &app.policy.value {
             for h in &r.holders {
-                let allowed = h
-                    .allowed
-                    .get(pcr)
-                    .map(|vals| vals.is_empty() || vals.iter().any(|x| x.eq_ignore_ascii_case(&v)));
+                // The evaluator's verdict for the measured value (policy::check), never our own.
+                let allowed = h.measured_admitted.get(pcr).copied().flatten();
                 let (mark, style) = match allowed {
                     Some(true) => ("✓", GREEN),
                     Some(false) => ("✗", RED),

@@ -1,15 +1,68 @@
-//! `ccctl doctor` glue: settings (flags, then the environment read once here), run, render,
-//! exit status.
+//! `ccctl doctor`: its arguments, settings (flags, then the environment read once here), run,
+//! render, exit status.
 
-use std::io::IsTerminal;
 use std::sync::Arc;
 
 use cc_proto::findings::Severity;
 
-use super::render::{self, Style};
 use super::{Context, checks};
-use crate::cli::{DoctorArgs, FailOn};
-use crate::output::{self, CannotRun, Format, Outcome};
+use crate::output::{self, CannotRun, Format, Outcome, Style};
+use crate::probe::exec::{ExecMode, exec_for};
+
+#[derive(Debug, clap::Args)]
+pub struct DoctorArgs {
+    /// Probe this machine directly (inside the pod, or any host running the chamber).
+    #[arg(long, conflicts_with = "pod")]
+    pub local: bool,
+    /// Check this pod through the Kubernetes API (pod spec, node, device plugin, events).
+    #[arg(long, value_name = "NAME")]
+    pub pod: Option<String>,
+    /// Check every pod matching this label selector (fleet mode), concurrently.
+    #[arg(short = 'l', long = "selector", value_name = "SELECTOR", conflicts_with_all = ["pod", "local"])]
+    pub selector: Option<String>,
+    /// Namespace of the pod (default: the context's, else `default`).
+    #[arg(short = 'n', long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// How to run the probes inside the pod: through the Kubernetes API (kube), or on this
+    /// machine (local: for `ccctl demo`, where the pod is this machine), or not at all (none).
+    #[arg(long, value_enum, default_value_t = ExecMode::Kube)]
+    pub exec: ExecMode,
+    /// kubeconfig context to use.
+    #[arg(long, value_name = "CONTEXT")]
+    pub context: Option<String>,
+    /// List the checks and exit.
+    #[arg(long)]
+    pub list_checks: bool,
+    /// Run only these checks or families (comma-separated ids like enclave.status, or families like kms).
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    pub checks: Vec<String>,
+    /// Exit 1 when a finding at or above this severity exists.
+    #[arg(long, value_enum, default_value_t = FailOn::Error)]
+    pub fail_on: FailOn,
+    /// Deadline for the whole run.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = cc_proto::parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Where the local probes look.
+    #[command(flatten)]
+    pub probes: crate::probe::Targets,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOn {
+    Info,
+    Warn,
+    Error,
+}
+
+impl FailOn {
+    pub fn level(self) -> Severity {
+        match self {
+            FailOn::Info => Severity::Info,
+            FailOn::Warn => Severity::Warn,
+            FailOn::Error => Severity::Error,
+        }
+    }
+}
 
 pub fn run(a: DoctorArgs, fmt: Format) -> Result<Outcome, CannotRun> {
     let all = checks::local();
@@ -20,34 +73,33 @@ pub fn run(a: DoctorArgs, fmt: Format) -> Result<Outcome, CannotRun> {
                     .iter()
                     .map(|c| serde_json::json!({"id": c.id(), "family": c.family(), "description": c.description()}))
                     .collect();
-                println!("{}", output::json(&list));
+                output::emit(&(output::json(&list) + "\n"));
             }
             _ => {
                 for c in &all {
-                    println!("{:<20} {}", c.id(), c.description());
+                    output::emit(&format!("{:<20} {}\n", c.id(), c.description()));
                 }
             }
         }
         return Ok(Outcome::Ok);
     }
-    let env = |k: &str| std::env::var(k).ok();
     if let Some(pod) = &a.pod {
         let rt = output::runtime()?;
         let timeout_arg = format!("{}ms", a.timeout.as_millis());
         let exec_mode = a.exec;
         let report = rt.block_on(async {
-            let client = crate::k8s::client(a.context.as_deref()).await?;
+            let client = crate::probe::k8s::client(a.context.as_deref()).await?;
             let ns = match &a.namespace {
                 Some(n) => n.clone(),
-                None => crate::k8s::default_namespace(a.context.as_deref()).await,
+                None => crate::probe::k8s::default_namespace(a.context.as_deref()).await,
             };
-            let facts = crate::k8s::pod_facts(&client, &ns, pod, a.timeout).await?;
+            let facts = crate::probe::k8s::pod_facts(&client, &ns, pod, a.timeout).await?;
             let mut report = super::pod::report(&facts, &a.checks);
             let exec = exec_for(exec_mode, &client);
             if let Some(exec) = exec {
                 let inside = tokio::time::timeout(
                     a.timeout + std::time::Duration::from_secs(2),
-                    super::exec::in_pod(exec, &ns, pod, &timeout_arg),
+                    super::inpod::in_pod(exec, &ns, pod, &timeout_arg),
                 )
                 .await
                 .unwrap_or_default();
@@ -60,18 +112,18 @@ pub fn run(a: DoctorArgs, fmt: Format) -> Result<Outcome, CannotRun> {
         });
         rt.shutdown_background();
         let report = report.map_err(CannotRun::new)?;
-        return finish(&report, fmt, a.fail_on, env("NO_COLOR"));
+        return finish(&report, fmt, a.fail_on);
     }
     if let Some(selector) = &a.selector {
         let rt = output::runtime()?;
         let (ns, facts, inside) = rt
             .block_on(async {
-                let client = crate::k8s::client(a.context.as_deref()).await?;
+                let client = crate::probe::k8s::client(a.context.as_deref()).await?;
                 let ns = match &a.namespace {
                     Some(n) => n.clone(),
-                    None => crate::k8s::default_namespace(a.context.as_deref()).await,
+                    None => crate::probe::k8s::default_namespace(a.context.as_deref()).await,
                 };
-                let f = crate::k8s::fleet_facts(&client, &ns, selector, a.timeout).await?;
+                let f = crate::probe::k8s::fleet_facts(&client, &ns, selector, a.timeout).await?;
                 // The in-pod probes of every pod, concurrently.
                 let mut inside: Vec<Vec<super::CheckResult>> = vec![Vec::new(); f.len()];
                 if let Some(exec) = exec_for(a.exec, &client) {
@@ -84,7 +136,7 @@ pub fn run(a: DoctorArgs, fmt: Format) -> Result<Outcome, CannotRun> {
                         tasks.spawn(async move {
                             let r = tokio::time::timeout(
                                 deadline,
-                                super::exec::in_pod(exec, &ns, &pod, &arg),
+                                super::inpod::in_pod(exec, &ns, &pod, &arg),
                             )
                             .await
                             .unwrap_or_default();
@@ -100,20 +152,8 @@ pub fn run(a: DoctorArgs, fmt: Format) -> Result<Outcome, CannotRun> {
             .map_err(CannotRun::new)?;
         rt.shutdown_background();
         let fleet = super::fleet::Fleet::new(&ns, selector, &facts, inside, &a.checks);
-        match fmt {
-            Format::Json => println!("{}", output::json(&fleet)),
-            Format::Junit => print!("{}", fleet.junit()),
-            Format::Human => {
-                let color =
-                    std::io::stdout().is_terminal() && env("NO_COLOR").is_none_or(|v| v.is_empty());
-                print!("{}", fleet.human(Style { color }));
-            }
-        }
-        let level = match a.fail_on {
-            FailOn::Info => Severity::Info,
-            FailOn::Warn => Severity::Warn,
-            FailOn::Error => Severity::Error,
-        };
+        output::render(&fleet, fmt)?;
+        let level = a.fail_on.level();
         return Ok(
             if fleet.pods.iter().any(|p| p.report.fails(level)) || fleet.pods.is_empty() {
                 Outcome::Finding
@@ -133,11 +173,11 @@ pub fn run(a: DoctorArgs, fmt: Format) -> Result<Outcome, CannotRun> {
     let report = rt.block_on(super::run(selected, ctx, a.timeout));
     // Checks still blocked (e.g. a hung nitro-cli) must not keep the process alive.
     rt.shutdown_background();
-    finish(&report, fmt, a.fail_on, env("NO_COLOR"))
+    finish(&report, fmt, a.fail_on)
 }
 
 /// The local probes' context from the flags (and `PRODUCTION` / `ENCLAVE_DEBUG`, read here).
-pub fn local_context(p: &crate::cli::Probes, timeout: std::time::Duration) -> Context {
+pub fn local_context(p: &crate::probe::Targets, timeout: std::time::Duration) -> Context {
     let env = |k: &str| std::env::var(k).ok();
     Context {
         production: env("PRODUCTION").is_some_and(|v| v == "true"),
@@ -157,39 +197,25 @@ pub fn local_context(p: &crate::cli::Probes, timeout: std::time::Duration) -> Co
     }
 }
 
-pub fn exec_for(
-    mode: crate::cli::ExecMode,
-    client: &kube::Client,
-) -> Option<Arc<dyn super::exec::PodExec>> {
-    match mode {
-        crate::cli::ExecMode::Kube => Some(Arc::new(super::exec::KubeExec(client.clone()))),
-        crate::cli::ExecMode::Local => Some(Arc::new(super::exec::LocalExec)),
-        crate::cli::ExecMode::None => None,
+fn finish(report: &super::Report, fmt: Format, fail_on: FailOn) -> Result<Outcome, CannotRun> {
+    output::render(report, fmt)?;
+    Ok(Outcome::clean_if(!report.fails(fail_on.level())))
+}
+
+impl output::Render for super::Report {
+    fn human(&self, style: Style) -> String {
+        super::render::human(self, style)
+    }
+    fn junit(&self) -> Option<String> {
+        Some(super::render::junit(self))
     }
 }
 
-fn finish(
-    report: &super::Report,
-    fmt: Format,
-    fail_on: FailOn,
-    no_color: Option<String>,
-) -> Result<Outcome, CannotRun> {
-    match fmt {
-        Format::Json => println!("{}", output::json(report)),
-        Format::Junit => print!("{}", render::junit(report)),
-        Format::Human => {
-            let color = std::io::stdout().is_terminal() && no_color.is_none_or(|v| v.is_empty());
-            print!("{}", render::human(report, Style { color }));
-        }
+impl output::Render for super::fleet::Fleet {
+    fn human(&self, style: Style) -> String {
+        super::fleet::Fleet::human(self, style)
     }
-    let level = match fail_on {
-        FailOn::Info => Severity::Info,
-        FailOn::Warn => Severity::Warn,
-        FailOn::Error => Severity::Error,
-    };
-    Ok(if report.fails(level) {
-        Outcome::Finding
-    } else {
-        Outcome::Ok
-    })
+    fn junit(&self) -> Option<String> {
+        Some(super::fleet::Fleet::junit(self))
+    }
 }

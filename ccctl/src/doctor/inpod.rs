@@ -1,0 +1,140 @@
+//! The in-pod probes: `ccctl doctor --local -o json` inside the pod when the image has ccctl;
+//! otherwise the raw commands (`nitro-cli describe-enclaves`, a device test), through
+//! [`crate::probe::exec::PodExec`].
+
+use std::sync::Arc;
+
+use cc_proto::findings::{Finding, Severity};
+
+use super::{CheckResult, CheckStatus, Report};
+use crate::probe::exec::PodExec;
+
+fn result(id: &str, description: &str, findings: Vec<Finding>) -> CheckResult {
+    CheckResult {
+        id: id.to_owned(),
+        family: id.split('.').next().unwrap_or("misc").to_owned(),
+        description: description.to_owned(),
+        status: if findings.is_empty() {
+            CheckStatus::Passed
+        } else {
+            CheckStatus::Findings
+        },
+        duration_ms: 0,
+        findings,
+    }
+}
+
+/// The in-pod probes: ccctl's own local doctor if the image has it, else the raw commands.
+pub async fn in_pod(
+    exec: Arc<dyn PodExec>,
+    namespace: &str,
+    pod: &str,
+    timeout_arg: &str,
+) -> Vec<CheckResult> {
+    let cmd = vec![
+        "ccctl".into(),
+        "-o".into(),
+        "json".into(),
+        "doctor".into(),
+        "--local".into(),
+        "--timeout".into(),
+        timeout_arg.into(),
+    ];
+    match exec.exec(namespace, pod, cmd).await {
+        Ok(out) if out.status.is_some() => {
+            if let Ok(r) = serde_json::from_slice::<Report>(&out.stdout) {
+                return r.checks;
+            }
+            let text = crate::output::clean(&String::from_utf8_lossy(&out.stderr));
+            return vec![result(
+                "enclave.in-pod",
+                "ccctl doctor --local inside the pod",
+                vec![Finding::new(
+                    "enclave.in-pod-probe-failed",
+                    Severity::Warn,
+                    format!(
+                        "ccctl doctor --local in the pod gave no report: {}",
+                        text.trim()
+                    ),
+                )],
+            )];
+        }
+        Ok(_) => {}
+        Err(e) => {
+            return vec![result(
+                "enclave.in-pod",
+                "probes inside the pod",
+                vec![Finding::new(
+                    "enclave.in-pod-probe-failed",
+                    Severity::Warn,
+                    format!("cannot exec in the pod: {e}"),
+                )],
+            )];
+        }
+    }
+    // No ccctl in the image: the raw commands.
+    let mut checks = Vec::new();
+    let nitro = exec
+        .exec(
+            namespace,
+            pod,
+            vec!["nitro-cli".into(), "describe-enclaves".into()],
+        )
+        .await;
+    let findings = match nitro {
+        Ok(o) if o.status == Some(0) => {
+            match cc_proto::nitro_cli::parse_describe_enclaves(&String::from_utf8_lossy(&o.stdout))
+            {
+                Ok(list) => super::checks::enclave_findings(&list, false),
+                Err(e) => vec![Finding::new("enclave.nitro-cli-error", Severity::Error, e)],
+            }
+        }
+        Ok(o) if o.status.is_some() => {
+            let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+            vec![super::checks::nitro_cli_error(
+                &crate::probe::nitro_cli::NitroCliFailure {
+                    exit_status: o.status,
+                    error: cc_proto::nitro_cli::CliError::parse(&stderr),
+                    stderr,
+                },
+            )]
+        }
+        Ok(_) => vec![Finding::new(
+            "enclave.nitro-cli-missing",
+            Severity::Error,
+            "nitro-cli is not in the pod's image",
+        )],
+        Err(e) => vec![Finding::new(
+            "enclave.in-pod-probe-failed",
+            Severity::Warn,
+            e,
+        )],
+    };
+    checks.push(result(
+        "enclave.nitro-cli",
+        "nitro-cli describe-enclaves in the pod",
+        findings,
+    ));
+    let dev = exec
+        .exec(
+            namespace,
+            pod,
+            vec!["test".into(), "-e".into(), "/dev/nitro_enclaves".into()],
+        )
+        .await;
+    let findings = match dev {
+        Ok(o) if o.status == Some(0) => Vec::new(),
+        Ok(o) if o.status.is_some() => vec![Finding::new(
+            "nsm.device-missing",
+            Severity::Error,
+            "/dev/nitro_enclaves is missing in the pod",
+        )],
+        _ => Vec::new(),
+    };
+    checks.push(result(
+        "nsm.device",
+        "/dev/nitro_enclaves in the pod",
+        findings,
+    ));
+    checks
+}
