@@ -7,6 +7,11 @@
 pub mod attest;
 pub mod cli;
 pub mod config;
+#[cfg(feature = "demo")]
+pub mod demo;
+/// `ccctl demo` in a build without the `demo` feature: says how to get it.
+#[cfg(not(feature = "demo"))]
+#[path = "demo_disabled.rs"]
 pub mod demo;
 pub mod doctor;
 pub mod eif;

@@ -3,7 +3,8 @@
 
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{KeyEncryptionMechanism, RecipientInfo};
-use ccctl::demo::{self, kms};
+use cc_sandbox::chamber as demo;
+use cc_sandbox::kms;
 use containment_chamber_enclave::nsm::Nsm;
 use containment_chamber_enclave::nsm::software::SoftwareNsm;
 use rsa::pkcs8::EncodePublicKey;
@@ -33,7 +34,16 @@ fn setup() -> Setup {
     sw.pcrs.insert("0".into(), pcr0.clone());
     sw.pcrs.insert("8".into(), pcr8.clone());
     let nsm = SoftwareNsm::new(&sw).unwrap();
-    let local = kms::LocalKms::new(keys, demo::SIGNER_ROLE, dir.path().join("root/root.pem"));
+    let verifier: kms::Verifier = std::sync::Arc::new(|doc: &[u8], root: &str| {
+        ccctl::attest::verify_now(doc, root)
+            .map(|(pcrs, public_key)| kms::Attested { pcrs, public_key })
+    });
+    let local = kms::LocalKms::new(
+        keys,
+        demo::SIGNER_ROLE,
+        dir.path().join("root/root.pem"),
+        verifier,
+    );
     let rt = tokio::runtime::Runtime::new().unwrap();
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))

@@ -4,7 +4,7 @@
 //! Everything here talks to unix sockets and loopback only.
 
 /// The Kubernetes API test double lives in ccctl (it also backs `ccctl demo`'s cluster view).
-pub use ccctl::demo::apiserver;
+pub use cc_sandbox::apiserver;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

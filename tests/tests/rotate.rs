@@ -123,7 +123,7 @@ impl Demo {
         let e = Command::new(bin("containment-chamber-enclave"))
             .args(["serve", "--config"])
             .arg(&path)
-            .env("AWS_ACCESS_KEY_ID", ccctl::demo::kms::SIGNER_KEY_ID)
+            .env("AWS_ACCESS_KEY_ID", cc_sandbox::kms::SIGNER_KEY_ID)
             .env("AWS_SECRET_ACCESS_KEY", "x")
             .env("AWS_REGION", "us-east-1")
             .env("AWS_EC2_METADATA_DISABLED", "true")
@@ -157,7 +157,7 @@ fn kms_client(endpoint: &str) -> aws_sdk_kms::Client {
         .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
         .region(aws_sdk_kms::config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_kms::config::Credentials::new(
-            ccctl::demo::kms::OPERATOR_KEY_ID,
+            cc_sandbox::kms::OPERATOR_KEY_ID,
             "x",
             None,
             None,
@@ -528,19 +528,23 @@ fn a_whole_pcr0_rotation_against_the_demo() {
 fn a_pcr8_rotation_from_a_certificate_on_policy_files() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let (pcr0, _, old8) = ccctl::demo::measurements();
+    let (pcr0, _, old8) = cc_sandbox::chamber::measurements();
     let cert = fixtures().join("eif/synthetic_signer_cert.pem");
     let new8 = "449c03c2109b5c7072a3275aa0234a6dbdd687447f9bc1be6c9fbaed1396c37e28f2e557c2990f6e6d3db9561aa6b484";
     let mut cfg = format!(
         "principal = \"{}\"\nthreshold = 2\n",
-        ccctl::demo::SIGNER_ROLE
+        cc_sandbox::chamber::SIGNER_ROLE
     );
     for (i, h) in ["a", "b", "c"].iter().enumerate() {
         let p = dir.join(format!("{h}.json"));
-        std::fs::write(&p, ccctl::demo::policy("111111111111", &[&pcr0], &old8)).unwrap();
+        std::fs::write(
+            &p,
+            cc_sandbox::chamber::policy("111111111111", &[&pcr0], &old8),
+        )
+        .unwrap();
         cfg.push_str(&format!(
             "[[holder]]\nname = \"{h}\"\nkey_arn = \"{}\"\nregion = \"us-east-1\"\npolicy_file = \"{}\"\n",
-            ccctl::demo::key_arn(i),
+            cc_sandbox::chamber::key_arn(i),
             p.display()
         ));
     }
