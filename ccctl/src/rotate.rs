@@ -13,6 +13,7 @@
 //!    `["NEW"]`, wait until every holder dropped OLD. Done.
 
 pub mod policy_edit;
+pub mod workflow;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::output::{CannotRun, Format, Outcome};
+use workflow::{Confirmation, Decision, DeployAction, HolderViews, Observe, View};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -577,20 +579,17 @@ fn confirm(pcr: u8, a: ConfirmArgs, fmt: Format) -> Result<Outcome, CannotRun> {
         )));
     }
     s.confirmations.insert(a.holder.clone(), v.clone());
-    let outcome = if v == s.new {
-        s.note(format!("{} confirmed NEW", a.holder));
-        Outcome::Ok
-    } else {
-        let why = format!(
-            "holder '{}' measured PCR{pcr} {} but the workflow's NEW is {}: the images differ \
-             (not reproducible, or not the same source). Stop: find out why before any policy \
-             changes",
-            a.holder, v, s.new
-        );
-        eprintln!("REFUSED: {why}");
-        s.halted = Some(why.clone());
-        s.note(why);
-        Outcome::Finding
+    let outcome = match workflow::confirm(&s, &a.holder, &v) {
+        Confirmation::Matches { note } => {
+            s.note(note);
+            Outcome::Ok
+        }
+        Confirmation::Halt { why } => {
+            eprintln!("REFUSED: {why}");
+            s.halted = Some(why.clone());
+            s.note(why);
+            Outcome::Finding
+        }
     };
     s.save(&a.state.state)?;
     print_state(&s, fmt);
@@ -830,210 +829,125 @@ where
     }
 }
 
-fn missing(views: &[HolderView], want_new: bool, want_old: bool) -> Vec<String> {
-    views
-        .iter()
-        .filter(|v| (want_new && v.allows_new != Some(true)) || (v.allows_old != Some(want_old)))
-        .map(|v| {
-            let mut why = Vec::new();
-            if want_new && v.allows_new != Some(true) {
-                why.push("NEW not allowed");
-            }
-            if want_old && v.allows_old != Some(true) {
-                why.push("OLD not allowed");
-            }
-            if !want_old && v.allows_old != Some(false) {
-                why.push("still allows OLD");
-            }
-            match &v.error {
-                Some(e) => format!("{} ({})", v.holder, crate::output::clean(e)),
-                None => format!("{} ({})", v.holder, why.join(", ")),
-            }
-        })
-        .collect()
-}
-
 async fn next(pcr: u8, a: NextArgs, fmt: Format) -> Result<Outcome, CannotRun> {
     let path = a.state.state_path();
     let mut s = load_for(pcr, &a.state)?;
     let quiet = fmt == Format::Json;
-    if let Some(h) = &s.halted {
-        return Err(CannotRun::new(format!(
-            "the workflow is halted: {h}\nStart over with `ccctl rotate pcr{pcr} start --force` once resolved"
-        )));
-    }
-    let outcome = match s.step {
-        Step::HandOut => {
-            hand_out(&s, &a, &[s.new.clone(), s.old.clone()], "add NEW, keep OLD").await?;
-            s.step = Step::WaitPolicies;
-            s.note("handed out [NEW, OLD]");
-            Outcome::Ok
-        }
-        Step::WaitPolicies => {
-            let r = until(
-                "waiting for holders to allow NEW and OLD",
-                &a,
-                quiet,
-                || async {
-                    let (views, _) = poll_holders(&s, a.timeout).await?;
-                    let m = missing(&views, true, true);
-                    Ok(if m.is_empty() {
-                        Ok(views)
-                    } else {
-                        Err(format!("missing: {}", m.join("; ")))
-                    })
-                },
-            )
-            .await?;
-            match r {
-                Ok(_) => {
-                    s.step = Step::Deploy;
-                    s.note("every holder allows NEW and OLD");
-                    Outcome::Ok
-                }
-                Err(m) => {
-                    eprintln!("not yet: {m}");
-                    Outcome::Finding
-                }
+    // What this run has observed; the workflow says what else it needs.
+    let mut holders: Option<HolderViews> = None;
+    let mut enclaves: Option<Vec<EnclaveView>> = None;
+    let outcome = loop {
+        let o = match workflow::decide(&s, holders.as_ref(), enclaves.as_deref()) {
+            Decision::Halted { why } => {
+                return Err(CannotRun::new(format!(
+                    "the workflow is halted: {why}\nStart over with `ccctl rotate pcr{pcr} start --force` once resolved"
+                )));
             }
-        }
-        Step::Deploy => {
-            // Interlock: never deploy an image fewer than threshold holders would unseal.
-            let (views, threshold) = poll_holders(&s, a.timeout).await?;
-            let allowing = views.iter().filter(|v| v.allows_new == Some(true)).count();
-            if (allowing as u32) < threshold {
-                eprintln!(
-                    "REFUSED: only {allowing} holder(s) allow NEW (threshold {threshold}): the new \
-                     enclaves could not unseal. Missing: {}",
-                    missing(&views, true, false).join("; ")
-                );
+            Decision::CannotRun { why } => return Err(CannotRun::new(why)),
+            Decision::Refuse { why } => {
+                // An interlock: the state stays as it was.
+                eprintln!("REFUSED: {why}");
                 print_state(&s, fmt);
                 return Ok(Outcome::Finding);
             }
-            let tag = s.image_tag.clone().unwrap_or_else(|| "NEW_TAG".into());
-            let helm = format!(
-                "helm upgrade {} {} --reuse-values --set image.tag={tag}",
-                s.release, s.chart
-            );
-            let cmd = a.deploy_command.clone().unwrap_or(helm.clone());
-            if a.execute
-                && !s
-                    .history
-                    .iter()
-                    .any(|e| e.what.starts_with("deploy command ran"))
-            {
-                let st = tokio::process::Command::new("sh")
-                    .args(["-c", &cmd])
-                    .status()
-                    .await
-                    .map_err(|e| CannotRun::new(format!("cannot run '{cmd}': {e}")))?;
-                if !st.success() {
-                    return Err(CannotRun::new(format!("'{cmd}' failed: {st}")));
-                }
-                s.note(format!("deploy command ran: {cmd}"));
-                s.save(&path)?;
-            } else if !quiet {
-                println!("Deploy (then this step waits for every enclave to attest NEW):\n  {cmd}");
+            Decision::Done => break Outcome::Ok,
+            Decision::Advance(adv) => {
+                s.step = adv.to;
+                s.note(adv.note);
+                break Outcome::Ok;
             }
-            if s.apis.is_empty() && s.kube.is_none() {
-                return Err(CannotRun::new(
-                    "no enclave to watch (start with -l SELECTOR, or --api ADDR for each): cannot \
-                     prove NEW runs",
-                ));
+            Decision::Wait { on, missing } => {
+                eprintln!("not yet: {}", workflow::waiting(on, &missing));
+                break Outcome::Finding;
             }
-            let r = until(
-                "waiting for every enclave to attest NEW",
-                &a,
-                quiet,
-                || async {
-                    let e = poll_enclaves(&s, a.timeout).await;
-                    let not: Vec<String> = e
-                        .iter()
-                        .filter(|v| v.value.as_deref() != Some(s.new.as_str()))
-                        .map(|v| match (&v.value, &v.error) {
-                            (Some(x), _) if *x == s.old => format!("{} runs OLD", v.api),
-                            (Some(x), _) => format!("{} runs {}", v.api, short(x)),
-                            (None, Some(err)) => format!("{}: {err}", v.api),
-                            (None, None) => format!("{}: no PCR{}", v.api, s.pcr),
-                        })
-                        .collect();
-                    Ok(if not.is_empty() {
-                        Ok(())
-                    } else {
-                        Err(not.join("; "))
-                    })
-                },
-            )
-            .await?;
-            match r {
-                Ok(()) => {
-                    s.step = Step::Retire;
-                    s.note("every watched enclave attests NEW");
-                    Outcome::Ok
-                }
-                Err(m) => {
-                    eprintln!("not yet: {m}");
-                    Outcome::Finding
-                }
+            Decision::HandOut { values, what, then } => {
+                hand_out(&s, &a, &values, what).await?;
+                s.step = then.to;
+                s.note(then.note);
+                break Outcome::Ok;
+            }
+            Decision::Deploy { then } => {
+                deploy(&mut s, &a, &path, quiet).await?;
+                then
+            }
+            Decision::Observe(o) => o,
+        };
+        match observe(&s, &a, quiet, o, holders.as_ref(), enclaves.as_deref()).await? {
+            Ok(Polled::Holders(h)) => holders = Some(h),
+            Ok(Polled::Enclaves(e)) => enclaves = Some(e),
+            Err(m) => {
+                eprintln!("not yet: {m}");
+                break Outcome::Finding;
             }
         }
-        Step::Retire => {
-            // Interlock: OLD stays allowed while anything might still run it.
-            let e = poll_enclaves(&s, a.timeout).await;
-            let blocking: Vec<String> = e
-                .iter()
-                .filter(|v| v.value.as_deref() != Some(s.new.as_str()))
-                .map(|v| match (&v.value, &v.error) {
-                    (Some(x), _) if *x == s.old => format!("{} still runs OLD", v.api),
-                    (Some(x), _) => format!("{} runs {}", v.api, short(x)),
-                    (None, err) => format!(
-                        "{} cannot be asked ({})",
-                        v.api,
-                        err.clone().unwrap_or_default()
-                    ),
-                })
-                .collect();
-            if !blocking.is_empty() {
-                eprintln!(
-                    "REFUSED: OLD must stay in the policies while any enclave may run it: {}",
-                    blocking.join("; ")
-                );
-                print_state(&s, fmt);
-                return Ok(Outcome::Finding);
-            }
-            hand_out(&s, &a, std::slice::from_ref(&s.new), "remove OLD").await?;
-            s.step = Step::WaitRetired;
-            s.note("handed out [NEW]");
-            Outcome::Ok
-        }
-        Step::WaitRetired => {
-            let r = until("waiting for holders to drop OLD", &a, quiet, || async {
-                let (views, _) = poll_holders(&s, a.timeout).await?;
-                let m = missing(&views, true, false);
-                Ok(if m.is_empty() {
-                    Ok(())
-                } else {
-                    Err(format!("missing: {}", m.join("; ")))
-                })
-            })
-            .await?;
-            match r {
-                Ok(()) => {
-                    s.step = Step::Done;
-                    s.note("every holder dropped OLD: rotation done");
-                    Outcome::Ok
-                }
-                Err(m) => {
-                    eprintln!("not yet: {m}");
-                    Outcome::Finding
-                }
-            }
-        }
-        Step::Done => Outcome::Ok,
     };
     s.save(&path)?;
     print_state(&s, fmt);
     Ok(outcome)
+}
+
+/// One poll's views.
+enum Polled {
+    Holders(HolderViews),
+    Enclaves(Vec<EnclaveView>),
+}
+
+/// Poll what the workflow asked for: once, or until the step no longer waits (`Err`: who is
+/// still missing when `--wait` ran out).
+async fn observe(
+    s: &State,
+    a: &NextArgs,
+    quiet: bool,
+    o: Observe,
+    holders: Option<&HolderViews>,
+    enclaves: Option<&[EnclaveView]>,
+) -> Result<Result<Polled, String>, CannotRun> {
+    let poll = || async {
+        Ok(match o.view {
+            View::Holders => Polled::Holders(poll_holders(s, a.timeout).await?.into()),
+            View::Enclaves => Polled::Enclaves(poll_enclaves(s, a.timeout).await),
+        })
+    };
+    let Some(what) = o.until else {
+        return Ok(Ok(poll().await?));
+    };
+    until(what, a, quiet, || async {
+        let p = poll().await?;
+        let d = match &p {
+            Polled::Holders(h) => workflow::decide(s, Some(h), enclaves),
+            Polled::Enclaves(e) => workflow::decide(s, holders, Some(e)),
+        };
+        Ok(match d {
+            Decision::Wait { on, missing } => Err(workflow::waiting(on, &missing)),
+            _ => Ok(p),
+        })
+    })
+    .await
+}
+
+/// Run the deploy command (once across resumes: the history records it, saved before the
+/// wait) or print it.
+async fn deploy(s: &mut State, a: &NextArgs, path: &Path, quiet: bool) -> Result<(), CannotRun> {
+    match workflow::deploy_action(s, a.execute, a.deploy_command.as_deref()) {
+        DeployAction::Run(cmd) => {
+            let st = tokio::process::Command::new("sh")
+                .args(["-c", &cmd])
+                .status()
+                .await
+                .map_err(|e| CannotRun::new(format!("cannot run '{cmd}': {e}")))?;
+            if !st.success() {
+                return Err(CannotRun::new(format!("'{cmd}' failed: {st}")));
+            }
+            s.note(workflow::deploy_ran(&cmd));
+            s.save(path)?;
+        }
+        DeployAction::Print(cmd) => {
+            if !quiet {
+                println!("Deploy (then this step waits for every enclave to attest NEW):\n  {cmd}");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One message per holder: NEW, how to verify it, the change (Terraform list, and the JSON
