@@ -463,6 +463,33 @@ fn human_raw(v: &Verification) -> String {
     s
 }
 
+/// Verify `doc` (bytes: CBOR, hex or base64) against the root certificate `root_pem` now, as
+/// `ccctl attest verify` does: what it attests, or why it is not genuine. The demo's local
+/// KMS judges Recipient documents with this.
+pub fn verify_now(doc: &[u8], root_pem: &str) -> Result<(BTreeMap<u8, String>, Vec<u8>), String> {
+    let doc = load(doc).map_err(|e| e.0)?;
+    let root = pem_der(root_pem)?;
+    let v = verify(&doc, &root, At::Now, &[], false);
+    if !v.valid {
+        return Err(format!(
+            "the attestation document is not valid: {}",
+            v.reason.unwrap_or_default()
+        ));
+    }
+    let public_key = doc
+        .doc
+        .public_key
+        .clone()
+        .ok_or_else(|| "the attestation document carries no public key".to_owned())?;
+    let pcrs = doc
+        .doc
+        .pcrs
+        .iter()
+        .filter_map(|(i, v)| u8::try_from(*i).ok().map(|i| (i, hex::encode(v))))
+        .collect();
+    Ok((pcrs, public_key))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -523,31 +550,4 @@ mod tests {
             s
         }
     }
-}
-
-/// Verify `doc` (bytes: CBOR, hex or base64) against the root certificate `root_pem` now, as
-/// `ccctl attest verify` does: what it attests, or why it is not genuine. The demo's local
-/// KMS judges Recipient documents with this.
-pub fn verify_now(doc: &[u8], root_pem: &str) -> Result<(BTreeMap<u8, String>, Vec<u8>), String> {
-    let doc = load(doc).map_err(|e| e.0)?;
-    let root = pem_der(root_pem)?;
-    let v = verify(&doc, &root, At::Now, &[], false);
-    if !v.valid {
-        return Err(format!(
-            "the attestation document is not valid: {}",
-            v.reason.unwrap_or_default()
-        ));
-    }
-    let public_key = doc
-        .doc
-        .public_key
-        .clone()
-        .ok_or_else(|| "the attestation document carries no public key".to_owned())?;
-    let pcrs = doc
-        .doc
-        .pcrs
-        .iter()
-        .filter_map(|(i, v)| u8::try_from(*i).ok().map(|i| (i, hex::encode(v))))
-        .collect();
-    Ok((pcrs, public_key))
 }

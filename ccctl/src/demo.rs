@@ -131,7 +131,7 @@ pub fn run(
                 _ = wait_for_signal() => { let _ = child.kill().await; }
             }
         } else if !args.once {
-            eprintln!(
+            crate::output::note(&format!(
                 "\nThe chamber is running (folder {dir}). In another terminal:\n  \
                  . {dir}/env.sh\n  \
                  ccctl doctor --local\n  \
@@ -143,7 +143,7 @@ pub fn run(
                 dir = l.dir.display(),
                 api = l.api,
                 metrics = l.metrics,
-            );
+            ));
             wait_for_signal().await;
             say(quiet, "stopping");
         }

@@ -52,12 +52,6 @@ impl CannotRun {
     }
 }
 
-impl From<String> for CannotRun {
-    fn from(m: String) -> Self {
-        CannotRun(m)
-    }
-}
-
 /// Colours on or off (decided once from `NO_COLOR` and whether stdout is a terminal).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Style {

@@ -585,7 +585,7 @@ fn confirm(pcr: u8, a: ConfirmArgs, fmt: Format) -> Result<Outcome, CannotRun> {
             Outcome::Ok
         }
         Confirmation::Halt { why } => {
-            eprintln!("REFUSED: {why}");
+            crate::output::note(&format!("REFUSED: {why}"));
             s.halted = Some(why.clone());
             s.note(why);
             Outcome::Finding
@@ -798,23 +798,26 @@ where
         match check().await? {
             Ok(v) => {
                 if !quiet && n > 0 {
-                    eprintln!();
+                    crate::output::note("");
                 }
                 return Ok(Ok(v));
             }
             Err(missing) => {
                 if start.elapsed() >= a.wait {
                     if !quiet && n > 0 {
-                        eprintln!();
+                        crate::output::note("");
                     }
                     return Ok(Err(missing));
                 }
                 if !quiet {
-                    eprint!(
-                        "\r{} {what}: {} ({:.0}s)   ",
-                        spinner[n % 4],
-                        crate::output::clean(&missing),
-                        start.elapsed().as_secs_f64()
+                    let _ = std::io::Write::write_fmt(
+                        &mut std::io::stderr(),
+                        format_args!(
+                            "\r{} {what}: {} ({:.0}s)   ",
+                            spinner[n % 4],
+                            crate::output::clean(&missing),
+                            start.elapsed().as_secs_f64()
+                        ),
                     );
                 }
                 n += 1;
@@ -846,7 +849,7 @@ async fn next(pcr: u8, a: NextArgs, fmt: Format) -> Result<Outcome, CannotRun> {
             Decision::CannotRun { why } => return Err(CannotRun::new(why)),
             Decision::Refuse { why } => {
                 // An interlock: the state stays as it was.
-                eprintln!("REFUSED: {why}");
+                crate::output::note(&format!("REFUSED: {why}"));
                 print_state(&s, fmt);
                 return Ok(Outcome::Finding);
             }
@@ -857,7 +860,7 @@ async fn next(pcr: u8, a: NextArgs, fmt: Format) -> Result<Outcome, CannotRun> {
                 break Outcome::Ok;
             }
             Decision::Wait { on, missing } => {
-                eprintln!("not yet: {}", workflow::waiting(on, &missing));
+                crate::output::note(&format!("not yet: {}", workflow::waiting(on, &missing)));
                 break Outcome::Finding;
             }
             Decision::HandOut { values, what, then } => {
@@ -876,7 +879,7 @@ async fn next(pcr: u8, a: NextArgs, fmt: Format) -> Result<Outcome, CannotRun> {
             Ok(Polled::Holders(h)) => holders = Some(h),
             Ok(Polled::Enclaves(e)) => enclaves = Some(e),
             Err(m) => {
-                eprintln!("not yet: {m}");
+                crate::output::note(&format!("not yet: {m}"));
                 break Outcome::Finding;
             }
         }
@@ -943,7 +946,9 @@ async fn deploy(s: &mut State, a: &NextArgs, path: &Path, quiet: bool) -> Result
         }
         DeployAction::Print(cmd) => {
             if !quiet {
-                println!("Deploy (then this step waits for every enclave to attest NEW):\n  {cmd}");
+                crate::output::emit(&format!(
+                    "Deploy (then this step waits for every enclave to attest NEW):\n  {cmd}\n"
+                ));
             }
         }
     }
@@ -1012,7 +1017,7 @@ async fn hand_out(s: &State, a: &NextArgs, values: &[String], what: &str) -> Res
                     w(format!("{}.policy.json", h.name), n)?;
                 }
             }
-            None => println!("{msg}"),
+            None => crate::output::emit(&format!("{msg}\n")),
         }
     }
     Ok(())
@@ -1020,15 +1025,15 @@ async fn hand_out(s: &State, a: &NextArgs, values: &[String], what: &str) -> Res
 
 fn print_state(s: &State, fmt: Format) {
     if fmt == Format::Json {
-        println!("{}", crate::output::json(s));
+        crate::output::emit(&format!("{}\n", crate::output::json(s)));
         return;
     }
-    println!(
-        "PCR{} rotation: NEW {}  OLD {}",
+    crate::output::emit(&format!(
+        "PCR{} rotation: NEW {}  OLD {}\n",
         s.pcr,
         short(&s.new),
         short(&s.old)
-    );
+    ));
     for st in [
         Step::HandOut,
         Step::WaitPolicies,
@@ -1046,22 +1051,22 @@ fn print_state(s: &State, fmt: Format) {
         } else {
             " "
         };
-        println!("  [{mark}] {}. {}", st.number(), st.describe());
+        crate::output::emit(&format!("  [{mark}] {}. {}\n", st.number(), st.describe()));
     }
     if s.step == Step::Done {
-        println!("  done.");
+        crate::output::emit("  done.\n");
     }
     for (h, v) in &s.confirmations {
-        println!(
-            "  confirmation from {h}: {}",
+        crate::output::emit(&format!(
+            "  confirmation from {h}: {}\n",
             if *v == s.new {
                 "matches NEW".to_owned()
             } else {
                 format!("MISMATCH ({})", short(v))
             }
-        );
+        ));
     }
     if let Some(h) = &s.halted {
-        println!("  HALTED: {h}");
+        crate::output::emit(&format!("  HALTED: {h}\n"));
     }
 }

@@ -173,7 +173,7 @@ fn write(path: &Path, text: &str) -> Result<(), String> {
 
 pub fn say(quiet: bool, line: &str) {
     if !quiet {
-        eprintln!("demo: {line}");
+        let _ = std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("demo: {line}\n"));
     }
 }
 
