@@ -15,8 +15,12 @@ COPY proto proto
 COPY enclave enclave
 COPY parent-proxy parent-proxy
 COPY ccctl ccctl
+COPY sandbox sandbox
 COPY tests tests
-RUN cargo build --locked --release -p containment-chamber-enclave-proxy -p ccctl --features containment-chamber-enclave-proxy/vsock,ccctl/vsock \
+# ccctl without its default `demo` feature: the sandbox (local KMS, Kubernetes API double, CMS
+# encoder) never ships next to the enclave's keys.
+RUN cargo build --locked --release -p containment-chamber-enclave-proxy --features vsock \
+ && cargo build --locked --release -p ccctl --no-default-features --features vsock \
  && install -D -m 0555 target/release/containment-chamber-enclave-proxy /out/containment-chamber-enclave-proxy \
  && install -D -m 0555 target/release/ccctl /out/ccctl
 
