@@ -338,10 +338,16 @@ fn human_raw(r: &Report) -> String {
     s
 }
 
-fn pcr_arg(flag: &str, v: &str) -> Result<String, CannotRun> {
+fn pcr_arg(flag: &str, v: &str) -> Result<cc_proto::pcr::Pcr, CannotRun> {
     cc_proto::pcr::Pcr::parse(v.trim())
-        .map(|p| p.hex())
         .map_err(|e| CannotRun::new(format!("{flag} '{}': {e}", v.trim())))
+}
+
+/// The evaluator's view of a measurement set (lowercase hex by register).
+pub fn measurements(pcrs: &cc_proto::pcr::PcrSet) -> Measurements {
+    Measurements {
+        pcrs: pcrs.iter().map(|(i, p)| (i, p.hex())).collect(),
+    }
 }
 
 /// Resolve arguments, config and measurement sources into one [`Input`].
@@ -350,34 +356,25 @@ pub fn input_from_args(a: &PolicyCheckArgs) -> Result<Input, CannotRun> {
         Some(p) => crate::config::Config::load(p).map_err(CannotRun::new)?,
         None => crate::config::Config::default(),
     };
-    let mut pcrs: BTreeMap<u8, String> = BTreeMap::new();
+    let mut pcrs = cc_proto::pcr::PcrSet::new();
     if let Some(p) = &a.eif {
         let d = crate::eif::describe_file(p)?;
-        let m = d.info.measurements;
-        pcrs.insert(0, m.pcr0);
-        pcrs.insert(1, m.pcr1);
-        pcrs.insert(2, m.pcr2);
-        if let Some(p8) = m.pcr8 {
-            pcrs.insert(8, p8);
-        }
+        pcrs.0.extend(d.info.measurements.pcr_set().0);
     }
     if let Some(p) = &a.attestation {
         let bytes = std::fs::read(p)
             .map_err(|e| CannotRun::new(format!("cannot read '{}': {e}", p.display())))?;
         let doc = crate::attest::load(&bytes)?;
-        for (k, v) in doc.doc.pcrs {
-            if let Ok(k) = u8::try_from(k) {
-                pcrs.insert(k, hex::encode(v));
-            }
-        }
+        pcrs.0
+            .extend(cc_proto::pcr::PcrSet::from_registers(&doc.doc.pcrs).0);
     }
     if let Some(v) = &a.pcr0 {
-        pcrs.insert(0, pcr_arg("--pcr0", v)?);
+        pcrs.set(0, pcr_arg("--pcr0", v)?);
     }
     if let Some(v) = &a.pcr8 {
-        pcrs.insert(8, pcr_arg("--pcr8", v)?);
+        pcrs.set(8, pcr_arg("--pcr8", v)?);
     }
-    if !pcrs.contains_key(&0) {
+    if pcrs.get(0).is_none() {
         return Err(CannotRun::new(
             "no measurements: give --pcr0 (and --pcr8), --eif or --attestation",
         ));
@@ -417,7 +414,7 @@ pub fn input_from_args(a: &PolicyCheckArgs) -> Result<Input, CannotRun> {
         holders,
         principal,
         threshold,
-        measurements: Measurements { pcrs },
+        measurements: measurements(&pcrs),
         timeout: a.timeout,
     })
 }
@@ -439,15 +436,8 @@ pub async fn report_for_status(
             "the enclave has not attested yet: its measurements are unknown",
         ));
     };
-    let mut pcrs = BTreeMap::new();
-    for (name, value) in &att.pcrs {
-        if let Some(n) = name.strip_prefix("PCR").and_then(|n| n.parse::<u8>().ok()) {
-            pcrs.insert(n, value.clone());
-        }
-    }
-    // Zero PCRs are omitted from /status: a debug enclave attests all-zero PCR0.
-    pcrs.entry(0)
-        .or_insert_with(|| cc_proto::pcr::Pcr::ZERO.hex());
+    // /status omits all-zero PCRs: a missing PCR0 is the debug value.
+    let pcrs = att.pcr_set();
     let Some(principal) = cfg.principal.clone() else {
         return Err(Finding::new(
             "pcr.config-unreadable",
@@ -462,7 +452,7 @@ pub async fn report_for_status(
         holders: sources(&cfg),
         principal,
         threshold: cfg.threshold.unwrap_or(status.threshold),
-        measurements: Measurements { pcrs },
+        measurements: measurements(&pcrs),
         timeout,
     })
     .await)

@@ -381,16 +381,8 @@ async fn attested(api: &str, timeout: Duration) -> Result<BTreeMap<u8, String>, 
     let att = s
         .attestation
         .ok_or_else(|| format!("{api}: the enclave has not attested yet"))?;
-    let mut out = BTreeMap::new();
-    for (k, v) in att.pcrs {
-        if let Some(n) = k.strip_prefix("PCR").and_then(|n| n.parse::<u8>().ok()) {
-            out.insert(n, v.to_ascii_lowercase());
-        }
-    }
-    // /status omits all-zero PCRs.
-    out.entry(0)
-        .or_insert_with(|| cc_proto::pcr::Pcr::ZERO.hex());
-    Ok(out)
+    // /status omits all-zero PCRs: a missing PCR0 is the debug value.
+    Ok(att.pcr_set().iter().map(|(i, p)| (i, p.hex())).collect())
 }
 
 async fn start(pcr: u8, a: StartArgs, fmt: Format) -> Result<Outcome, CannotRun> {

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use cc_proto::Address;
 use cc_proto::status::Platform;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub platform: PlatformSetting,
@@ -18,14 +18,14 @@ pub struct Config {
     /// The encrypted Shamir shares (written by `init`).
     pub shares_file: PathBuf,
     /// Validator keys encrypted under the master key (written by `init --validator-keys`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keystore_file: Option<PathBuf>,
     /// Per-call deadline of `kms:Decrypt`.
     #[serde(default = "default_kms_timeout_ms")]
     pub kms_timeout_ms: u64,
     /// Ask KMS to answer for a Recipient (attestation document with an ephemeral RSA key).
     /// Default: true on `nitro`, false on `software`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kms_recipient: Option<bool>,
     #[serde(default)]
     pub listen: Listen,
@@ -38,11 +38,11 @@ pub struct Config {
     #[serde(default)]
     pub egress: Vec<Egress>,
     /// `/etc/hosts`-style file to map egress host names to their loopback addresses.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hosts_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PlatformSetting {
     Nitro,
@@ -58,7 +58,7 @@ impl From<PlatformSetting> for Platform {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Listen {
     #[serde(default = "default_api")]
@@ -76,7 +76,7 @@ impl Default for Listen {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Logs {
     /// Where log events go (the parent's vsock-stdout).
@@ -103,19 +103,19 @@ impl Default for Logs {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Software {
     /// Folder of the development root (`root.key`, `root.pem`); generated there if absent.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root_dir: Option<PathBuf>,
     /// PCR index (`0` or `PCR0`) → hex value the software NSM attests. Overrides `eif`.
     #[serde(default)]
     pub pcrs: BTreeMap<String, String>,
     /// Attest the measurements (PCR0, 1, 2 and, if signed, 8) of this EIF.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eif: Option<PathBuf>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub module_id: Option<String>,
 }
 
@@ -165,28 +165,28 @@ impl Software {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Holder {
     pub name: String,
     pub key_arn: String,
     pub region: String,
     /// KMS endpoint override (moto, the demo's local KMS).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Egress {
     pub host: String,
     #[serde(default = "default_https")]
     pub port: u16,
     /// Default `tcp://127.0.0.{2+i}:{port}`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listen: Option<Address>,
     /// Default `vsock://3:{8000+i}` (the parent's egress forwarder).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<Address>,
 }
 

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use cc_proto::Address;
 use cc_proto::ports::{CID_ANY, LOG_PORT, MAX_LOG_LINE, RESERVED_PARENT_VSOCK_PORT, egress_port};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunConfig {
     /// Path or name (looked up on PATH) of nitro-cli.
@@ -21,9 +21,9 @@ pub struct RunConfig {
     #[serde(default = "default_grace_ms")]
     pub shutdown_grace_ms: u64,
     /// The vsock-proxy-format allowlist every egress target must be in.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowlist: Option<PathBuf>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<MetricsConfig>,
     #[serde(default)]
     pub logs: LogsConfig,
@@ -34,13 +34,13 @@ pub struct RunConfig {
     pub enclave: EnclaveConfig,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsConfig {
     pub listen: Address,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogsConfig {
     #[serde(default = "default_log_listen")]
@@ -58,12 +58,12 @@ impl Default for LogsConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EgressConfig {
     pub name: String,
     /// Defaults to `vsock://4294967295:8000+i` for the i-th endpoint.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listen: Option<Address>,
     /// `tcp://HOST:PORT` of the upstream (e.g. `tcp://kms.us-east-1.amazonaws.com:443`).
     pub target: Address,
@@ -71,7 +71,7 @@ pub struct EgressConfig {
     pub connect_timeout_ms: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IngressConfig {
     pub name: String,
@@ -81,7 +81,7 @@ pub struct IngressConfig {
     pub connect_timeout_ms: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnFailure {
     /// Shut everything down and exit with nitro-cli's status (the pod restarts, visibly).
@@ -90,15 +90,15 @@ pub enum OnFailure {
     Stay,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnclaveConfig {
     pub eif_path: PathBuf,
     pub cpu_count: u32,
     pub memory_mib: u64,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enclave_cid: Option<u32>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enclave_name: Option<String>,
     /// Adds `--debug-mode --attach-console`. Attested PCRs are all zero in debug mode.
     #[serde(default)]

@@ -65,6 +65,25 @@ pub struct Measurements {
     pub pcr8: Option<String>,
 }
 
+impl Measurements {
+    /// PCR0, 1, 2 and (signed images) 8 as a set.
+    pub fn pcr_set(&self) -> crate::pcr::PcrSet {
+        let mut out = crate::pcr::PcrSet::new();
+        let regs = [
+            (0u8, Some(&self.pcr0)),
+            (1, Some(&self.pcr1)),
+            (2, Some(&self.pcr2)),
+            (8, self.pcr8.as_ref()),
+        ];
+        for (i, v) in regs {
+            if let Some(p) = v.and_then(|v| crate::pcr::Pcr::parse(v).ok()) {
+                out.set(i, p);
+            }
+        }
+        out
+    }
+}
+
 /// The signature section's first entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignatureEntry {

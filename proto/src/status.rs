@@ -104,6 +104,24 @@ pub struct AttestationSummary {
     pub debug_mode: bool,
 }
 
+impl AttestationSummary {
+    /// The attested PCRs as a set. `/status` omits all-zero registers, so a missing PCR0 is
+    /// the all-zero value (a debug-mode enclave); values that are not measurements are
+    /// skipped.
+    pub fn pcr_set(&self) -> crate::pcr::PcrSet {
+        let mut out = crate::pcr::PcrSet::new();
+        for (k, v) in &self.pcrs {
+            if let Ok(one) = crate::pcr::PcrSet::from_named([(k.as_str(), v.as_str())]) {
+                out.0.extend(one.0);
+            }
+        }
+        if out.get(0).is_none() {
+            out.set(0, crate::pcr::Pcr::ZERO);
+        }
+        out
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogForwarding {
     /// Address the log sink sends to (`vsock://3:7000` in production).

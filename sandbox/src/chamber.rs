@@ -230,7 +230,7 @@ pub fn doctor_args(l: &Layout) -> Vec<String> {
 fn write_files(l: &Layout, scenario: Option<Scenario>) -> Result<(), String> {
     let (pcr0, _, pcr8) = measurements();
     let debug = scenario == Some(Scenario::DebugInProduction);
-    let zeros = "0".repeat(96);
+    let zeros = cc_proto::pcr::Pcr::ZERO.hex();
     let (run_pcr0, run_pcr8) = if debug {
         (zeros.clone(), zeros.clone())
     } else {

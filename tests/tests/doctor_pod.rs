@@ -109,7 +109,7 @@ async fn every_pod_level_fault_is_found() {
     .await
     .unwrap();
     assert!(
-        human.contains("FailedScheduling: 0/3 nodes are available: [31minsufficient"),
+        human.contains("FailedScheduling: 0/3 nodes are available: insufficient"),
         "{human}"
     );
     assert!(!human.contains('\u{1b}'));

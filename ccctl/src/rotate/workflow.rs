@@ -586,7 +586,7 @@ mod tests {
                     ],
                 ),
                 enclaves: None,
-                want: wait(View::Holders, &["bob (denied[31m)"]),
+                want: wait(View::Holders, &["bob (denied)"]),
             },
             Case {
                 name: "4 deploy, nothing observed: ask the holders once (the deploy interlock)",

@@ -359,7 +359,7 @@ fn pcr_block(app: &App, f: &mut Frame, area: Rect) {
         .value
         .as_ref()
         .and_then(|s| s.attestation.as_ref());
-    let zero = "0".repeat(96);
+    let zero = cc_proto::pcr::Pcr::ZERO.hex();
     for pcr in ["PCR0", "PCR8"] {
         let v = att
             .and_then(|a| a.pcrs.get(pcr).cloned())
