@@ -10,6 +10,7 @@ pub mod attestation;
 pub mod backoff;
 pub mod eif;
 pub mod findings;
+pub mod holders;
 pub mod http;
 pub mod metrics;
 pub mod nitro_cli;

@@ -168,6 +168,16 @@ pub struct Health {
     pub reason: Option<String>,
 }
 
+/// GET `/status` at `api` within `timeout`: the one client of the enclave server's status.
+pub async fn fetch(api: &crate::Address, timeout: std::time::Duration) -> Result<Status, String> {
+    let r = crate::http::get(api, "/status", timeout).await?;
+    if r.status != 200 {
+        return Err(format!("{api}/status answered {}", r.status));
+    }
+    serde_json::from_slice(&r.body)
+        .map_err(|e| format!("{api}/status is not the expected JSON: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

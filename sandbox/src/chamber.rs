@@ -11,6 +11,12 @@ use std::time::{Duration, Instant};
 use sha2::Digest;
 use tokio::process::{Child, Command};
 
+use containment_chamber_enclave::config as enclave_config;
+use containment_chamber_enclave_proxy::allowlist::{AllowlistFile, Entry as AllowEntry};
+use containment_chamber_enclave_proxy::config::{
+    EgressConfig, EnclaveConfig, IngressConfig, LogsConfig, OnFailure, RunConfig,
+};
+
 use crate::{apiserver, kms};
 
 fn err(m: impl Into<String>) -> String {
@@ -167,6 +173,11 @@ fn addr(wanted: u16) -> Result<std::net::SocketAddr, String> {
     free_addr()
 }
 
+/// A configuration as TOML, from its typed struct (what the program reading it parses).
+fn toml_text<T: serde::Serialize>(v: &T) -> Result<String, String> {
+    toml::to_string(v).map_err(|e| err(format!("cannot write a configuration: {e}")))
+}
+
 fn write(path: &Path, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| err(format!("cannot write '{}': {e}", path.display())))
 }
@@ -248,75 +259,160 @@ fn write_files(l: &Layout, scenario: Option<Scenario>) -> Result<(), String> {
         &l.p("allocator.yaml"),
         "---\n# Stand-in for /etc/nitro_enclaves/allocator.yaml\nmemory_mib: 1024\ncpu_count: 2\n",
     )?;
+    let allowlist = AllowlistFile {
+        allowlist: vec![AllowEntry {
+            address: "127.0.0.1".into(),
+            port: l.kms,
+        }],
+    };
     write(
         &l.p("vsock-proxy.yaml"),
-        &format!("allowlist:\n- {{address: 127.0.0.1, port: {}}}\n", l.kms),
+        &serde_yaml_ng::to_string(&allowlist).map_err(|e| err(e.to_string()))?,
     )?;
-    let holders = |endpoint: &str| {
+    let kms_direct = format!("http://127.0.0.1:{}", l.kms);
+    // The enclave reaches KMS through its egress listener → the proxy's forwarder.
+    let kms_via_egress = format!("http://{}", l.egress_in);
+    let enclave_holders = |endpoint: &str| -> Vec<enclave_config::Holder> {
         HOLDERS
             .iter()
             .enumerate()
-            .map(|(i, (name, _, region))| {
-                format!(
-                    "[[holder]]\nname = \"{name}\"\nkey_arn = \"{}\"\nregion = \"{region}\"\nendpoint = \"{endpoint}\"\n",
-                    key_arn(i)
-                )
+            .map(|(i, (name, _, region))| enclave_config::Holder {
+                name: (*name).into(),
+                key_arn: key_arn(i),
+                region: (*region).into(),
+                endpoint: Some(endpoint.into()),
             })
-            .collect::<String>()
+            .collect()
     };
-    let platform = if scenario == Some(Scenario::NsmMissing) {
-        "nitro"
-    } else {
-        "software"
+    let tcp = |a: std::net::SocketAddr| cc_proto::Address::Tcp {
+        host: a.ip().to_string(),
+        port: a.port(),
     };
-    let common = format!(
-        "threshold = 2\nshares_file = \"{}\"\nkeystore_file = \"{}\"\nkms_timeout_ms = 2000\nkms_recipient = true\n",
-        l.p("shares.json").display(),
-        l.p("keystore.json").display()
-    );
+    let unix = |name: &str| cc_proto::Address::Unix(l.p(name));
+    let kms_tcp = cc_proto::Address::Tcp {
+        host: "127.0.0.1".into(),
+        port: l.kms,
+    };
     // init runs where the operator is (not in the enclave): straight to KMS.
-    write(
-        &l.p("init.toml"),
-        &format!(
-            "platform = \"software\"\n{common}{}",
-            holders(&format!("http://127.0.0.1:{}", l.kms))
-        ),
-    )?;
-    write(
-        &l.p("enclave.toml"),
-        &format!(
-            "platform = \"{platform}\"\n{common}\n[listen]\napi = \"{}\"\nmetrics = \"{}\"\n\n[logs]\ntarget = \"{}\"\n\n[software]\nroot_dir = \"{}\"\nmodule_id = \"i-0demo0000000000000-enc0000000000000001\"\n[software.pcrs]\n0 = \"{run_pcr0}\"\n8 = \"{run_pcr8}\"\n\n{}\n[[egress]]\nhost = \"kms.demo.local\"\nport = {}\nlisten = \"tcp://{}\"\ntarget = \"{}\"\n",
-            l.sock("api.sock"),
-            l.sock("metrics.sock"),
-            l.sock("log.sock"),
-            l.p("root").display(),
-            holders(&format!("http://{}", l.egress_in)),
-            l.egress_in.port(),
-            l.egress_in,
-            l.sock("egress-kms.sock"),
-        ),
-    )?;
+    let init = enclave_config::Config {
+        platform: enclave_config::PlatformSetting::Software,
+        threshold: 2,
+        shares_file: l.p("shares.json"),
+        keystore_file: Some(l.p("keystore.json")),
+        kms_timeout_ms: 2000,
+        kms_recipient: Some(true),
+        listen: Default::default(),
+        logs: Default::default(),
+        software: Default::default(),
+        holders: enclave_holders(&kms_direct),
+        egress: Vec::new(),
+        hosts_file: None,
+    };
+    write(&l.p("init.toml"), &toml_text(&init)?)?;
+    let enclave = enclave_config::Config {
+        platform: if scenario == Some(Scenario::NsmMissing) {
+            enclave_config::PlatformSetting::Nitro
+        } else {
+            enclave_config::PlatformSetting::Software
+        },
+        listen: enclave_config::Listen {
+            api: unix("api.sock"),
+            metrics: unix("metrics.sock"),
+        },
+        logs: enclave_config::Logs {
+            target: unix("log.sock"),
+            ..Default::default()
+        },
+        software: enclave_config::Software {
+            root_dir: Some(l.p("root")),
+            pcrs: [
+                ("0".to_owned(), run_pcr0.clone()),
+                ("8".to_owned(), run_pcr8.clone()),
+            ]
+            .into(),
+            eif: None,
+            module_id: Some("i-0demo0000000000000-enc0000000000000001".into()),
+        },
+        holders: enclave_holders(&kms_via_egress),
+        egress: vec![enclave_config::Egress {
+            host: "kms.demo.local".into(),
+            port: l.egress_in.port(),
+            listen: Some(tcp(l.egress_in)),
+            target: Some(unix("egress-kms.sock")),
+        }],
+        ..init.clone()
+    };
+    write(&l.p("enclave.toml"), &toml_text(&enclave)?)?;
+    let proxy = RunConfig {
+        nitro_cli: l.p("nitro-cli"),
+        production: false,
+        shutdown_grace_ms: 5000,
+        allowlist: Some(l.p("vsock-proxy.yaml")),
+        metrics: None,
+        logs: LogsConfig {
+            listen: unix("log.sock"),
+            ..Default::default()
+        },
+        egress: vec![EgressConfig {
+            name: "kms".into(),
+            listen: Some(unix("egress-kms.sock")),
+            target: kms_tcp,
+            connect_timeout_ms: 5000,
+        }],
+        ingress: vec![
+            IngressConfig {
+                name: "api".into(),
+                listen: tcp(l.api),
+                target: unix("api.sock"),
+                connect_timeout_ms: 5000,
+            },
+            IngressConfig {
+                name: "metrics".into(),
+                listen: tcp(l.metrics),
+                target: unix("metrics.sock"),
+                connect_timeout_ms: 5000,
+            },
+        ],
+        enclave: EnclaveConfig {
+            eif_path: l.p("enclave.eif"),
+            cpu_count: 2,
+            memory_mib: 512,
+            enclave_cid: Some(16),
+            enclave_name: None,
+            debug_mode: debug,
+            extra_args: Vec::new(),
+            terminate_on_shutdown: true,
+            on_failure: OnFailure::Exit,
+        },
+    };
     write(
         &l.p("proxy.toml"),
         &format!(
-            "# What the demo's parent side runs (the proxy processes started by ccctl demo).\nnitro_cli = \"{}\"\nallowlist = \"{}\"\n\n[logs]\nlisten = \"{}\"\n\n[[egress]]\nname = \"kms\"\nlisten = \"{}\"\ntarget = \"tcp://127.0.0.1:{}\"\n\n[[ingress]]\nname = \"api\"\nlisten = \"tcp://{}\"\ntarget = \"{}\"\n\n[[ingress]]\nname = \"metrics\"\nlisten = \"tcp://{}\"\ntarget = \"{}\"\n\n[enclave]\neif_path = \"{}\"\ncpu_count = 2\nmemory_mib = 512\nenclave_cid = 16\ndebug_mode = {debug}\n",
-            l.p("nitro-cli").display(),
-            l.p("vsock-proxy.yaml").display(),
-            l.sock("log.sock"),
-            l.sock("egress-kms.sock"),
-            l.kms,
-            l.api,
-            l.sock("api.sock"),
-            l.metrics,
-            l.sock("metrics.sock"),
-            l.p("enclave.eif").display(),
+            "# What the demo's parent side runs (the proxy processes started by ccctl demo).\n{}",
+            toml_text(&proxy)?
         ),
     )?;
+    let ccctl = cc_proto::holders::Config {
+        principal: Some(SIGNER_ROLE.into()),
+        threshold: Some(2),
+        holders: HOLDERS
+            .iter()
+            .enumerate()
+            .map(|(i, (name, _, region))| cc_proto::holders::Holder {
+                name: (*name).into(),
+                key_arn: key_arn(i),
+                region: (*region).into(),
+                profile: None,
+                endpoint: Some(kms_direct.clone()),
+                policy_file: None,
+            })
+            .collect(),
+    };
     write(
         &l.p("ccctl.toml"),
         &format!(
-            "# ccctl's view of the demo's key holders (their keys are in the demo's local KMS).\nprincipal = \"{SIGNER_ROLE}\"\nthreshold = 2\n\n{}",
-            holders(&format!("http://127.0.0.1:{}", l.kms))
+            "# ccctl's view of the demo's key holders (their keys are in the demo's local KMS).\n{}",
+            toml_text(&ccctl)?
         ),
     )?;
     // nitro-cli stand-in: describe-enclaves reports the enclave server process.
@@ -724,9 +820,7 @@ pub async fn start(args: &Options, dir: &Path, quiet: bool) -> Result<Chamber, S
     let settle = Instant::now();
     let mut last = None;
     while settle.elapsed() < Duration::from_secs(30) {
-        if let Ok(r) = cc_proto::http::get(&api, "/status", Duration::from_secs(2)).await
-            && let Ok(s) = serde_json::from_slice::<cc_proto::status::Status>(&r.body)
-        {
+        if let Ok(s) = cc_proto::status::fetch(&api, Duration::from_secs(2)).await {
             use cc_proto::status::{HolderOutcome, SealState};
             let settled = matches!(s.state, SealState::Unsealed | SealState::Failed)
                 || (!s.holders.is_empty()
@@ -795,4 +889,57 @@ pub fn traffic(
             tokio::time::sleep(every).await;
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every configuration the demo writes is read back by the program that reads it, for
+    /// every scenario.
+    #[test]
+    fn written_configurations_parse_with_their_readers() {
+        let dir = tempfile::tempdir().unwrap();
+        let free = |p: u16| std::net::SocketAddr::from(([127, 0, 0, 1], p));
+        let l = Layout {
+            dir: dir.path().to_owned(),
+            api: free(9000),
+            metrics: free(3000),
+            kms: 4430,
+            egress_in: free(4431),
+        };
+        for scenario in [
+            None,
+            Some(Scenario::DebugInProduction),
+            Some(Scenario::NsmMissing),
+        ] {
+            write_files(&l, scenario).unwrap();
+            let no_env = |_: &str| None;
+            let e =
+                containment_chamber_enclave::config::Config::load(&l.p("enclave.toml"), &no_env)
+                    .unwrap();
+            assert_eq!(e.holders.len(), 3);
+            assert_eq!(
+                e.egress[0].listen,
+                Some(cc_proto::Address::Tcp {
+                    host: "127.0.0.1".into(),
+                    port: 4431
+                })
+            );
+            let debug = scenario == Some(Scenario::DebugInProduction);
+            assert_eq!(
+                e.software.pcrs["0"] == cc_proto::pcr::Pcr::ZERO.hex(),
+                debug
+            );
+            containment_chamber_enclave::config::Config::load(&l.p("init.toml"), &no_env).unwrap();
+            let p = RunConfig::load(&l.p("proxy.toml")).unwrap();
+            assert_eq!(p.enclave.debug_mode, debug);
+            assert_eq!(p.ingress.len(), 2);
+            let a = AllowlistFile::load(&l.p("vsock-proxy.yaml")).unwrap();
+            assert_eq!(a.allowlist[0].port, 4430);
+            let c = cc_proto::holders::Config::load(&l.p("ccctl.toml")).unwrap();
+            assert_eq!(c.principal.as_deref(), Some(SIGNER_ROLE));
+            assert_eq!(c.holders[2].key_arn, key_arn(2));
+        }
+    }
 }

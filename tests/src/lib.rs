@@ -212,15 +212,10 @@ pub fn http_get(port: u16, path: &str) -> std::io::Result<String> {
         .unwrap_or_default())
 }
 
-/// The value of one sample line of a Prometheus text exposition (exact series match).
+/// The value of one series (exact name and labels) in a Prometheus text exposition, read by
+/// the one parser (`cc_proto::metrics`); `None` when absent or the text does not parse.
 pub fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
-        l.strip_prefix(series)?
-            .strip_prefix(' ')?
-            .trim()
-            .parse()
-            .ok()
-    })
+    cc_proto::metrics::value(&cc_proto::metrics::parse(text).ok()?, series)
 }
 
 /// A fake `nitro-cli` for tests: records every call's arguments in `$dir/nitro-cli.calls`,
