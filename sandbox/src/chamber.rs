@@ -816,13 +816,15 @@ pub async fn start(args: &Options, dir: &Path, quiet: bool) -> Result<Chamber, S
         host: layout.api.ip().to_string(),
         port: layout.api.port(),
     };
-    // Until every holder has answered (or the enclave is done one way or another).
+    // Until every holder has answered (or the enclave failed), at most 30 s.
     let settle = Instant::now();
     let mut last = None;
     while settle.elapsed() < Duration::from_secs(30) {
         if let Ok(s) = cc_proto::status::fetch(&api, Duration::from_secs(2)).await {
             use cc_proto::status::{HolderOutcome, SealState};
-            let settled = matches!(s.state, SealState::Unsealed | SealState::Failed)
+            // Unsealed is not enough: a holder still answering (e.g. the one denying in
+            // role-lacks-decrypt) would be missed by the doctor run that follows.
+            let settled = s.state == SealState::Failed
                 || (!s.holders.is_empty()
                     && s.holders
                         .iter()
