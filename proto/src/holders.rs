@@ -16,6 +16,32 @@ pub struct Config {
     pub threshold: Option<u32>,
     #[serde(rename = "holder", default)]
     pub holders: Vec<Holder>,
+    /// How to see the principal role's IAM side (identity-based policies, permissions
+    /// boundary): read live through IAM, or from files. Without it the IAM side is assumed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iam: Option<Iam>,
+}
+
+/// The IAM side of the principal (`[iam]`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Iam {
+    /// Read the role's inline and attached policies and its boundary live (iam:GetRole,
+    /// iam:ListRolePolicies, iam:GetRolePolicy, iam:ListAttachedRolePolicies, iam:GetPolicy,
+    /// iam:GetPolicyVersion) with this AWS profile (one in the role's account).
+    #[serde(default)]
+    pub live: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// Endpoint override (otherwise AWS_ENDPOINT_URL_IAM or IAM's global endpoint).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Offline: the role's identity-based policies as files (inline or managed documents).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identity_policies: Vec<std::path::PathBuf>,
+    /// Offline: the role's permissions boundary as a file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions_boundary: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -407,6 +407,7 @@ fn write_files(l: &Layout, scenario: Option<Scenario>) -> Result<(), String> {
                 policy_file: None,
             })
             .collect(),
+        iam: None,
     };
     write(
         &l.p("ccctl.toml"),

@@ -11,6 +11,7 @@
 pub mod egress;
 pub mod exec;
 pub mod http;
+pub mod iam;
 pub mod k8s;
 pub mod metrics;
 pub mod nitro_cli;
