@@ -335,6 +335,11 @@ impl Policy {
     pub fn parse_as(text: &str, kind: PolicyKind) -> Result<Policy, PolicyError> {
         let v: Value =
             serde_json::from_str(text).map_err(|e| PolicyError(format!("not JSON: {e}")))?;
+        Policy::from_json(&v, kind)
+    }
+
+    /// A policy document already read as JSON.
+    pub fn from_json(v: &Value, kind: PolicyKind) -> Result<Policy, PolicyError> {
         let st = v
             .get("Statement")
             .ok_or_else(|| PolicyError("no 'Statement'".into()))?;

@@ -74,12 +74,15 @@ fn names_account(entry: &Identity, caller: &Identity, caller_arn: &str) -> bool 
 
 /// One entry of a `Principal` element against the caller.
 pub fn principal_entry(entry: &str, caller_arn: &str) -> PrincipalMatch {
-    let caller = Identity::parse(caller_arn);
+    entry_against(entry, &Identity::parse(caller_arn), caller_arn)
+}
+
+fn entry_against(entry: &str, caller: &Identity, caller_arn: &str) -> PrincipalMatch {
     let e = Identity::parse(entry);
     let mut m = PrincipalMatch::none();
-    match (&e, &caller) {
+    match (&e, caller) {
         (Identity::Account { .. }, _) => {
-            m.account = Truth::from_bool(names_account(&e, &caller, caller_arn));
+            m.account = Truth::from_bool(names_account(&e, caller, caller_arn));
         }
         (
             Identity::Role {
@@ -123,10 +126,12 @@ pub fn principal_match(p: &Principal, caller_arn: &str) -> PrincipalMatch {
             ..PrincipalMatch::none()
         },
         Principal::Other => PrincipalMatch::none(),
-        Principal::Aws(list) => list
-            .iter()
-            .map(|e| principal_entry(e, caller_arn))
-            .fold(PrincipalMatch::none(), PrincipalMatch::or),
+        Principal::Aws(list) => {
+            let caller = Identity::parse(caller_arn);
+            list.iter()
+                .map(|e| entry_against(e, &caller, caller_arn))
+                .fold(PrincipalMatch::none(), PrincipalMatch::or)
+        }
     }
 }
 

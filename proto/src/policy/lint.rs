@@ -119,13 +119,11 @@ pub fn analyse_with(
         findings.extend(broad_principal(s));
     }
     findings.extend(split_conditions(&decrypt_allows));
-    let pcr8 = pcr8_unsigned(&decision, &allowed, ctx);
-    let pcr8_said = pcr8.is_some();
-    findings.extend(pcr8);
+    findings.extend(pcr8_unsigned(&decision, &allowed, ctx));
     findings.extend(deny_shadow(p, &decision));
     findings.extend(explicit_deny(&decision));
     findings.extend(principal_not_granted(&decision));
-    findings.extend(measurement_not_allowed(&decision, &allowed, ctx, pcr8_said));
+    findings.extend(measurement_not_allowed(&decision, &allowed, ctx));
     findings.extend(condition_unmet(&decision));
     findings.extend(identity_lacks_decrypt(&decision));
     findings.extend(boundary_lacks_decrypt(&decision));
@@ -454,8 +452,13 @@ fn pcr8_unsigned(
     allowed: &BTreeMap<u8, BTreeSet<String>>,
     ctx: &RequestContext,
 ) -> Option<Finding> {
-    let p8 = allowed.get(&8)?;
-    if decision.allowed || p8.is_empty() || ctx.measurements.pcrs.contains_key(&8) {
+    let reason_says = matches!(&decision.verdict, Verdict::Denied { reason } if reason.code() == "policy.pcr8-unsigned");
+    let p8 = allowed.get(&8).cloned().unwrap_or_default();
+    if decision.allowed
+        || !ctx.recipient
+        || ctx.measurements.pcrs.contains_key(&8)
+        || (p8.is_empty() && !reason_says)
+    {
         return None;
     }
     Some(
@@ -565,12 +568,11 @@ fn principal_not_granted(decision: &Decision) -> Option<Finding> {
 }
 
 /// Decrypt is refused: each measured PCR whose value no Allow statement admits, and the PCR the
-/// closest Allow statement fails on (unless `pcr8-unsigned` already said so).
+/// closest Allow statement fails on (unless it is PCR8 of an unsigned image: `pcr8-unsigned`).
 fn measurement_not_allowed(
     decision: &Decision,
     allowed: &BTreeMap<u8, BTreeSet<String>>,
     ctx: &RequestContext,
-    pcr8_said: bool,
 ) -> Vec<Finding> {
     if decision.allowed {
         return Vec::new();
@@ -607,7 +609,7 @@ fn measurement_not_allowed(
             },
     } = &decision.verdict
         && !said.contains(pcr)
-        && !(*pcr == 8 && measured.is_none() && pcr8_said)
+        && r.code() == "policy.measurement-not-allowed"
     {
         let mut f = Finding::new(
             "policy.measurement-not-allowed",

@@ -34,6 +34,12 @@ mod lint;
 mod verdict;
 
 #[cfg(test)]
+mod differential;
+#[cfg(test)]
+mod generator;
+#[cfg(test)]
+mod reference;
+#[cfg(test)]
 mod test_support;
 
 pub use conditions::{

@@ -135,6 +135,8 @@ pub enum Reason {
         /// `None`: the request carries no such measurement (no Recipient, or PCR8 of an
         /// unsigned image).
         measured: Option<String>,
+        /// The request carries a Recipient (an attestation document).
+        attested: bool,
     },
     /// The closest Allow statement fails on another condition.
     ConditionUnmet {
@@ -166,6 +168,12 @@ impl Reason {
             Reason::PrincipalNotGranted { .. }
             | Reason::ActionNotCovered { .. }
             | Reason::ResourceNotCovered { .. } => "policy.principal-not-granted",
+            Reason::MeasurementNotAllowed {
+                pcr: 8,
+                measured: None,
+                attested: true,
+                ..
+            } => "policy.pcr8-unsigned",
             Reason::MeasurementNotAllowed { .. } => "policy.measurement-not-allowed",
             Reason::ConditionUnmet { .. } => "policy.condition-unmet",
             Reason::IdentityLacksDecrypt { .. } => "policy.identity-lacks-decrypt",
@@ -224,13 +232,20 @@ impl Reason {
                 key,
                 operator,
                 measured,
-            } => match measured {
-                Some(v) => format!(
+                attested,
+            } => match (measured, attested) {
+                (Some(v), _) => format!(
                     "PCR{pcr} {v} does not satisfy {operator} on '{key}' in {}",
                     label(*statement, sid)
                 ),
-                None => format!(
-                    "the request carries no PCR{pcr}, which {operator} on '{key}' in {} requires",
+                (None, true) => format!(
+                    "the attestation carries no PCR{pcr}, which {operator} on '{key}' in {} \
+                     requires",
+                    label(*statement, sid)
+                ),
+                (None, false) => format!(
+                    "the request carries no attestation (no Recipient), which {operator} on \
+                     '{key}' in {} requires",
                     label(*statement, sid)
                 ),
             },
@@ -383,6 +398,7 @@ fn not_granted(p: &Policy, e: &PolicyEval, ctx: &RequestContext) -> Reason {
                     } else {
                         None
                     },
+                    attested: ctx.recipient,
                 },
                 None => Reason::ConditionUnmet {
                     statement: s.index,
