@@ -34,6 +34,8 @@ mod lint;
 mod verdict;
 
 #[cfg(test)]
+mod defects;
+#[cfg(test)]
 mod differential;
 #[cfg(test)]
 mod generator;
