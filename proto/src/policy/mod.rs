@@ -42,6 +42,8 @@ mod generator;
 #[cfg(test)]
 mod reference;
 #[cfg(test)]
+mod table;
+#[cfg(test)]
 mod test_support;
 
 pub use conditions::{
