@@ -98,13 +98,23 @@ impl Truth {
 
 /// `*` and `?` wildcards, as IAM's `StringLike`, action and resource patterns use them.
 pub fn glob(pattern: &str, s: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), s.chars().collect());
+    if pattern.is_ascii() && s.is_ascii() {
+        glob_on(pattern.as_bytes(), s.as_bytes())
+    } else {
+        let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), s.chars().collect());
+        glob_on(&p, &t)
+    }
+}
+
+/// Greedy matching with backtracking to the last `*` (linear in practice).
+fn glob_on<T: Copy + PartialEq + From<u8>>(p: &[T], t: &[T]) -> bool {
+    let (star_c, any_c) = (T::from(b'*'), T::from(b'?'));
     let (mut pi, mut ti, mut star, mut mark) = (0usize, 0usize, None, 0usize);
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+        if pi < p.len() && (p[pi] == any_c || p[pi] == t[ti]) {
             pi += 1;
             ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        } else if pi < p.len() && p[pi] == star_c {
             star = Some(pi);
             mark = ti;
             pi += 1;
@@ -116,7 +126,7 @@ pub fn glob(pattern: &str, s: &str) -> bool {
             return false;
         }
     }
-    while pi < p.len() && p[pi] == '*' {
+    while pi < p.len() && p[pi] == star_c {
         pi += 1;
     }
     pi == p.len()

@@ -20,7 +20,7 @@ use super::{
 };
 
 const SEED: u64 = 0x5eed_2024_0b5e;
-const CASES: usize = 20_000;
+const CASES: usize = 16_000;
 
 /// The case as production takes it; `via_text`: through the JSON text (`Policy::parse`), else
 /// from the JSON value (`Policy::from_json`, the same walk without serde's text parser, which is

@@ -186,10 +186,11 @@ pub fn not_principal_lists(p: &Principal, caller_arn: &str) -> Truth {
 
 impl Statement {
     pub fn covers_action(&self, action: &str) -> bool {
+        let action = action.to_ascii_lowercase();
         let hit = self
             .actions
             .iter()
-            .any(|p| glob(&p.to_ascii_lowercase(), &action.to_ascii_lowercase()));
+            .any(|p| glob(&p.to_ascii_lowercase(), &action));
         hit != self.not_action
     }
 

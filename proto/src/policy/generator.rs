@@ -231,19 +231,40 @@ fn key_and_values(rng: &mut Rng) -> (&'static str, Vec<String>) {
     (key, values)
 }
 
-fn operator(rng: &mut Rng, key: &str) -> String {
-    let base = if key
-        .to_ascii_lowercase()
-        .starts_with("kms:recipientattestation")
-        && rng.bool()
-    {
-        [
+/// Operators people use with a key (half the time), else any operator.
+fn typical(key: &str) -> &'static [&'static str] {
+    match key {
+        k if k.starts_with("kms:RecipientAttestation") => &[
             "StringEqualsIgnoreCase",
             "StringEquals",
             "StringLike",
             "Null",
             "StringNotEquals",
-        ][rng.usize(0..5)]
+        ],
+        "aws:CurrentTime" => &[
+            "DateLessThan",
+            "DateGreaterThan",
+            "DateEquals",
+            "DateNotEquals",
+            "DateLessThanEquals",
+            "DateGreaterThanEquals",
+        ],
+        "aws:EpochTime" => &[
+            "NumericLessThan",
+            "NumericGreaterThanEquals",
+            "DateLessThan",
+        ],
+        "aws:PrincipalArn" => &["ArnLike", "ArnNotLike", "ArnEquals", "ArnNotEquals"],
+        "aws:SecureTransport" => &["Bool"],
+        "aws:SourceIp" => &["IpAddress", "NotIpAddress"],
+        _ => OPERATORS,
+    }
+}
+
+fn operator(rng: &mut Rng, key: &str) -> String {
+    let base = if rng.bool() {
+        let t = typical(key);
+        t[rng.usize(0..t.len())]
     } else {
         OPERATORS[rng.usize(0..OPERATORS.len())]
     };

@@ -350,11 +350,11 @@ fn not_granted(p: &Policy, e: &PolicyEval, ctx: &RequestContext) -> Reason {
             (1, 0)
         } else if ev.resource.is_false() {
             (2, 0)
+        } else if let Some(i) = ev.conditions.iter().position(Truth::is_false) {
+            (3, i)
         } else {
-            (
-                3,
-                ev.conditions.iter().position(Truth::is_false).unwrap_or(0),
-            )
+            // Not a failing statement (it applies, or may): nothing to explain here.
+            continue;
         };
         if stage >= 1 {
             named_principal.push(s.index);
