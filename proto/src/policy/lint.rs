@@ -728,10 +728,14 @@ fn condition_not_judged(decision: &Decision) -> Vec<Finding> {
 }
 
 /// The IAM side (identity-based policies, boundary) was not given, and the key policy would
-/// open the key: an error when IAM decides (delegation to the account, or another account),
+/// (or may) open the key: an error when IAM decides (delegation to the account, or another account),
 /// information when the key policy names the role in the same account.
 fn identity_not_checked(decision: &Decision) -> Option<Finding> {
-    if decision.identity_checked || decision.key_grant == KeyGrant::None {
+    // Denied by the key policy itself: the IAM side cannot change that.
+    if decision.identity_checked
+        || decision.key_grant == KeyGrant::None
+        || matches!(decision.verdict, Verdict::Denied { .. })
+    {
         return None;
     }
     let (severity, summary) = if decision.cross_account == Some(true) {

@@ -263,6 +263,30 @@ fn iam_side_not_checked_is_said() {
     }
 }
 
+/// A key policy that refuses by itself needs no word about the IAM side.
+#[test]
+fn iam_side_not_mentioned_when_the_key_policy_refuses() {
+    let statements = format!(
+        r#"{},{{"Sid":"Off","Effect":"Deny","Principal":"*","Action":"kms:*","Resource":"*"}}"#,
+        allow(r#"{"AWS":"arn:aws:iam::222222222222:root"}"#, PCR0)
+    );
+    let a = check(
+        EVAL,
+        "explicit deny in the key policy",
+        &key_policy(&statements),
+        &attested(XKEY),
+        &IamPolicies::assumed(),
+        Want::Denied("policy.deny-shadow"),
+    );
+    assert!(
+        !a.findings
+            .iter()
+            .any(|f| f.code == "policy.identity-not-checked"),
+        "{:#?}",
+        a.findings
+    );
+}
+
 #[test]
 fn conditions_three_valued() {
     let iam = IamPolicies::checked(vec![]);
