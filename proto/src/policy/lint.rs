@@ -1,14 +1,20 @@
 //! The lints: why a holder's key would (not) release its share to the enclave.
 //!
-//! [`analyse`] judges `kms:Decrypt` with and without attestation, then calls one function per
-//! finding code, each named after its code (`policy.wrong-action` → [`wrong_action`]) and each
-//! returning the finding(s) of that code only. The order of the calls is the order of the
-//! findings.
+//! [`analyse_with`] judges the request with and without attestation, then calls one function
+//! per finding code, each named after its code (`policy.wrong-action` → [`wrong_action`]) and
+//! each returning the finding(s) of that code only. The order of the calls is the order of the
+//! findings. Every verdict that is not "allowed" yields at least one error finding whose
+//! summary says why ([`Reason::code`] names its code), except `DependsOn`, which yields a
+//! `policy.condition-not-judged` warning per key it depends on.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::conditions::glob;
+use super::context::{KEY_ARN_UNKNOWN, Measurements, RequestContext, SESSION_UNKNOWN};
 use super::document::{AttKey, BaseOp, Condition, Effect, Policy, Principal, SetOp, Statement};
-use super::evaluation::{Decision, Measurements, Request, evaluate, glob};
+use super::evaluation::evaluate_policy;
+use super::grants::{GrantRecord, grant_bypasses_attestation as bypasses};
+use super::verdict::{Decision, IamPolicies, KeyGrant, PolicySource, Reason, Verdict, judge};
 use crate::findings::{Finding, Severity};
 
 fn is_measurement(v: &str) -> bool {
@@ -46,29 +52,41 @@ pub struct Analysis {
 
 const DECRYPT: &str = "kms:Decrypt";
 
-/// Judge `kms:Decrypt` by `principal` with `measurements`, and lint the policy.
+/// Judge `kms:Decrypt` by `principal` with `measurements`, and lint the policy. The key ARN,
+/// encryption context and time are unknown and the IAM side is assumed to allow (see
+/// [`analyse_with`]).
 pub fn analyse(p: &Policy, principal: &str, measurements: &Measurements) -> Analysis {
-    let req = Request {
-        principal,
-        action: DECRYPT,
-        attestation: Some(measurements),
-    };
-    let decision = evaluate(p, &req);
-    let unattested = evaluate(
+    analyse_with(
         p,
-        &Request {
-            principal,
-            action: DECRYPT,
-            attestation: None,
-        },
-    );
+        &RequestContext::decrypt(principal).attested(measurements.clone()),
+        &IamPolicies::assumed(),
+        &[],
+    )
+}
+
+/// Judge the request `ctx` (and the same request without attestation) under key policy `p`,
+/// the caller's IAM side and the key's grants, and lint the policy.
+pub fn analyse_with(
+    p: &Policy,
+    ctx: &RequestContext,
+    iam: &IamPolicies,
+    grants: &[GrantRecord],
+) -> Analysis {
+    let decision = judge(p, ctx, iam);
+    let unattested = judge(p, &ctx.clone().unattested(), iam);
+    let eval = evaluate_policy(p, ctx, false);
     let mut allowed: BTreeMap<u8, BTreeSet<String>> = BTreeMap::new();
     let decrypt_allows: Vec<&Statement> = p
         .statements
         .iter()
-        .filter(|s| {
-            s.effect == Effect::Allow && s.covers_action(DECRYPT) && s.covers_principal(principal)
+        .zip(&eval.statements)
+        .filter(|(s, e)| {
+            s.effect == Effect::Allow
+                && !e.principal.any().is_false()
+                && e.action.is_true()
+                && !e.resource.is_false()
         })
+        .map(|(s, _)| s)
         .collect();
     for s in &decrypt_allows {
         for (pcr, vals) in allowed_values(s) {
@@ -77,7 +95,7 @@ pub fn analyse(p: &Policy, principal: &str, measurements: &Measurements) -> Anal
     }
 
     let mut findings = Vec::new();
-    findings.extend(unattested_decrypt(p, principal, &unattested));
+    findings.extend(unattested_decrypt(p, ctx, &unattested));
     for s in &p.statements {
         let att: Vec<(&Condition, AttKey)> = s.attestation_conditions().collect();
         findings.extend(wrong_action(s, &att));
@@ -101,9 +119,19 @@ pub fn analyse(p: &Policy, principal: &str, measurements: &Measurements) -> Anal
         findings.extend(broad_principal(s));
     }
     findings.extend(split_conditions(&decrypt_allows));
-    findings.extend(pcr8_unsigned(&allowed, measurements));
+    findings.extend(pcr8_unsigned(&decision, &allowed, ctx));
     findings.extend(deny_shadow(p, &decision));
-    findings.extend(measurement_not_allowed(&decision, &allowed, measurements));
+    findings.extend(explicit_deny(&decision));
+    findings.extend(principal_not_granted(&decision));
+    findings.extend(measurement_not_allowed(&decision, &allowed, ctx));
+    findings.extend(condition_unmet(&decision));
+    findings.extend(identity_lacks_decrypt(&decision));
+    findings.extend(boundary_lacks_decrypt(&decision));
+    findings.extend(condition_not_judged(&decision));
+    findings.extend(identity_not_checked(&decision));
+    for g in grants {
+        findings.extend(grant_bypasses_attestation(g, ctx));
+    }
 
     Analysis {
         decision,
@@ -121,31 +149,44 @@ fn about_condition(f: Finding, s: &Statement, c: &Condition) -> Finding {
         .with("operator", c.op.name.clone())
 }
 
-/// Decrypt is allowed to the principal even without attestation.
-fn unattested_decrypt(p: &Policy, principal: &str, unattested: &Decision) -> Option<Finding> {
-    if !unattested.allowed {
-        return None;
-    }
-    let s = &p.statements[unattested.allowing[0]];
-    Some(
-        Finding::new(
-            "policy.unattested-decrypt",
-            Severity::Error,
-            format!(
-                "kms:Decrypt is allowed to '{principal}' without any attestation by {}: the \
-                 share can be decrypted outside the enclave",
-                s.label()
-            ),
-        )
-        .with("statement", s.index)
-        .with("sid", s.sid.clone())
-        .with("security", true)
-        .fix(
+/// Decrypt is allowed (or may be, depending on keys ccctl cannot know) to the principal even
+/// without attestation.
+fn unattested_decrypt(p: &Policy, ctx: &RequestContext, unattested: &Decision) -> Option<Finding> {
+    let principal = &ctx.principal_arn;
+    let fix = |f: Finding| {
+        f.with("security", true).fix(
             "Condition every Decrypt grant on kms:RecipientAttestation:PCR0 (and PCR8), or add a \
              Deny for Decrypt when kms:RecipientAttestation:PCR0 is Null",
             &[],
+        )
+    };
+    if let Verdict::DependsOn { keys } = &unattested.verdict {
+        return Some(fix(Finding::new(
+            "policy.unattested-decrypt",
+            Severity::Error,
+            format!(
+                "kms:Decrypt may be allowed to '{principal}' without any attestation, depending \
+                 on {}: the share could be decrypted outside the enclave",
+                keys.join(", ")
+            ),
+        )
+        .with("depends_on", keys.clone())));
+    }
+    if !unattested.allowed {
+        return None;
+    }
+    let s = &p.statements[*unattested.allowing.first()?];
+    Some(fix(Finding::new(
+        "policy.unattested-decrypt",
+        Severity::Error,
+        format!(
+            "kms:Decrypt is allowed to '{principal}' without any attestation by {}: the \
+             share can be decrypted outside the enclave",
+            s.label()
         ),
     )
+    .with("statement", s.index)
+    .with("sid", s.sid.clone())))
 }
 
 /// A statement conditions on attestation (`att`, its attestation conditions) but does not
@@ -404,13 +445,20 @@ fn split_conditions(decrypt_allows: &[&Statement]) -> Option<Finding> {
     )
 }
 
-/// The policy requires PCR8 (a signed image) but the measured image has none.
+/// Decrypt is refused, and the policy requires PCR8 (a signed image) but the measured image has
+/// none.
 fn pcr8_unsigned(
+    decision: &Decision,
     allowed: &BTreeMap<u8, BTreeSet<String>>,
-    measurements: &Measurements,
+    ctx: &RequestContext,
 ) -> Option<Finding> {
-    let p8 = allowed.get(&8)?;
-    if p8.is_empty() || measurements.pcrs.contains_key(&8) {
+    let reason_says = matches!(&decision.verdict, Verdict::Denied { reason } if reason.code() == "policy.pcr8-unsigned");
+    let p8 = allowed.get(&8).cloned().unwrap_or_default();
+    if decision.allowed
+        || !ctx.recipient
+        || ctx.measurements.pcrs.contains_key(&8)
+        || (p8.is_empty() && !reason_says)
+    {
         return None;
     }
     Some(
@@ -424,46 +472,120 @@ fn pcr8_unsigned(
     )
 }
 
-/// Decrypt is refused and a Deny statement matches: the first one is named.
+/// Decrypt is refused and a Deny statement of the key policy matches: the first one is named
+/// (and said to shadow an Allow only when one matches).
 fn deny_shadow(p: &Policy, decision: &Decision) -> Option<Finding> {
     if decision.allowed {
         return None;
     }
     let s = &p.statements[*decision.denying.first()?];
+    let mut summary = if decision.allowing.is_empty() {
+        format!("{} denies kms:Decrypt to this enclave", s.label())
+    } else {
+        format!(
+            "{} denies kms:Decrypt to this enclave even though an Allow would match",
+            s.label()
+        )
+    };
+    if s.not_principal {
+        summary.push_str(
+            " (NotPrincipal with Deny: a role's session is exempt only if its session ARN, its \
+             role ARN and its account are all listed)",
+        );
+    }
+    Some(
+        Finding::new("policy.deny-shadow", Severity::Error, summary)
+            .with("statement", s.index)
+            .with("sid", s.sid.clone())
+            .fix(
+                "Narrow the Deny so it does not cover the attested measurements",
+                &[],
+            ),
+    )
+}
+
+/// A Deny statement of an identity-based policy or of the permissions boundary refuses the
+/// request.
+fn explicit_deny(decision: &Decision) -> Option<Finding> {
+    let Verdict::Denied {
+        reason:
+            r @ Reason::ExplicitDeny {
+                source,
+                statement,
+                sid,
+            },
+    } = &decision.verdict
+    else {
+        return None;
+    };
+    if *source == PolicySource::KeyPolicy {
+        return None;
+    }
     Some(
         Finding::new(
-            "policy.deny-shadow",
+            "policy.explicit-deny",
             Severity::Error,
-            format!(
-                "{} denies kms:Decrypt to this enclave even though an Allow would match",
-                s.label()
-            ),
+            format!("kms:Decrypt is refused: {}", r.sentence()),
         )
-        .with("statement", s.index)
-        .with("sid", s.sid.clone())
+        .with("policy", source.to_string())
+        .with("statement", *statement)
+        .with("sid", sid.clone())
         .fix(
-            "Narrow the Deny so it does not cover the attested measurements",
+            "Narrow that Deny statement so it does not cover kms:Decrypt on this key",
             &[],
         ),
     )
 }
 
-/// Decrypt is refused: each measured PCR whose value no Allow statement admits.
+/// The key policy grants Decrypt on this key to nobody the caller is: no statement names it,
+/// or none covers the action, or none covers the key.
+fn principal_not_granted(decision: &Decision) -> Option<Finding> {
+    let Verdict::Denied { reason } = &decision.verdict else {
+        return None;
+    };
+    let why = match reason {
+        Reason::PrincipalNotGranted { .. } => "principal",
+        Reason::ActionNotCovered { .. } => "action",
+        Reason::ResourceNotCovered { .. } => "resource",
+        _ => return None,
+    };
+    Some(
+        Finding::new(
+            "policy.principal-not-granted",
+            Severity::Error,
+            format!(
+                "kms:Decrypt is not granted by the key policy: {}",
+                reason.sentence()
+            ),
+        )
+        .with("why", why)
+        .fix(
+            "Add an Allow statement naming the enclave's role, for kms:Decrypt, with \
+             \"Resource\": \"*\" and the attestation conditions",
+            &[],
+        ),
+    )
+}
+
+/// Decrypt is refused: each measured PCR whose value no Allow statement admits, and the PCR the
+/// closest Allow statement fails on (unless it is PCR8 of an unsigned image: `pcr8-unsigned`).
 fn measurement_not_allowed(
     decision: &Decision,
     allowed: &BTreeMap<u8, BTreeSet<String>>,
-    measurements: &Measurements,
+    ctx: &RequestContext,
 ) -> Vec<Finding> {
     if decision.allowed {
         return Vec::new();
     }
     let mut findings = Vec::new();
+    let mut said = BTreeSet::new();
     for (pcr, vals) in allowed {
-        let measured = measurements.pcrs.get(pcr);
+        let measured = ctx.measurements.pcrs.get(pcr).filter(|_| ctx.recipient);
         if let Some(m) = measured
             && !vals.is_empty()
             && !vals.iter().any(|v| glob(v, &m.to_ascii_lowercase()))
         {
+            said.insert(*pcr);
             findings.push(
                 Finding::new(
                     "policy.measurement-not-allowed",
@@ -477,7 +599,202 @@ fn measurement_not_allowed(
             );
         }
     }
+    if let Verdict::Denied {
+        reason:
+            r @ Reason::MeasurementNotAllowed {
+                statement,
+                pcr,
+                measured,
+                ..
+            },
+    } = &decision.verdict
+        && !said.contains(pcr)
+        && r.code() == "policy.measurement-not-allowed"
+    {
+        let mut f = Finding::new(
+            "policy.measurement-not-allowed",
+            Severity::Error,
+            format!("kms:Decrypt is refused: {}", r.sentence()),
+        )
+        .with("pcr", format!("PCR{pcr}"))
+        .with("statement", *statement)
+        .fix(
+            "Attest the measurement the key policy requires, or ask the key holder to admit this one",
+            &[],
+        );
+        if let Some(m) = measured {
+            f = f.with("value", m.clone());
+        }
+        findings.push(f);
+    }
     findings
+}
+
+/// Decrypt is refused: the closest Allow statement fails on a condition that is not about
+/// attestation.
+fn condition_unmet(decision: &Decision) -> Option<Finding> {
+    let Verdict::Denied {
+        reason:
+            r @ Reason::ConditionUnmet {
+                statement,
+                sid,
+                key,
+                operator,
+            },
+    } = &decision.verdict
+    else {
+        return None;
+    };
+    Some(
+        Finding::new(
+            "policy.condition-unmet",
+            Severity::Error,
+            format!("kms:Decrypt is refused: {}", r.sentence()),
+        )
+        .with("statement", *statement)
+        .with("sid", sid.clone())
+        .with("key", key.clone())
+        .with("operator", operator.clone())
+        .fix(
+            "Check the request's context against that condition (principal, accounts, encryption context, time)",
+            &[],
+        ),
+    )
+}
+
+/// Decrypt is refused because no identity-based policy of the caller allows it on the key (the
+/// key policy delegates to the account, or the key is in another account).
+fn identity_lacks_decrypt(decision: &Decision) -> Option<Finding> {
+    let r = decision
+        .reasons
+        .iter()
+        .find(|r| matches!(r, Reason::IdentityLacksDecrypt { .. }))?;
+    Some(
+        Finding::new(
+            "policy.identity-lacks-decrypt",
+            Severity::Error,
+            format!("kms:Decrypt is refused: {}", r.sentence()),
+        )
+        .with("cross_account", decision.cross_account)
+        .fix(
+            "Attach to the enclave's role an identity-based policy allowing kms:Decrypt on the key's ARN",
+            &[],
+        ),
+    )
+}
+
+/// Decrypt is refused because the caller's permissions boundary leaves it out.
+fn boundary_lacks_decrypt(decision: &Decision) -> Option<Finding> {
+    let r = decision
+        .reasons
+        .iter()
+        .find(|r| matches!(r, Reason::OutsideBoundary { .. }))?;
+    Some(
+        Finding::new(
+            "policy.boundary-lacks-decrypt",
+            Severity::Error,
+            format!("kms:Decrypt is refused: {}", r.sentence()),
+        )
+        .fix(
+            "Add kms:Decrypt on the key's ARN to the role's permissions boundary",
+            &[],
+        ),
+    )
+}
+
+/// The verdict depends on keys ccctl cannot know: one warning per key.
+fn condition_not_judged(decision: &Decision) -> Vec<Finding> {
+    decision
+        .depends_on
+        .iter()
+        .map(|k| {
+            let what = match k.as_str() {
+                KEY_ARN_UNKNOWN => "the key's ARN (a Resource names a specific key, or the key may be in another account)".to_owned(),
+                SESSION_UNKNOWN => "the role's session name (a statement names one session)".to_owned(),
+                _ => format!("'{k}', which ccctl cannot know (or an operator it does not model)"),
+            };
+            Finding::new(
+                "policy.condition-not-judged",
+                Severity::Warn,
+                format!("KMS's answer to kms:Decrypt depends on {what}: judged both ways, it may allow or deny"),
+            )
+            .with("key", k.clone())
+            .fix(
+                "Give ccctl the value (key ARN, encryption context, time), or check this condition by hand",
+                &[],
+            )
+        })
+        .collect()
+}
+
+/// The IAM side (identity-based policies, boundary) was not given, and the key policy would
+/// (or may) open the key: an error when IAM decides (delegation to the account, or another account),
+/// information when the key policy names the role in the same account.
+fn identity_not_checked(decision: &Decision) -> Option<Finding> {
+    // Denied by the key policy itself: the IAM side cannot change that.
+    if decision.identity_checked
+        || decision.key_grant == KeyGrant::None
+        || matches!(decision.verdict, Verdict::Denied { .. })
+    {
+        return None;
+    }
+    let (severity, summary) = if decision.cross_account == Some(true) {
+        (
+            Severity::Error,
+            "the key is in another account: KMS also requires an identity-based policy of the \
+             enclave's role allowing kms:Decrypt on it, which was not checked",
+        )
+    } else if decision.key_grant != KeyGrant::Direct {
+        (
+            Severity::Error,
+            "the key policy opens the key to the role only through its account (root or account \
+             id): KMS also requires an identity-based policy allowing kms:Decrypt, which was not \
+             checked",
+        )
+    } else if decision.cross_account == Some(false) {
+        (
+            Severity::Info,
+            "the key policy names the role in its own account: no identity-based policy is \
+             needed (unless a permissions boundary leaves kms:Decrypt out, not checked)",
+        )
+    } else {
+        return None;
+    };
+    Some(
+        Finding::new("policy.identity-not-checked", severity, summary)
+            .with("cross_account", decision.cross_account)
+            .fix(
+                "Pass the role's identity-based policies (and boundary) to have the IAM side judged",
+                &["aws iam list-attached-role-policies --role-name ROLE", "aws iam list-role-policies --role-name ROLE"],
+            ),
+    )
+}
+
+/// A grant lets the principal decrypt without attestation.
+fn grant_bypasses_attestation(g: &GrantRecord, ctx: &RequestContext) -> Option<Finding> {
+    if !bypasses(g, &ctx.principal_arn) {
+        return None;
+    }
+    Some(
+        Finding::new(
+            "policy.grant-bypasses-attestation",
+            Severity::Error,
+            format!(
+                "grant {} gives {:?} to '{}': grant constraints cannot require attestation, so \
+                 the share can be decrypted outside the enclave",
+                g.grant_id,
+                g.releasing_operations(),
+                g.grantee_principal
+            ),
+        )
+        .with("grant_id", g.grant_id.clone())
+        .with("grantee", g.grantee_principal.clone())
+        .with("security", true)
+        .fix(
+            "Retire the grant; give Decrypt only through the key policy, conditioned on attestation",
+            &["aws kms retire-grant --key-id KEY --grant-id GRANT"],
+        ),
+    )
 }
 
 #[cfg(test)]
@@ -610,8 +927,8 @@ mod tests {
         assert!(has(&a, "policy.broad-principal", Severity::Warn));
     }
 
-    /// Every code `analyse` can produce. Each is made by exactly one function, named after it
-    /// (`policy.wrong-action` → `fn wrong_action`), which `analyse` calls.
+    /// Every code `analyse_with` can produce. Each is made by exactly one function, named after
+    /// it (`policy.wrong-action` → `fn wrong_action`), which `analyse_with` calls.
     const CODES: &[&str] = &[
         "policy.unattested-decrypt",
         "policy.wrong-action",
@@ -626,7 +943,15 @@ mod tests {
         "policy.split-conditions",
         "policy.pcr8-unsigned",
         "policy.deny-shadow",
+        "policy.explicit-deny",
+        "policy.principal-not-granted",
         "policy.measurement-not-allowed",
+        "policy.condition-unmet",
+        "policy.identity-lacks-decrypt",
+        "policy.boundary-lacks-decrypt",
+        "policy.condition-not-judged",
+        "policy.identity-not-checked",
+        "policy.grant-bypasses-attestation",
     ];
 
     #[test]
@@ -658,8 +983,8 @@ mod tests {
                 "{code} is made by fn {name} only"
             );
             assert!(
-                body("analyse").contains(&format!("{name}(")),
-                "analyse calls {name}"
+                body("analyse_with").contains(&format!("{name}(")),
+                "analyse_with calls {name}"
             );
         }
     }
