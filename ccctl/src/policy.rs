@@ -10,7 +10,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use cc_proto::findings::{Finding, Severity};
-use cc_proto::policy::{Measurements, Policy, analyse};
+use cc_proto::policy::{
+    GrantConstraints, GrantRecord, IamPolicies, Measurements, NamedPolicy, Policy, RequestContext,
+    Verdict, analyse_with,
+};
 use serde::Serialize;
 
 use crate::output::{self, CannotRun, Format, Outcome, Render, Style};
@@ -42,6 +45,17 @@ pub struct PolicyCheckArgs {
     /// Take the PCRs from this attestation document (not verified here: see `ccctl attest verify`).
     #[arg(long, value_name = "FILE")]
     pub attestation: Option<PathBuf>,
+    /// A holder's key ARN (repeatable; for --policy-file holders: a statement's Resource and the
+    /// cross-account rule are judged with it).
+    #[arg(long = "key-arn", value_name = "NAME=ARN")]
+    pub key_arns: Vec<String>,
+    /// One of the role's identity-based policies (inline or attached managed), as a JSON file
+    /// (repeatable). Given, the IAM side is judged; otherwise it is assumed to allow.
+    #[arg(long = "identity-policy", value_name = "FILE")]
+    pub identity_policies: Vec<PathBuf>,
+    /// The role's permissions boundary, as a JSON file (with --identity-policy).
+    #[arg(long, value_name = "FILE", requires = "identity_policies")]
+    pub permissions_boundary: Option<PathBuf>,
     /// The enclave's role (default: the config's `principal`).
     #[arg(long, value_name = "ARN")]
     pub principal: Option<String>,
@@ -74,8 +88,18 @@ pub struct HolderReport {
     pub name: String,
     /// `file:PATH` or `kms:ARN`.
     pub source: String,
-    /// `None` when the policy could not be read.
+    /// `None` when the policy could not be read; `false` also when the answer depends on
+    /// something ccctl cannot know (see `verdict`).
     pub decrypt_allowed: Option<bool>,
+    /// `allowed`, `denied` or `depends_on` (KMS's answer depends on `depends_on`'s keys).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<String>,
+    /// Why not, in words (the first is the verdict's).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+    /// The condition keys (or `(key ARN)`) the answer depends on.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
     pub allowed: BTreeMap<String, Vec<String>>,
     /// Per measured PCR: is its value among the values this holder's Allow statements admit
     /// (`None`: the policy could not be read)? The dashboard's ✓/✗ shows exactly this.
@@ -114,10 +138,120 @@ impl Report {
 
 pub struct Input {
     pub holders: Vec<(String, Source)>,
+    /// Each holder's key ARN where known (live holders carry theirs): a statement's `Resource`
+    /// and the cross-account rule are judged with it.
+    pub key_arns: BTreeMap<String, String>,
     pub principal: String,
     pub threshold: u32,
     pub measurements: Measurements,
+    /// The principal's IAM side.
+    pub iam: IamSide,
     pub timeout: Duration,
+}
+
+/// Where the principal's identity-based policies come from.
+#[derive(Debug, Clone, Default)]
+pub enum IamSide {
+    /// Not given: assumed to allow (said as `policy.identity-not-checked`).
+    #[default]
+    Assumed,
+    /// Policy files (`--identity-policy`, `[iam] identity_policies`) and an optional boundary.
+    Files {
+        identity: Vec<PathBuf>,
+        boundary: Option<PathBuf>,
+    },
+    /// Read live through IAM (`[iam] live = true`).
+    Live(cc_proto::holders::Iam),
+}
+
+impl IamSide {
+    pub fn from_config(iam: Option<&cc_proto::holders::Iam>) -> IamSide {
+        match iam {
+            Some(i) if i.live => IamSide::Live(i.clone()),
+            Some(i) if !i.identity_policies.is_empty() || i.permissions_boundary.is_some() => {
+                IamSide::Files {
+                    identity: i.identity_policies.clone(),
+                    boundary: i.permissions_boundary.clone(),
+                }
+            }
+            _ => IamSide::Assumed,
+        }
+    }
+}
+
+impl Input {
+    /// Every holder of a config (its `policy_file`, else live), its key ARNs and IAM side.
+    pub fn from_config(
+        cfg: &crate::config::Config,
+        principal: String,
+        threshold: u32,
+        measurements: Measurements,
+        timeout: Duration,
+    ) -> Input {
+        Input {
+            holders: sources(cfg),
+            key_arns: cfg
+                .holders
+                .iter()
+                .map(|h| (h.name.clone(), h.key_arn.clone()))
+                .collect(),
+            principal,
+            threshold,
+            measurements,
+            iam: IamSide::from_config(cfg.iam.as_ref()),
+            timeout,
+        }
+    }
+}
+
+/// The principal's IAM side as the evaluator takes it, or why it could not be read.
+async fn iam_policies(input: &Input) -> Result<IamPolicies, String> {
+    let parse = |name: String, text: &str| {
+        Policy::parse_identity(text)
+            .map(|policy| NamedPolicy {
+                name: name.clone(),
+                policy,
+            })
+            .map_err(|e| format!("identity policy {name}: {e}"))
+    };
+    let read = |p: &PathBuf| {
+        std::fs::read_to_string(p).map_err(|e| format!("cannot read '{}': {e}", p.display()))
+    };
+    match &input.iam {
+        IamSide::Assumed => Ok(IamPolicies::assumed()),
+        IamSide::Files { identity, boundary } => {
+            let mut v = Vec::new();
+            for p in identity {
+                v.push(parse(format!("file:{}", p.display()), &read(p)?)?);
+            }
+            let mut iam = IamPolicies::checked(v);
+            if let Some(b) = boundary {
+                iam = iam.with_boundary(parse(format!("file:{}", b.display()), &read(b)?)?);
+            }
+            Ok(iam)
+        }
+        IamSide::Live(cfg) => {
+            let r = crate::probe::iam::role_policies(&input.principal, cfg, input.timeout).await?;
+            let mut v = Vec::new();
+            for d in r.identity {
+                v.push(parse(d.name, &d.text)?);
+            }
+            let mut iam = IamPolicies::checked(v);
+            if let Some(b) = r.boundary {
+                iam = iam.with_boundary(parse(b.name, &b.text)?);
+            }
+            Ok(iam)
+        }
+    }
+}
+
+/// `holder 'NAME': ` in front of a finding's summary that does not name the holder yet.
+fn for_holder(f: Finding, name: &str) -> Finding {
+    let mut f = f.with("holder", name.to_owned());
+    if !f.summary.contains(&format!("'{name}'")) {
+        f.summary = format!("holder '{name}': {}", f.summary);
+    }
+    f
 }
 
 pub async fn check(input: Input) -> Report {
@@ -125,21 +259,30 @@ pub async fn check(input: Input) -> Report {
     for (i, (name, source)) in input.holders.iter().cloned().enumerate() {
         let timeout = input.timeout;
         tasks.spawn(async move {
+            let grants = match &source {
+                Source::Live(h) => Some(crate::probe::iam::grants(h, timeout).await),
+                Source::File(_) => None,
+            };
             (
                 i,
                 name.clone(),
                 source.clone(),
-                crate::probe::policy::fetch(&source, timeout).await,
+                (crate::probe::policy::fetch(&source, timeout).await, grants),
             )
         });
     }
+    let iam = iam_policies(&input).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default();
     let mut fetched = Vec::new();
     while let Some(Ok(r)) = tasks.join_next().await {
         fetched.push(r);
     }
     fetched.sort_by_key(|(i, ..)| *i);
     let mut holders = Vec::new();
-    for (_, name, source, result) in fetched {
+    for (_, name, source, (result, grants)) in fetched {
         let source_label = match &source {
             Source::File(p) => format!("file:{}", p.display()),
             Source::Live(h) => format!("kms:{}", h.key_arn),
@@ -148,6 +291,9 @@ pub async fn check(input: Input) -> Report {
             name: name.clone(),
             source: source_label,
             decrypt_allowed: None,
+            verdict: None,
+            reasons: Vec::new(),
+            depends_on: Vec::new(),
             allowed: BTreeMap::new(),
             measured_admitted: input
                 .measurements
@@ -166,8 +312,53 @@ pub async fn check(input: Input) -> Report {
         }) {
             Err(e) => report.error = Some(e),
             Ok((policy, state)) => {
-                let a = analyse(&policy, &input.principal, &input.measurements);
+                let key_arn = match &source {
+                    Source::Live(h) => Some(h.key_arn.clone()),
+                    Source::File(_) => input.key_arns.get(&name).cloned(),
+                };
+                let mut ctx = RequestContext::decrypt(&input.principal)
+                    .attested(input.measurements.clone())
+                    .encryption_context(cc_proto::shares::encryption_context_map(&name))
+                    .current_time(now);
+                if let Some(k) = &key_arn {
+                    ctx = ctx.key(k);
+                }
+                let mut grant_records = Vec::new();
+                match &grants {
+                    Some(Ok(gs)) => grant_records.extend(gs.iter().map(|g| GrantRecord {
+                        grant_id: g.grant_id.clone(),
+                        grantee_principal: g.grantee_principal.clone(),
+                        operations: g.operations.clone(),
+                        constraints: Some(GrantConstraints {
+                            encryption_context_equals: (!g.encryption_context_equals.is_empty())
+                                .then(|| g.encryption_context_equals.clone()),
+                            encryption_context_subset: (!g.encryption_context_subset.is_empty())
+                                .then(|| g.encryption_context_subset.clone()),
+                        }),
+                    })),
+                    Some(Err(e)) => report.findings.push(
+                        Finding::new(
+                            "policy.grants-unreadable",
+                            Severity::Warn,
+                            format!("holder '{name}': its key's grants could not be listed, so a grant that bypasses attestation would go unseen: {e}"),
+                        )
+                        .fix("Give the holder's profile kms:ListGrants on the key", &[]),
+                    ),
+                    None => {}
+                }
+                let iam_policies = match &iam {
+                    Ok(p) => p.clone(),
+                    Err(_) => IamPolicies::assumed(),
+                };
+                let a = analyse_with(&policy, &ctx, &iam_policies, &grant_records);
                 let mut allowed_now = a.decision.allowed;
+                report.verdict = Some(match &a.decision.verdict {
+                    Verdict::Allowed => "allowed".into(),
+                    Verdict::Denied { .. } => "denied".into(),
+                    Verdict::DependsOn { .. } => "depends_on".into(),
+                });
+                report.reasons = a.decision.reasons.iter().map(|r| r.sentence()).collect();
+                report.depends_on = a.decision.depends_on.clone();
                 report.allowed = a
                     .allowed
                     .iter()
@@ -181,11 +372,9 @@ pub async fn check(input: Input) -> Report {
                         .measured_admitted
                         .insert(format!("PCR{k}"), Some(admitted));
                 }
-                report.findings = a
+                report
                     .findings
-                    .into_iter()
-                    .map(|f| f.with("holder", name.clone()))
-                    .collect();
+                    .extend(a.findings.into_iter().map(|f| for_holder(f, &name)));
                 if let Some(s) = &state
                     && s != "Enabled"
                 {
@@ -213,6 +402,17 @@ pub async fn check(input: Input) -> Report {
         .filter(|h| h.decrypt_allowed == Some(true))
         .count();
     let mut findings = Vec::new();
+    if let Err(e) = &iam {
+        findings.push(
+            Finding::new(
+                "policy.identity-unreadable",
+                Severity::Error,
+                format!("the principal's identity-based policies could not be read, so the IAM side was assumed: {e}"),
+            )
+            .with("principal", input.principal.clone())
+            .fix("Check the [iam] profile's iam:GetRole / iam:List*RolePolicies / iam:GetPolicyVersion permissions, or give the policies as files", &[]),
+        );
+    }
     let readable: Vec<&HolderReport> = holders.iter().filter(|h| h.error.is_none()).collect();
     for pcr in ["PCR0", "PCR8"] {
         let sets: BTreeSet<Vec<String>> = readable
@@ -256,15 +456,16 @@ pub async fn check(input: Input) -> Report {
                 "policy.threshold-unmet",
                 Severity::Error,
                 format!(
-                    "{releasing} of {} holders would release their share; the threshold is {}: the enclave cannot unseal",
+                    "{releasing} of {} holders would release their share; the threshold is {}: the enclave cannot unseal (not releasing: {})",
                     holders.len(),
-                    input.threshold
+                    input.threshold,
+                    missing.join(", ")
                 ),
             )
             .with("holders_releasing", releasing)
             .with("threshold", input.threshold)
-            .with("not_releasing", missing)
-            .fix("Fix the holders listed as not releasing (see their findings)", &[]),
+            .with("not_releasing", missing.clone())
+            .fix(format!("Fix the holders not releasing ({}): see their findings", missing.join(", ")), &[]),
         );
     }
     Report {
@@ -308,10 +509,19 @@ fn human_raw(r: &Report) -> String {
     }
     s += &format!("principal {}\n\n", r.principal);
     for h in &r.holders {
-        let verdict = match (h.decrypt_allowed, &h.error) {
-            (_, Some(e)) => format!("UNREADABLE: {e}"),
-            (Some(true), _) => "releases".into(),
-            _ => "does NOT release".into(),
+        let verdict = match (h.decrypt_allowed, &h.error, h.verdict.as_deref()) {
+            (_, Some(e), _) => format!("UNREADABLE: {e}"),
+            (Some(true), _, _) => "releases".into(),
+            (_, _, Some("depends_on")) => {
+                format!(
+                    "DEPENDS on {} (not known to ccctl)",
+                    h.depends_on.join(", ")
+                )
+            }
+            _ => match h.reasons.first() {
+                Some(why) => format!("does NOT release: {why}"),
+                None => "does NOT release".into(),
+            },
         };
         s += &format!("holder {:<16} {verdict}   ({})\n", h.name, h.source);
         for f in &h.findings {
@@ -335,6 +545,8 @@ fn human_raw(r: &Report) -> String {
     for f in &r.findings {
         s += &format!("{} {}  {}\n", sev(f.severity), f.code, f.summary);
     }
+    s += "(not modelled: service control policies, resource control policies, VPC endpoint \
+          policies, session policies)\n";
     s
 }
 
@@ -399,6 +611,35 @@ pub fn input_from_args(a: &PolicyCheckArgs) -> Result<Input, CannotRun> {
             holders.push((name, source));
         }
     }
+    let mut key_arns: BTreeMap<String, String> = cfg
+        .holders
+        .iter()
+        .map(|h| (h.name.clone(), h.key_arn.clone()))
+        .collect();
+    for spec in &a.key_arns {
+        let (name, arn) = spec
+            .split_once('=')
+            .filter(|(_, arn)| arn.starts_with("arn:"))
+            .ok_or_else(|| {
+                CannotRun::new(format!(
+                    "--key-arn '{spec}': expected NAME=arn:aws:kms:REGION:ACCOUNT:key/ID"
+                ))
+            })?;
+        if !holders.iter().any(|(n, _)| n == name) {
+            return Err(CannotRun::new(format!(
+                "--key-arn '{spec}': no holder named '{name}' (give --policy-file {name}=PATH or a config holder)"
+            )));
+        }
+        key_arns.insert(name.to_owned(), arn.to_owned());
+    }
+    let iam = if a.identity_policies.is_empty() {
+        IamSide::from_config(cfg.iam.as_ref())
+    } else {
+        IamSide::Files {
+            identity: a.identity_policies.clone(),
+            boundary: a.permissions_boundary.clone(),
+        }
+    };
     if holders.is_empty() {
         return Err(CannotRun::new(
             "no holders: give --policy-file NAME=PATH or a --config with [[holder]] entries",
@@ -412,9 +653,11 @@ pub fn input_from_args(a: &PolicyCheckArgs) -> Result<Input, CannotRun> {
     }
     Ok(Input {
         holders,
+        key_arns,
         principal,
         threshold,
         measurements: measurements(&pcrs),
+        iam,
         timeout: a.timeout,
     })
 }
@@ -448,12 +691,12 @@ pub async fn report_for_status(
             ),
         ));
     };
-    Ok(check(Input {
-        holders: sources(&cfg),
+    Ok(check(Input::from_config(
+        &cfg,
         principal,
-        threshold: cfg.threshold.unwrap_or(status.threshold),
-        measurements: measurements(&pcrs),
+        cfg.threshold.unwrap_or(status.threshold),
+        measurements(&pcrs),
         timeout,
-    })
+    ))
     .await)
 }

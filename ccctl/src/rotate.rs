@@ -596,17 +596,16 @@ async fn poll_holders(s: &State, timeout: Duration) -> Result<(Vec<HolderView>, 
         .clone()
         .ok_or_else(|| CannotRun::new(format!("'{}' has no 'principal'", s.config.display())))?;
     let threshold = cfg.threshold.unwrap_or(2);
-    let holders = crate::policy::sources(&cfg);
     let with = |v: &str| {
         let mut pcrs = s.other_pcrs.clone();
         pcrs.insert(s.pcr, v.to_owned());
-        crate::policy::Input {
-            holders: holders.clone(),
-            principal: principal.clone(),
+        crate::policy::Input::from_config(
+            &cfg,
+            principal.clone(),
             threshold,
-            measurements: cc_proto::policy::Measurements { pcrs },
+            cc_proto::policy::Measurements { pcrs },
             timeout,
-        }
+        )
     };
     let (new, old) = tokio::join!(
         crate::policy::check(with(&s.new)),

@@ -62,6 +62,9 @@ fn policy(allowed_by: [bool; 3], threshold: u32) -> ccctl::policy::Report {
             name: n.to_string(),
             source: format!("kms:{n}"),
             decrypt_allowed: Some(ok),
+            verdict: Some(if ok { "allowed" } else { "denied" }.into()),
+            reasons: Vec::new(),
+            depends_on: Vec::new(),
             allowed: BTreeMap::from([
                 (
                     "PCR0".to_owned(),

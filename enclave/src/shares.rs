@@ -25,13 +25,8 @@ pub struct EncryptedShare {
     pub ciphertext: String,
 }
 
-/// The encryption context every share is bound to (KMS checks it on Decrypt).
-pub fn encryption_context(holder: &str) -> [(&'static str, String); 2] {
-    [
-        ("purpose", "containment-chamber-share".to_owned()),
-        ("holder", holder.to_owned()),
-    ]
-}
+/// The encryption context every share is bound to (KMS checks it on Decrypt): the contract's.
+pub use cc_proto::shares::encryption_context;
 
 impl EncryptedShare {
     pub fn ciphertext_bytes(&self) -> Result<Vec<u8>, String> {

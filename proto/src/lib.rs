@@ -17,6 +17,7 @@ pub mod nitro_cli;
 pub mod pcr;
 pub mod policy;
 pub mod ports;
+pub mod shares;
 pub mod status;
 pub mod text;
 pub mod transport;
