@@ -173,6 +173,14 @@ fn addr(wanted: u16) -> Result<std::net::SocketAddr, String> {
     free_addr()
 }
 
+/// The key ARNs the signer role's IAM policy allows kms:Decrypt on, per scenario.
+pub fn identity_allowed(scenario: Option<Scenario>) -> Vec<String> {
+    (0..HOLDERS.len())
+        .filter(|i| !(scenario == Some(Scenario::RoleLacksDecrypt) && *i == 1))
+        .map(key_arn)
+        .collect()
+}
+
 /// A configuration as TOML, from its typed struct (what the program reading it parses).
 fn toml_text<T: serde::Serialize>(v: &T) -> Result<String, String> {
     toml::to_string(v).map_err(|e| err(format!("cannot write a configuration: {e}")))
@@ -392,6 +400,12 @@ fn write_files(l: &Layout, scenario: Option<Scenario>) -> Result<(), String> {
             toml_text(&proxy)?
         ),
     )?;
+    // The signer role's identity-based policy: kms:Decrypt on every holder's key, except in
+    // role-lacks-decrypt (holder-b's). The local KMS enforces the same text.
+    write(
+        &l.p("signer-identity-policy.json"),
+        &kms::identity_policy(&identity_allowed(scenario)),
+    )?;
     let ccctl = cc_proto::holders::Config {
         principal: Some(SIGNER_ROLE.into()),
         threshold: Some(2),
@@ -407,7 +421,10 @@ fn write_files(l: &Layout, scenario: Option<Scenario>) -> Result<(), String> {
                 policy_file: None,
             })
             .collect(),
-        iam: None,
+        iam: Some(cc_proto::holders::Iam {
+            identity_policies: vec![l.p("signer-identity-policy.json")],
+            ..Default::default()
+        }),
     };
     write(
         &l.p("ccctl.toml"),
@@ -676,8 +693,11 @@ pub async fn start(args: &Options, dir: &Path, quiet: bool) -> Result<Chamber, S
         layout.p("root/root.pem"),
         args.verifier.clone(),
     );
-    if scenario == Some(Scenario::RoleLacksDecrypt) {
-        local_kms.set_identity_allows(&key_arn(1), false);
+    for i in 0..HOLDERS.len() {
+        local_kms.set_identity_allows(
+            &key_arn(i),
+            identity_allowed(scenario).contains(&key_arn(i)),
+        );
     }
     let kms_task = local_kms.serve(kms_listener);
     say(

@@ -28,7 +28,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use cc_proto::policy::{Measurements, Policy, Request, evaluate};
+use cc_proto::policy::{
+    IamPolicies, Measurements, NamedPolicy, Policy, PolicySource, Reason, RequestContext, Verdict,
+    judge,
+};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
@@ -49,6 +52,8 @@ pub struct KeySpec {
 struct Key {
     spec: KeySpec,
     material: Zeroizing<[u8; 32]>,
+    /// Grants as `ListGrants` returns them.
+    grants: Vec<Value>,
 }
 
 struct Inner {
@@ -138,6 +143,7 @@ impl LocalKms {
                     .map(|spec| Key {
                         spec,
                         material: Zeroizing::new(rand::random()),
+                        grants: Vec::new(),
                     })
                     .collect(),
             ),
@@ -161,6 +167,13 @@ impl LocalKms {
             .iter()
             .find(|k| k.spec.arn == arn)
             .map(|k| k.spec.policy.clone())
+    }
+
+    /// The signer role's identity-based policy as it stands (the IAM side KMS checks for a
+    /// cross-account key).
+    pub fn identity_policy(&self) -> String {
+        let arns: Vec<String> = lock(&self.0.identity_allows).iter().cloned().collect();
+        identity_policy(&arns)
     }
 
     /// Grant or revoke `kms:Decrypt` on `arn` in the signer role's IAM policy.
@@ -266,6 +279,32 @@ impl LocalKms {
                 self.set_policy(&arn, text);
                 Ok(json!({}))
             }
+            ("ListGrants", Caller::Operator) => {
+                let arn = self.find(key_id)?;
+                let keys = lock(&self.0.keys);
+                let grants = keys
+                    .iter()
+                    .find(|k| k.spec.arn == arn)
+                    .map(|k| k.grants.clone())
+                    .unwrap_or_default();
+                Ok(json!({"Grants": grants, "Truncated": false}))
+            }
+            ("CreateGrant", Caller::Operator) => {
+                let arn = self.find(key_id)?;
+                let grant_id = hex::encode(rand::random::<[u8; 16]>());
+                let mut keys = lock(&self.0.keys);
+                if let Some(k) = keys.iter_mut().find(|k| k.spec.arn == arn) {
+                    k.grants.push(json!({
+                        "KeyId": arn, "GrantId": grant_id,
+                        "GranteePrincipal": req["GranteePrincipal"],
+                        "Operations": req["Operations"],
+                        "Constraints": req["Constraints"],
+                        "Name": req["Name"],
+                        "CreationDate": 1_764_000_000.0,
+                    }));
+                }
+                Ok(json!({"GrantId": grant_id, "GrantToken": "demo"}))
+            }
             _ => Err(KmsError::new(
                 "UnsupportedOperationException",
                 format!("the demo's local KMS does not implement {op}"),
@@ -353,13 +392,24 @@ impl LocalKms {
             let policy = Policy::parse(&key.spec.policy).map_err(|e| {
                 KmsError::new("KMSInternalException", format!("stored policy: {}", e.0))
             })?;
-            decision = evaluate(
+            let mut ctx = RequestContext::decrypt(&principal)
+                .key(&arn)
+                .encryption_context(request_context(req))
+                .current_time(now());
+            ctx = match &attested {
+                Some((m, _)) => ctx.attested(m.clone()),
+                None => ctx.unattested(),
+            };
+            let identity = Policy::parse_identity(&self.identity_policy()).map_err(|e| {
+                KmsError::new("KMSInternalException", format!("identity policy: {}", e.0))
+            })?;
+            decision = judge(
                 &policy,
-                &Request {
-                    principal: &principal,
-                    action: "kms:Decrypt",
-                    attestation: attested.as_ref().map(|(m, _)| m),
-                },
+                &ctx,
+                &IamPolicies::checked(vec![NamedPolicy {
+                    name: "inline:demo-signer".into(),
+                    policy: identity,
+                }]),
             );
         }
         let pcr0 = attested
@@ -367,15 +417,41 @@ impl LocalKms {
             .and_then(|(m, _)| m.pcrs.get(&0))
             .map(|v| format!("{}…", &v[..v.len().min(12)]))
             .unwrap_or_else(|| "(no attestation)".into());
-        let identity_ok = lock(&self.0.identity_allows).contains(&arn);
-        let because = if !identity_ok {
-            Some("because no identity-based policy allows the kms:Decrypt action".to_owned())
-        } else if !decision.denying.is_empty() {
-            Some("with an explicit deny in a resource-based policy".to_owned())
-        } else if !decision.allowed {
-            Some("because no resource-based policy allows the kms:Decrypt action".to_owned())
-        } else {
-            None
+        // A grant to the role for Decrypt allows whatever the key policy says (constraints can
+        // only bind the encryption context): why ccctl reports policy.grant-bypasses-attestation.
+        let granted = {
+            let ec = request_context(req);
+            let keys = lock(&self.0.keys);
+            keys.iter().find(|k| k.spec.arn == arn).is_some_and(|k| {
+                k.grants.iter().any(|g| {
+                    g["GranteePrincipal"].as_str() == Some(principal.as_str())
+                        && g["Operations"]
+                            .as_array()
+                            .is_some_and(|o| o.iter().any(|o| o == "Decrypt"))
+                        && grant_constraints_hold(&g["Constraints"], &ec)
+                })
+            })
+        };
+        // KMS's words for each "no" (the same model as `ccctl policy check`: cc_proto::policy).
+        let because = match &decision.verdict {
+            _ if granted => None,
+            Verdict::Allowed => None,
+            Verdict::Denied {
+                reason: Reason::IdentityLacksDecrypt { .. } | Reason::OutsideBoundary { .. },
+            } => Some("because no identity-based policy allows the kms:Decrypt action".to_owned()),
+            Verdict::Denied {
+                reason:
+                    Reason::ExplicitDeny {
+                        source: PolicySource::KeyPolicy,
+                        ..
+                    },
+            } => Some("with an explicit deny in a resource-based policy".to_owned()),
+            Verdict::Denied {
+                reason: Reason::ExplicitDeny { .. },
+            } => Some("with an explicit deny in an identity-based policy".to_owned()),
+            Verdict::Denied { .. } | Verdict::DependsOn { .. } => {
+                Some("because no resource-based policy allows the kms:Decrypt action".to_owned())
+            }
         };
         self.note(format!(
             "{holder}: Decrypt for PCR0 {pcr0}: {}",
@@ -461,6 +537,57 @@ impl LocalKms {
         }
         j.push(line);
     }
+}
+
+/// The signer role's identity-based policy: `kms:Decrypt` on exactly these key ARNs. The demo
+/// writes the same text for `ccctl policy check` (`[iam] identity_policies`).
+pub fn identity_policy(key_arns: &[String]) -> String {
+    serde_json::to_string_pretty(&json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "DecryptTheHoldersShares",
+            "Effect": "Allow",
+            "Action": "kms:Decrypt",
+            "Resource": key_arns,
+        }]
+    }))
+    .unwrap_or_default()
+}
+
+/// Do a grant's constraints hold for this encryption context?
+fn grant_constraints_hold(c: &Value, ec: &BTreeMap<String, String>) -> bool {
+    let pairs = |v: &Value| -> BTreeMap<String, String> {
+        v.as_object()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let equals = &c["EncryptionContextEquals"];
+    let subset = &c["EncryptionContextSubset"];
+    (equals.is_null() || pairs(equals) == *ec)
+        && (subset.is_null() || pairs(subset).iter().all(|(k, v)| ec.get(k) == Some(v)))
+}
+
+/// The request's `EncryptionContext` as a map.
+fn request_context(req: &Value) -> BTreeMap<String, String> {
+    req["EncryptionContext"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -229,3 +229,180 @@ profile = "holder-c"
         "{global:?}"
     );
 }
+
+/// The IAM side and grants, live on moto: the role's inline policy (kms:Decrypt on holder a's
+/// key only), an attached managed policy and a permissions boundary read through IAM; a grant
+/// on holder b's key read through ListGrants. Holder a's key is in another account: IAM decides
+/// and allows. Holder b's key is in the role's account and names the role: the key policy
+/// decides, but a Decrypt grant to the role bypasses attestation. Holder c's key is in a third
+/// account and no identity policy allows it: denied, saying why.
+#[test]
+fn iam_side_and_grants_read_live() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let accounts = ["111111111111", "222222222222", "333333333333"];
+    let creds: Vec<Creds> = accounts.iter().map(|a| assume(&moto, a)).collect();
+    let arns = [
+        create_key(&moto, &creds[0], &decrypt_policy(&[NEW]), false),
+        create_key(&moto, &creds[1], &decrypt_policy(&[NEW]), false),
+        create_key(&moto, &creds[2], &decrypt_policy(&[NEW]), false),
+    ];
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = &creds[1];
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(moto.endpoint())
+            .credentials_provider(aws_sdk_kms::config::Credentials::new(
+                c.key.clone(),
+                c.secret.clone(),
+                Some(c.token.clone()),
+                None,
+                "test",
+            ))
+            .load()
+            .await;
+        let iam = aws_sdk_iam::Client::new(&sdk);
+        let boundary = iam
+            .create_policy()
+            .policy_name("boundary")
+            .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"}]}"#)
+            .send()
+            .await
+            .unwrap();
+        let boundary_arn = boundary.policy().unwrap().arn().unwrap().to_owned();
+        iam.create_role()
+            .role_name("signer")
+            .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#)
+            .permissions_boundary(&boundary_arn)
+            .send()
+            .await
+            .unwrap();
+        iam.put_role_policy()
+            .role_name("signer")
+            .policy_name("decrypt-a")
+            .policy_document(format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"kms:Decrypt","Resource":"{}"}}]}}"#,
+                arns[0]
+            ))
+            .send()
+            .await
+            .unwrap();
+        let logs = iam
+            .create_policy()
+            .policy_name("logs")
+            .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"logs:PutLogEvents","Resource":"*"}]}"#)
+            .send()
+            .await
+            .unwrap();
+        iam.attach_role_policy()
+            .role_name("signer")
+            .policy_arn(logs.policy().unwrap().arn().unwrap())
+            .send()
+            .await
+            .unwrap();
+        let kms = aws_sdk_kms::Client::new(&sdk);
+        kms.create_grant()
+            .key_id(&arns[1])
+            .grantee_principal(ROLE)
+            .operations(aws_sdk_kms::types::GrantOperation::Decrypt)
+            .send()
+            .await
+            .unwrap();
+    });
+    let mut credentials = String::new();
+    let mut config = String::new();
+    for (name, c) in ["holder-a", "holder-b", "holder-c"].iter().zip(&creds) {
+        credentials += &format!(
+            "[{name}]\naws_access_key_id = {}\naws_secret_access_key = {}\naws_session_token = {}\n",
+            c.key, c.secret, c.token
+        );
+        config += &format!("[profile {name}]\nregion = us-east-1\n");
+    }
+    std::fs::write(dir.path().join("credentials"), credentials).unwrap();
+    std::fs::write(dir.path().join("config"), config).unwrap();
+    let ep = moto.endpoint();
+    let cfg = dir.path().join("ccctl.toml");
+    let holders: String = ["a", "b", "c"]
+        .iter()
+        .zip(&arns)
+        .map(|(n, arn)| {
+            format!(
+                "[[holder]]\nname = \"{n}\"\nkey_arn = \"{arn}\"\nregion = \"us-east-1\"\nprofile = \"holder-{n}\"\nendpoint = \"{ep}\"\n"
+            )
+        })
+        .collect();
+    std::fs::write(
+        &cfg,
+        format!(
+            "principal = \"{ROLE}\"\nthreshold = 2\n[iam]\nlive = true\nprofile = \"holder-b\"\nendpoint = \"{ep}\"\n{holders}"
+        ),
+    )
+    .unwrap();
+    let o = Command::new(bin("ccctl"))
+        .args(["-o", "json", "policy", "check", "--config"])
+        .arg(&cfg)
+        .args(["--pcr0", NEW, "--pcr8", P8])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", dir.path())
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            dir.path().join("credentials"),
+        )
+        .env("AWS_CONFIG_FILE", dir.path().join("config"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| {
+        panic!(
+            "{}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    });
+    let h = v["holders"].as_array().unwrap();
+    let codes = |i: usize| -> Vec<String> {
+        h[i]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["code"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // a: cross-account, the role's inline policy allows Decrypt on it.
+    assert_eq!(h[0]["decrypt_allowed"], true, "{v:#}");
+    assert!(
+        !codes(0).iter().any(|c| c.starts_with("policy.identity")),
+        "{v:#}"
+    );
+    // b: allowed, and the grant is reported as a bypass of attestation.
+    assert_eq!(h[1]["decrypt_allowed"], true, "{v:#}");
+    assert!(
+        codes(1).contains(&"policy.grant-bypasses-attestation".to_owned()),
+        "{v:#}"
+    );
+    // c: cross-account and no identity policy allows it: denied, with the reason named.
+    assert_eq!(h[2]["decrypt_allowed"], false, "{v:#}");
+    assert_eq!(h[2]["verdict"], "denied");
+    let why = h[2]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "policy.identity-lacks-decrypt")
+        .unwrap_or_else(|| panic!("{v:#}"));
+    assert_eq!(why["severity"], "error");
+    assert!(
+        why["summary"].as_str().unwrap().contains("holder 'c'"),
+        "{why}"
+    );
+    assert_eq!(v["holders_releasing"], 2);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a grant bypassing attestation is an error"
+    );
+}

@@ -75,12 +75,7 @@ pub async fn role_policies(
         .role_name(&role)
         .send()
         .await
-        .map_err(|e| {
-            err(
-                "ListRolePolicies",
-                aws_sdk_iam::error::DisplayErrorContext(&e).to_string(),
-            )
-        })?;
+        .map_err(|e| err("ListRolePolicies", sdk_error(&e)))?;
     for name in inline.policy_names() {
         let p = c
             .get_role_policy()
@@ -88,12 +83,7 @@ pub async fn role_policies(
             .policy_name(name)
             .send()
             .await
-            .map_err(|e| {
-                err(
-                    "GetRolePolicy",
-                    aws_sdk_iam::error::DisplayErrorContext(&e).to_string(),
-                )
-            })?;
+            .map_err(|e| err("GetRolePolicy", sdk_error(&e)))?;
         out.identity.push(PolicyDocument {
             name: format!("inline:{name}"),
             text: decode(p.policy_document()),
@@ -104,12 +94,7 @@ pub async fn role_policies(
         .role_name(&role)
         .send()
         .await
-        .map_err(|e| {
-            err(
-                "ListAttachedRolePolicies",
-                aws_sdk_iam::error::DisplayErrorContext(&e).to_string(),
-            )
-        })?;
+        .map_err(|e| err("ListAttachedRolePolicies", sdk_error(&e)))?;
     for a in attached.attached_policies() {
         let Some(arn) = a.policy_arn() else { continue };
         out.identity.push(PolicyDocument {
@@ -119,12 +104,12 @@ pub async fn role_policies(
                 .map_err(|e| err("GetPolicyVersion", e))?,
         });
     }
-    let r = c.get_role().role_name(&role).send().await.map_err(|e| {
-        err(
-            "GetRole",
-            aws_sdk_iam::error::DisplayErrorContext(&e).to_string(),
-        )
-    })?;
+    let r = c
+        .get_role()
+        .role_name(&role)
+        .send()
+        .await
+        .map_err(|e| err("GetRole", sdk_error(&e)))?;
     if let Some(arn) = r
         .role()
         .and_then(|r| r.permissions_boundary())
@@ -147,7 +132,7 @@ async fn managed(c: &aws_sdk_iam::Client, arn: &str) -> Result<String, String> {
         .policy_arn(arn)
         .send()
         .await
-        .map_err(|e| aws_sdk_iam::error::DisplayErrorContext(&e).to_string())?;
+        .map_err(|e| sdk_error(&e))?;
     let version = p
         .policy()
         .and_then(|p| p.default_version_id())
@@ -158,11 +143,20 @@ async fn managed(c: &aws_sdk_iam::Client, arn: &str) -> Result<String, String> {
         .version_id(version)
         .send()
         .await
-        .map_err(|e| aws_sdk_iam::error::DisplayErrorContext(&e).to_string())?;
+        .map_err(|e| sdk_error(&e))?;
     v.policy_version()
         .and_then(|v| v.document())
         .map(decode)
         .ok_or_else(|| format!("{arn} version {version} has no document"))
+}
+
+/// An SDK error in one line: its code and message (not the whole debug structure).
+fn sdk_error<E: aws_sdk_kms::error::ProvideErrorMetadata + std::fmt::Display>(e: &E) -> String {
+    match (e.code(), e.message()) {
+        (Some(c), Some(m)) => format!("{c}: {m}"),
+        (Some(c), None) => c.to_owned(),
+        _ => e.to_string(),
+    }
 }
 
 /// One KMS grant as read (`ListGrants`).
@@ -194,14 +188,7 @@ pub async fn grants(h: &Holder, timeout: Duration) -> Result<Vec<Grant>, String>
             .set_marker(marker.clone())
             .send()
             .await
-            .map_err(|e| {
-                format!(
-                    "holder '{}' ({}): ListGrants failed: {}",
-                    h.name,
-                    h.key_arn,
-                    aws_sdk_kms::error::DisplayErrorContext(&e)
-                )
-            })?;
+            .map_err(|e| format!("ListGrants on {} failed: {}", h.key_arn, sdk_error(&e)))?;
         for g in r.grants() {
             let constraints = g.constraints();
             let map = |m: Option<&std::collections::HashMap<String, String>>| {
