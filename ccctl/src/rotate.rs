@@ -590,15 +590,29 @@ fn confirm(pcr: u8, a: ConfirmArgs, fmt: Format) -> Result<Outcome, CannotRun> {
 
 /// Every holder's policy judged for NEW and for OLD (the other PCRs as running).
 async fn poll_holders(s: &State, timeout: Duration) -> Result<(Vec<HolderView>, u32), CannotRun> {
-    let cfg = crate::config::Config::load(&s.config).map_err(CannotRun::new)?;
+    holder_views(&s.config, s.pcr, &s.new, &s.old, &s.other_pcrs, timeout).await
+}
+
+/// Every holder of `config` judged by the policy verdict (`policy::check`, the same as
+/// `policy check`, doctor and the dashboard) for PCR `pcr` = NEW and = OLD, the other PCRs as
+/// given; and the threshold. What the interlocks count.
+pub async fn holder_views(
+    config: &Path,
+    pcr: u8,
+    new: &str,
+    old: &str,
+    other_pcrs: &BTreeMap<u8, String>,
+    timeout: Duration,
+) -> Result<(Vec<HolderView>, u32), CannotRun> {
+    let cfg = crate::config::Config::load(config).map_err(CannotRun::new)?;
     let principal = cfg
         .principal
         .clone()
-        .ok_or_else(|| CannotRun::new(format!("'{}' has no 'principal'", s.config.display())))?;
+        .ok_or_else(|| CannotRun::new(format!("'{}' has no 'principal'", config.display())))?;
     let threshold = cfg.threshold.unwrap_or(2);
     let with = |v: &str| {
-        let mut pcrs = s.other_pcrs.clone();
-        pcrs.insert(s.pcr, v.to_owned());
+        let mut pcrs = other_pcrs.clone();
+        pcrs.insert(pcr, v.to_owned());
         crate::policy::Input::from_config(
             &cfg,
             principal.clone(),
@@ -608,8 +622,8 @@ async fn poll_holders(s: &State, timeout: Duration) -> Result<(Vec<HolderView>, 
         )
     };
     let (new, old) = tokio::join!(
-        crate::policy::check(with(&s.new)),
-        crate::policy::check(with(&s.old))
+        crate::policy::check(with(new)),
+        crate::policy::check(with(old))
     );
     let views = cfg
         .holders

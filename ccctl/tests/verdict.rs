@@ -80,7 +80,7 @@ fn says_why(v: &serde_json::Value) {
     );
 }
 
-/// 1. Other condition keys are judged, not treated as absent.
+/// Problem 1: Other condition keys are judged, not treated as absent.
 /// https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-principalarn
 #[test]
 fn other_condition_keys_are_judged() {
@@ -112,7 +112,7 @@ fn other_condition_keys_are_judged() {
     );
 }
 
-/// 2. Resource matters: absent → no effect; another key → does not apply.
+/// Problem 2: Resource matters: absent → no effect; another key → does not apply.
 /// https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-overview.html
 #[test]
 fn resource_matters() {
@@ -143,7 +143,7 @@ fn resource_matters() {
     );
 }
 
-/// 3. `Null` with a list of values is OR-ed (always true here).
+/// Problem 3: `Null` with a list of values is OR-ed (always true here).
 /// https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html#Conditions_Null
 #[test]
 fn null_with_a_list_is_or() {
@@ -156,7 +156,7 @@ fn null_with_a_list_is_or() {
     says_why(&v);
 }
 
-/// 4. The IAM side: a cross-account key needs the role's identity policy too; not given, it is
+/// Problem 4: The IAM side: a cross-account key needs the role's identity policy too; not given, it is
 /// an error that says so; given without Decrypt, the holder does not release.
 /// https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-modifying-external-accounts.html
 #[test]
@@ -198,7 +198,7 @@ fn the_iam_side_is_judged_or_said_to_be_assumed() {
     assert_eq!(code, Some(0), "{v:#}");
 }
 
-/// 5. A "does NOT release" always says why (here: the principal is not granted).
+/// Problem 5: A "does NOT release" always says why (here: the principal is not granted).
 #[test]
 fn a_no_always_says_why() {
     let p = format!(

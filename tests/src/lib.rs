@@ -418,6 +418,11 @@ pub struct RunningDemo {
 
 impl RunningDemo {
     pub fn start(dir: &Path) -> RunningDemo {
+        RunningDemo::start_with(dir, &[])
+    }
+
+    /// The same with extra `ccctl demo` arguments (e.g. `--scenario NAME`).
+    pub fn start_with(dir: &Path, extra: &[&str]) -> RunningDemo {
         use std::io::{BufRead, BufReader};
         let mut child = Command::new(bin("ccctl"))
             .args([
@@ -430,6 +435,7 @@ impl RunningDemo {
                 "--dir",
             ])
             .arg(dir)
+            .args(extra)
             .env("NO_COLOR", "1")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())

@@ -415,6 +415,20 @@ fn pcr_block(app: &App, f: &mut Frame, area: Rect) {
                         format!("{}: {}", h.name, crate::output::clean(e)),
                         RED,
                     )));
+                } else if h.decrypt_allowed != Some(true) {
+                    // The verdict's own words: a holder whose PCRs are admitted can still not
+                    // release (IAM side, a Deny, a condition), so the ✓ above is not enough.
+                    let why = match (h.verdict.as_deref(), h.reasons.first()) {
+                        (Some("depends_on"), _) => {
+                            format!(": depends on {}", h.depends_on.join(", "))
+                        }
+                        (_, Some(r)) => format!(": {r}"),
+                        _ => String::new(),
+                    };
+                    lines.push(Line::from(Span::styled(
+                        crate::output::clean(&format!("{} does NOT release{why}", h.name)),
+                        RED,
+                    )));
                 }
             }
         }
