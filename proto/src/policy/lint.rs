@@ -758,7 +758,12 @@ fn identity_not_checked(decision: &Decision) -> Option<Finding> {
              needed (unless a permissions boundary leaves kms:Decrypt out, not checked)",
         )
     } else {
-        return None;
+        (
+            Severity::Info,
+            "the IAM side was assumed to allow: the key ARN is not known, so neither is whether \
+             the key is in the role's account (if it is not, KMS also requires an identity-based \
+             policy allowing kms:Decrypt)",
+        )
     };
     Some(
         Finding::new("policy.identity-not-checked", severity, summary)
@@ -812,7 +817,13 @@ mod tests {
             assert!(a.decision.allowed, "{pcr0}");
             assert_eq!(a.decision.allowing, vec![2]);
             assert!(!a.unattested.allowed);
-            assert!(a.findings.is_empty(), "{:?}", codes(&a));
+            // Only the note that the IAM side was assumed (no key ARN, no identity policies).
+            assert_eq!(
+                codes(&a),
+                [("policy.identity-not-checked".to_owned(), Severity::Info)],
+                "{:?}",
+                codes(&a)
+            );
         }
         let other = "ab".repeat(48);
         let a = analyse(&p, ROLE, &m(&other, Some(P8)));

@@ -228,12 +228,12 @@ fn iam_side_not_checked_is_said() {
         ),
         (
             EXTERNAL,
-            "key ARN unknown, the role named: not said (pass the key ARN)",
+            "key ARN unknown, the role named: said as info (the IAM side assumed)",
             allow(&role(), PCR0),
             None,
             KeyGrant::Direct,
             true,
-            None,
+            Some(Severity::Info),
         ),
     ] {
         let mut ctx = attested(KEY);
