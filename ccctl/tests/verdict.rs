@@ -262,3 +262,95 @@ fn bad_key_arn_flags_are_named() {
     assert_eq!(o.status.code(), Some(2));
     assert!(common::stderr(&o).contains("no holder named 'x'"));
 }
+
+/// Debug mode (all-zero PCR0, no PCR8): never the advice to add the zero value to a policy,
+/// and no "sign the EIF" for the missing PCR8 (issue 13, defect 3).
+#[test]
+fn debug_mode_never_gets_advice_that_weakens_the_policy() {
+    let zero = "0".repeat(96);
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("policy.json");
+    std::fs::write(&p, wrap(&[attested_allow(r#","Resource":"*""#)])).unwrap();
+    let pf = format!("h={}", p.display());
+    let o = ccctl(&[
+        "-o",
+        "json",
+        "policy",
+        "check",
+        "--policy-file",
+        &pf,
+        "--pcr0",
+        &zero,
+        "--principal",
+        ROLE,
+        "--threshold",
+        "1",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let findings = v["holders"][0]["findings"].as_array().unwrap();
+    let m = findings
+        .iter()
+        .find(|f| f["code"] == "policy.measurement-not-allowed")
+        .unwrap_or_else(|| panic!("{v:#}"));
+    let fix = m["remediation"]["text"].as_str().unwrap();
+    assert!(
+        fix.contains("debug mode") && fix.contains("Never add"),
+        "{fix}"
+    );
+    assert!(m["remediation"]["commands"].as_array().unwrap().is_empty());
+    assert!(
+        !findings.iter().any(|f| f["code"] == "policy.pcr8-unsigned"),
+        "{v:#}"
+    );
+    assert!(!stdout(&o).contains("add the new value"));
+    // A real new value gets a rotate command that runs as printed.
+    let o = ccctl(&[
+        "-o",
+        "json",
+        "policy",
+        "check",
+        "--policy-file",
+        &pf,
+        "--pcr0",
+        &"ab".repeat(48),
+        "--pcr8",
+        P8,
+        "--principal",
+        ROLE,
+        "--threshold",
+        "1",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let m = v["holders"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "policy.measurement-not-allowed")
+        .unwrap_or_else(|| panic!("{v:#}"))
+        .clone();
+    let cmd = m["remediation"]["commands"][0].as_str().unwrap();
+    assert_eq!(
+        cmd,
+        format!(
+            "ccctl rotate pcr0 start --new {} --config ccctl.toml",
+            "ab".repeat(48)
+        )
+    );
+    // The real parser takes it (subcommand and flags exist); only the config is missing here.
+    let o = ccctl(&[
+        "rotate",
+        "pcr0",
+        "start",
+        "--new",
+        &"ab".repeat(48),
+        "--config",
+        "/nonexistent/ccctl.toml",
+        "--state",
+        dir.path().join("s.json").to_str().unwrap(),
+    ]);
+    let err = common::stderr(&o);
+    assert!(
+        !err.contains("unexpected argument") && !err.contains("unrecognized"),
+        "{err}"
+    );
+}

@@ -18,7 +18,7 @@ use super::verdict::{Decision, IamPolicies, KeyGrant, PolicySource, Reason, Verd
 use crate::findings::{Finding, Severity};
 
 fn is_measurement(v: &str) -> bool {
-    v.len() == 96 && v.bytes().all(|b| b.is_ascii_hexdigit())
+    crate::pcr::Pcr::is_valid(v)
 }
 
 /// The PCR values an Allow statement for Decrypt admits, by PCR (positive equality operators
@@ -454,7 +454,14 @@ fn pcr8_unsigned(
 ) -> Option<Finding> {
     let reason_says = matches!(&decision.verdict, Verdict::Denied { reason } if reason.code() == "policy.pcr8-unsigned");
     let p8 = allowed.get(&8).cloned().unwrap_or_default();
+    // A debug enclave attests all-zero PCRs and no PCR8: debug mode is the cause, not signing.
+    let debug = ctx
+        .measurements
+        .pcrs
+        .get(&0)
+        .is_some_and(|v| crate::pcr::Pcr::parse(v).is_ok_and(|p| p.is_zero()));
     if decision.allowed
+        || debug
         || !ctx.recipient
         || ctx.measurements.pcrs.contains_key(&8)
         || (p8.is_empty() && !reason_says)
@@ -586,17 +593,35 @@ fn measurement_not_allowed(
             && !vals.iter().any(|v| glob(v, &m.to_ascii_lowercase()))
         {
             said.insert(*pcr);
-            findings.push(
-                Finding::new(
-                    "policy.measurement-not-allowed",
-                    Severity::Error,
-                    format!("PCR{pcr} {m} is not among the values this key policy allows for kms:Decrypt"),
+            let f = Finding::new(
+                "policy.measurement-not-allowed",
+                Severity::Error,
+                format!(
+                    "PCR{pcr} {m} is not among the values this key policy allows for kms:Decrypt"
+                ),
+            )
+            .with("pcr", format!("PCR{pcr}"))
+            .with("value", m.clone())
+            .with("allowed", vals.iter().cloned().collect::<Vec<_>>());
+            findings.push(if crate::pcr::Pcr::parse(m).is_ok_and(|p| p.is_zero()) {
+                // Debug mode: the one value that must never be added to a policy.
+                f.fix(
+                    "The enclave runs in debug mode (all-zero PCRs): restart it without debug mode \
+                     (unset ENCLAVE_DEBUG). Never add the all-zero value to a key policy: it would \
+                     release the share to any debug enclave",
+                    &[],
                 )
-                .with("pcr", format!("PCR{pcr}"))
-                .with("value", m.clone())
-                .with("allowed", vals.iter().cloned().collect::<Vec<_>>())
-                .fix("Ask the key holder to add the new value (keep the old one until the rollout is done)", &["ccctl rotate pcr0 --eif enclave.eif"]),
-            );
+            } else {
+                let start = format!(
+                    "ccctl rotate pcr{pcr} start --new {m} --config ccctl.toml",
+                    m = m.to_ascii_lowercase()
+                );
+                f.fix(
+                    "If this is the new release: hand the new value to the key holder (keep the old \
+                     one until the rollout is done)",
+                    &[start.as_str()],
+                )
+            });
         }
     }
     if let Verdict::Denied {
