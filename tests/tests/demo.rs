@@ -88,8 +88,26 @@ fn stale_policy() {
 
 #[test]
 fn threshold_lost() {
-    let c = scenario("threshold-lost");
+    let (code, out, err) = demo(&["--scenario", "threshold-lost", "-o", "json"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    let c = finding_codes(&out);
     has(&c, &["policy.threshold-unmet", "enclave.sealed"]);
+    // Each holder lacking the PCR0 keeps its own finding (not collapsed into one), and the
+    // threshold finding names them (issue 13, defect 5).
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let summaries: Vec<String> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["findings"].as_array().unwrap().clone())
+        .filter(|f| f["code"] == "policy.measurement-not-allowed")
+        .map(|f| f["summary"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(summaries.len(), 2, "{summaries:?}");
+    assert!(
+        summaries[0].contains("holder 'holder-b'") && summaries[1].contains("holder 'holder-c'")
+    );
+    assert!(out.contains("(not releasing: holder-b, holder-c)"), "{out}");
 }
 
 #[test]
@@ -103,6 +121,11 @@ fn debug_in_production() {
             "policy.threshold-unmet",
         ],
     );
+    // Never the advice to add the all-zero value, never "sign the EIF" (issue 13, defect 3).
+    let (_, out, _) = demo(&["--scenario", "debug-in-production"]);
+    assert!(!out.contains("add the new value"), "{out}");
+    assert!(out.contains("Never add the all-zero value"), "{out}");
+    assert!(!out.contains("policy.pcr8-unsigned"), "{out}");
 }
 
 #[test]
