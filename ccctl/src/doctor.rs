@@ -65,6 +65,16 @@ pub trait Check: Send + Sync {
     fn id(&self) -> &'static str;
     fn description(&self) -> &'static str;
     fn run<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Vec<Finding>>;
+    /// `Some(why)` when its input was not given (say which flag or `CCCTL_*` variable): the
+    /// check is skipped, not passed.
+    fn skipped(&self, _ctx: &Context) -> Option<String> {
+        None
+    }
+    /// It judges the enclave's `/status`: when that does not answer, its status is unknown,
+    /// not passed.
+    fn needs_status(&self) -> bool {
+        false
+    }
 }
 
 impl dyn Check {
@@ -78,6 +88,10 @@ impl dyn Check {
 pub enum CheckStatus {
     Passed,
     Findings,
+    /// Its input was not given (the note says which flag or variable).
+    Skipped,
+    /// Its input was unreachable (the note says which): at least a warning for the exit status.
+    Unknown,
     Crashed,
     TimedOut,
 }
@@ -90,6 +104,9 @@ pub struct CheckResult {
     pub status: CheckStatus,
     pub duration_ms: u64,
     pub findings: Vec<Finding>,
+    /// Why a check was skipped or its status is unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
@@ -106,6 +123,10 @@ pub struct Summary {
     pub checks: usize,
     pub crashed: usize,
     pub timed_out: usize,
+    #[serde(default)]
+    pub skipped: usize,
+    #[serde(default)]
+    pub unknown: usize,
 }
 
 impl Report {
@@ -119,6 +140,8 @@ impl Report {
             match c.status {
                 CheckStatus::Crashed => s.crashed += 1,
                 CheckStatus::TimedOut => s.timed_out += 1,
+                CheckStatus::Skipped => s.skipped += 1,
+                CheckStatus::Unknown => s.unknown += 1,
                 _ => {}
             }
             for f in &c.findings {
@@ -136,9 +159,12 @@ impl Report {
         self.checks.iter().flat_map(|c| c.findings.iter())
     }
 
-    /// Is there a finding at or above `level`?
+    /// Is there a finding at or above `level`? A check whose status is unknown counts as a
+    /// warning (what could not be looked at is not fine).
     pub fn fails(&self, level: Severity) -> bool {
         self.findings().any(|f| f.severity >= level)
+            || (level <= Severity::Warn
+                && self.checks.iter().any(|c| c.status == CheckStatus::Unknown))
     }
 }
 
@@ -146,14 +172,53 @@ impl Report {
 pub async fn run(checks: Vec<Arc<dyn Check>>, ctx: Arc<Context>, deadline: Duration) -> Report {
     let start = Instant::now();
     let mut handles = Vec::new();
+    let mut results = Vec::new();
+    // /status once, if any check judges it (a dead API makes those checks unknown).
+    let status_error = if checks.iter().any(|c| c.needs_status()) {
+        tokio::time::timeout(deadline, checks::fetch_status(&ctx))
+            .await
+            .unwrap_or_else(|_| Err("no answer within the deadline".into()))
+            .err()
+    } else {
+        None
+    };
     for check in checks {
+        let not_run = |status: CheckStatus, note: String| CheckResult {
+            id: check.id().to_owned(),
+            family: check.family().to_owned(),
+            description: check.description().to_owned(),
+            status,
+            duration_ms: 0,
+            findings: Vec::new(),
+            note: Some(note),
+        };
+        if let Some(why) = check.skipped(&ctx) {
+            results.push((
+                results.len() + handles.len(),
+                not_run(CheckStatus::Skipped, why),
+            ));
+            continue;
+        }
+        if check.needs_status()
+            && let Some(e) = &status_error
+        {
+            let why = format!(
+                "the enclave API at {} did not answer /status ({}): see enclave.api-unreachable",
+                ctx.api,
+                crate::output::clean(e)
+            );
+            results.push((
+                results.len() + handles.len(),
+                not_run(CheckStatus::Unknown, why),
+            ));
+            continue;
+        }
         let ctx = ctx.clone();
         let c = check.clone();
         let task = tokio::spawn(async move { c.run(&ctx).await });
-        handles.push((check, task));
+        handles.push((results.len() + handles.len(), check, task));
     }
-    let mut results = Vec::new();
-    for (check, mut task) in handles {
+    for (order, check, mut task) in handles {
         let left = deadline.saturating_sub(start.elapsed());
         let (status, findings) = match tokio::time::timeout(left, &mut task).await {
             Ok(Ok(f)) if f.is_empty() => (CheckStatus::Passed, f),
@@ -205,15 +270,21 @@ pub async fn run(checks: Vec<Arc<dyn Check>>, ctx: Arc<Context>, deadline: Durat
                 )
             }
         };
-        results.push(CheckResult {
-            id: check.id().to_owned(),
-            family: check.family().to_owned(),
-            description: check.description().to_owned(),
-            status,
-            duration_ms: start.elapsed().as_millis() as u64,
-            findings,
-        });
+        results.push((
+            order,
+            CheckResult {
+                id: check.id().to_owned(),
+                family: check.family().to_owned(),
+                description: check.description().to_owned(),
+                status,
+                duration_ms: start.elapsed().as_millis() as u64,
+                findings,
+                note: None,
+            },
+        ));
     }
+    results.sort_by_key(|(order, _)| *order);
+    let mut results: Vec<CheckResult> = results.into_iter().map(|(_, r)| r).collect();
     // The same problem seen by two checks (e.g. /status unreachable) is reported once.
     let mut seen = std::collections::HashSet::new();
     for r in &mut results {
@@ -223,28 +294,12 @@ pub async fn run(checks: Vec<Arc<dyn Check>>, ctx: Arc<Context>, deadline: Durat
             r.status = CheckStatus::Passed;
         }
     }
-    let mut summary = Summary {
-        checks: results.len(),
-        ..Summary::default()
-    };
-    for r in &results {
-        match r.status {
-            CheckStatus::Crashed => summary.crashed += 1,
-            CheckStatus::TimedOut => summary.timed_out += 1,
-            _ => {}
-        }
-        for f in &r.findings {
-            match f.severity {
-                Severity::Error => summary.errors += 1,
-                Severity::Warn => summary.warnings += 1,
-                Severity::Info => summary.infos += 1,
-            }
-        }
-    }
-    Report {
+    let mut report = Report {
         checks: results,
-        summary,
-    }
+        summary: Summary::default(),
+    };
+    report.resummarise();
+    report
 }
 
 /// Every local check against `targets` (what the dashboard shows in its Doctor box).

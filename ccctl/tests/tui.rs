@@ -107,6 +107,7 @@ fn report(findings: Vec<Finding>) -> Report {
                 },
                 duration_ms: 1,
                 findings,
+                note: None,
             },
             CheckResult {
                 id: "logs.forwarding".into(),
@@ -115,6 +116,7 @@ fn report(findings: Vec<Finding>) -> Report {
                 status: CheckStatus::Passed,
                 duration_ms: 1,
                 findings: Vec::new(),
+                note: None,
             },
         ],
         ..Report::default()

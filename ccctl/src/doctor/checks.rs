@@ -326,6 +326,9 @@ impl Check for KmsHolders {
     fn description(&self) -> &'static str {
         "every key holder's KMS key released its share (or says why not)"
     }
+    fn needs_status(&self) -> bool {
+        true
+    }
     fn run<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Vec<Finding>> {
         Box::pin(async move {
             let st = match fetch_status(ctx).await {

@@ -21,6 +21,12 @@ impl Check for EgressEndpoints {
     fn description(&self) -> &'static str {
         "each egress endpoint: forwarder listening, upstream TCP + TLS, in the allowlist"
     }
+    fn skipped(&self, ctx: &Context) -> Option<String> {
+        ctx.proxy_config.is_none().then(|| {
+            "no --proxy-config (CCCTL_PROXY_CONFIG): the egress endpoints were not probed"
+                .to_owned()
+        })
+    }
     fn run<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Vec<Finding>> {
         Box::pin(async move {
             let Some(path) = &ctx.proxy_config else {

@@ -21,6 +21,7 @@ fn result(id: &str, description: &str, findings: Vec<Finding>) -> CheckResult {
         },
         duration_ms: 0,
         findings,
+        note: None,
     }
 }
 

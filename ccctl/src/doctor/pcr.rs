@@ -15,6 +15,14 @@ impl Check for PcrPolicies {
     fn description(&self) -> &'static str {
         "with --config: the attested PCR0/PCR8 against every holder's key policy"
     }
+    fn skipped(&self, ctx: &Context) -> Option<String> {
+        ctx.holders_config.is_none().then(|| {
+            "no --config (CCCTL_CONFIG): the holders' key policies were not judged".to_owned()
+        })
+    }
+    fn needs_status(&self) -> bool {
+        true
+    }
     fn run<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Vec<Finding>> {
         Box::pin(async move {
             let Some(path) = &ctx.holders_config else {

@@ -286,6 +286,7 @@ pub fn report(facts: &PodFacts, only: &[String]) -> Report {
             },
             duration_ms: 0,
             findings,
+            note: None,
         });
     }
     let mut summary = Summary {

@@ -29,10 +29,20 @@ pub fn human(r: &Report, st: Style) -> String {
             let mark = match c.status {
                 CheckStatus::Passed => st.paint("32", "[✓]"),
                 CheckStatus::Findings => st.paint("33", "[•]"),
+                CheckStatus::Skipped => st.paint("2", "[–]"),
+                CheckStatus::Unknown => st.paint("33", "[?]"),
                 CheckStatus::Crashed => st.paint("31;1", "[☠]"),
                 CheckStatus::TimedOut => st.paint("31", "[⏱]"),
             };
             out += &format!("  {mark} {:<20} {}\n", c.id, c.description);
+            if let Some(n) = &c.note {
+                let what = if c.status == CheckStatus::Skipped {
+                    "skipped"
+                } else {
+                    "unknown"
+                };
+                out += &format!("      {what}: {}\n", clean(n));
+            }
             for f in &c.findings {
                 n += 1;
                 out += &format!(
@@ -53,11 +63,21 @@ pub fn human(r: &Report, st: Style) -> String {
     }
     let s = &r.summary;
     out += &format!(
-        "\n{} checks: {} errors, {} warnings, {} info{}{}\n",
+        "\n{} checks: {} errors, {} warnings, {} info{}{}{}{}\n",
         s.checks,
         s.errors,
         s.warnings,
         s.infos,
+        if s.skipped > 0 {
+            format!(", {} skipped", s.skipped)
+        } else {
+            String::new()
+        },
+        if s.unknown > 0 {
+            format!(", {} unknown", s.unknown)
+        } else {
+            String::new()
+        },
         if s.crashed > 0 {
             format!(", {} crashed", s.crashed)
         } else {
@@ -86,7 +106,7 @@ pub fn junit(r: &Report) -> String {
     let failures = r
         .checks
         .iter()
-        .filter(|c| c.status != CheckStatus::Passed)
+        .filter(|c| !matches!(c.status, CheckStatus::Passed | CheckStatus::Skipped))
         .count();
     out += &format!(
         "<testsuites name=\"ccctl doctor\" tests=\"{}\" failures=\"{failures}\">\n",
@@ -98,7 +118,7 @@ pub fn junit(r: &Report) -> String {
         let cases: Vec<_> = r.checks.iter().filter(|c| c.family == fam).collect();
         let f = cases
             .iter()
-            .filter(|c| c.status != CheckStatus::Passed)
+            .filter(|c| !matches!(c.status, CheckStatus::Passed | CheckStatus::Skipped))
             .count();
         out += &format!(
             "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{f}\">\n",
@@ -112,6 +132,21 @@ pub fn junit(r: &Report) -> String {
                 xml(&c.id),
                 c.duration_ms as f64 / 1000.0
             );
+            match (&c.status, &c.note) {
+                (CheckStatus::Skipped, note) => {
+                    out += &format!(
+                        "      <skipped message=\"{}\"/>\n",
+                        xml(note.as_deref().unwrap_or_default())
+                    );
+                }
+                (CheckStatus::Unknown, note) => {
+                    out += &format!(
+                        "      <failure type=\"doctor.unknown\" message=\"{}\"/>\n",
+                        xml(note.as_deref().unwrap_or_default())
+                    );
+                }
+                _ => {}
+            }
             for f in &c.findings {
                 out += &format!(
                     "      <failure type=\"{}\" message=\"{}\">{} (runbook: {})</failure>\n",

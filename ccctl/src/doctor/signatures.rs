@@ -119,6 +119,11 @@ impl Check for LogSignatures {
     fn description(&self) -> &'static str {
         "with --log-file: recent log lines matching known failure signatures"
     }
+    fn skipped(&self, ctx: &Context) -> Option<String> {
+        ctx.log_file
+            .is_none()
+            .then(|| "no --log-file (CCCTL_LOG_FILE): the pod log was not scanned".to_owned())
+    }
     fn run<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Vec<Finding>> {
         Box::pin(async move {
             let Some(path) = &ctx.log_file else {

@@ -1,0 +1,109 @@
+//! A check's status is passed, failed, skipped (input not given: which flag or variable) or
+//! unknown (input unreachable) — never a ✓ for what was not looked at (issue 13, defect 2).
+
+mod common;
+
+use std::process::Command;
+
+fn doctor(extra: &[&str]) -> (Option<i32>, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_ccctl"))
+        .args([
+            "doctor",
+            "--local",
+            "--api",
+            "tcp://127.0.0.1:1",
+            "--metrics",
+            "tcp://127.0.0.1:1",
+            "--nitro-cli",
+            "/nonexistent/nitro-cli",
+            "--device",
+            "/nonexistent",
+            "--allocator",
+            "/nonexistent",
+            "--timeout",
+            "3s",
+            "--scrape-interval",
+            "10ms",
+        ])
+        .args(extra)
+        .env("NO_COLOR", "1")
+        .env_remove("CCCTL_CONFIG")
+        .env_remove("CCCTL_LOG_FILE")
+        .env_remove("CCCTL_PROXY_CONFIG")
+        .output()
+        .unwrap();
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+    )
+}
+
+fn status_of(v: &serde_json::Value, id: &str) -> (String, String) {
+    let c = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no {id}: {v:#}"));
+    (
+        c["status"].as_str().unwrap().to_owned(),
+        c["note"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+#[test]
+fn checks_without_their_input_are_skipped_and_say_which_flag() {
+    let (_, out) = doctor(&["-o", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for (id, flag) in [
+        ("pcr.policies", "--config (CCCTL_CONFIG)"),
+        ("logs.signatures", "--log-file (CCCTL_LOG_FILE)"),
+        ("egress.endpoints", "--proxy-config (CCCTL_PROXY_CONFIG)"),
+    ] {
+        let (status, note) = status_of(&v, id);
+        assert_eq!(status, "skipped", "{id}: {v:#}");
+        assert!(note.contains(flag), "{id}: {note}");
+    }
+    assert!(v["summary"]["skipped"].as_u64().unwrap() >= 3);
+    let (_, human) = doctor(&[]);
+    assert!(human.contains("[–] pcr.policies"), "{human}");
+    assert!(!human.contains("[✓] pcr.policies"), "{human}");
+    assert!(
+        human.contains("skipped: no --config (CCCTL_CONFIG)"),
+        "{human}"
+    );
+    let (_, junit) = doctor(&["-o", "junit"]);
+    assert!(junit.contains("<skipped message=\"no --config"), "{junit}");
+}
+
+#[test]
+fn checks_whose_input_is_unreachable_are_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("ccctl.toml");
+    std::fs::write(&cfg, "principal = \"arn:aws:iam::1:role/r\"\n").unwrap();
+    let (code, out) = doctor(&["-o", "json", "--config", cfg.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for id in ["kms.holders", "pcr.policies"] {
+        let (status, note) = status_of(&v, id);
+        assert_eq!(status, "unknown", "{id}: {v:#}");
+        assert!(note.contains("did not answer /status"), "{note}");
+    }
+    assert_eq!(code, Some(1));
+    // Unknown alone fails --fail-on warn (the API check itself is excluded here).
+    let (code, out) = doctor(&[
+        "-o",
+        "json",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--checks",
+        "kms",
+        "--fail-on",
+        "warn",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status_of(&v, "kms.holders").0, "unknown");
+    assert_eq!(v["summary"]["errors"], 0, "{v:#}");
+    assert_eq!(code, Some(1), "unknown is at least a warning");
+    let (_, human) = doctor(&["--config", cfg.to_str().unwrap(), "--checks", "kms"]);
+    assert!(human.contains("[?] kms.holders"), "{human}");
+}
