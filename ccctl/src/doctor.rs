@@ -109,6 +109,26 @@ pub struct CheckResult {
     pub note: Option<String>,
 }
 
+impl CheckResult {
+    /// A check that ran elsewhere (the pod's API side, the in-pod probes): passed or failed by
+    /// its findings.
+    pub fn of(id: &str, description: &str, findings: Vec<Finding>) -> CheckResult {
+        CheckResult {
+            id: id.to_owned(),
+            family: id.split('.').next().unwrap_or("misc").to_owned(),
+            description: description.to_owned(),
+            status: if findings.is_empty() {
+                CheckStatus::Passed
+            } else {
+                CheckStatus::Findings
+            },
+            duration_ms: 0,
+            findings,
+            note: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct Report {
     pub checks: Vec<CheckResult>,

@@ -6,23 +6,11 @@ use std::sync::Arc;
 
 use cc_proto::findings::{Finding, Severity};
 
-use super::{CheckResult, CheckStatus, Report};
+use super::{CheckResult, Report};
 use crate::probe::exec::PodExec;
 
 fn result(id: &str, description: &str, findings: Vec<Finding>) -> CheckResult {
-    CheckResult {
-        id: id.to_owned(),
-        family: id.split('.').next().unwrap_or("misc").to_owned(),
-        description: description.to_owned(),
-        status: if findings.is_empty() {
-            CheckStatus::Passed
-        } else {
-            CheckStatus::Findings
-        },
-        duration_ms: 0,
-        findings,
-        note: None,
-    }
+    CheckResult::of(id, description, findings)
 }
 
 /// The in-pod probes: ccctl's own local doctor if the image has it, else the raw commands.

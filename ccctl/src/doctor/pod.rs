@@ -5,7 +5,7 @@
 use cc_proto::findings::{Finding, Severity};
 use k8s_openapi::api::core::v1::Container;
 
-use super::{CheckResult, CheckStatus, Report, Summary};
+use super::{CheckResult, Report, Summary};
 use crate::output::clean;
 use crate::probe::k8s::{DEVICE_PLUGIN, DEVICE_RESOURCE, NODE_LABEL, PodFacts};
 
@@ -274,20 +274,7 @@ pub fn report(facts: &PodFacts, only: &[String]) -> Report {
         if !only.is_empty() && !only.iter().any(|o| o == id || o == family) {
             continue;
         }
-        let findings = check(facts);
-        checks.push(CheckResult {
-            id: (*id).to_owned(),
-            family: family.to_owned(),
-            description: (*description).to_owned(),
-            status: if findings.is_empty() {
-                CheckStatus::Passed
-            } else {
-                CheckStatus::Findings
-            },
-            duration_ms: 0,
-            findings,
-            note: None,
-        });
+        checks.push(CheckResult::of(id, description, check(facts)));
     }
     let mut summary = Summary {
         checks: checks.len(),

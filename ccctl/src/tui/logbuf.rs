@@ -46,59 +46,11 @@ pub struct LogLine {
     pub enclave: bool,
 }
 
-/// Make untrusted bytes safe to draw: invalid UTF-8 becomes U+FFFD; ESC sequences (CSI, OSC,
-/// and two-byte ones) are removed; `\r` keeps what a terminal would show (the text after the
-/// last carriage return); backspace deletes the previous character; tabs become spaces; other
-/// control characters (C0, DEL, C1) become U+FFFD so their presence stays visible.
+/// Make untrusted bytes safe to draw: the one sanitiser, `cc_proto::text::sanitize_line`
+/// (escape sequences removed, `\r` keeps what a terminal shows, backspace erases, tabs become
+/// spaces, other controls and bidi controls become U+FFFD, invalid UTF-8 becomes U+FFFD).
 pub fn sanitize(raw: &[u8]) -> String {
-    let text = String::from_utf8_lossy(raw);
-    let text = text.trim_end_matches(['\n', '\r']);
-    let text = match text.rfind('\r') {
-        Some(i) if i + 1 < text.len() => &text[i + 1..],
-        _ => text,
-    };
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\u{1b}' => match chars.peek() {
-                Some('[') => {
-                    chars.next();
-                    // CSI: parameters and intermediates, then one final byte @..~.
-                    for c in chars.by_ref() {
-                        if ('@'..='~').contains(&c) {
-                            break;
-                        }
-                    }
-                }
-                Some(']') | Some('P') | Some('_') | Some('^') => {
-                    chars.next();
-                    // OSC/DCS/APC/PM: up to BEL or ST (ESC \).
-                    while let Some(c) = chars.next() {
-                        if c == '\u{7}' {
-                            break;
-                        }
-                        if c == '\u{1b}' && chars.peek() == Some(&'\\') {
-                            chars.next();
-                            break;
-                        }
-                    }
-                }
-                Some(_) => {
-                    chars.next();
-                }
-                None => {}
-            },
-            '\u{8}' => {
-                out.pop();
-            }
-            '\t' => out.push_str("    "),
-            '\r' => {}
-            c if c.is_control() => out.push('\u{fffd}'),
-            c => out.push(c),
-        }
-    }
-    out
+    cc_proto::text::sanitize_line(raw)
 }
 
 /// Level, target and enclave flag of a tracing-subscriber line
