@@ -314,12 +314,64 @@ pub async fn run(checks: Vec<Arc<dyn Check>>, ctx: Arc<Context>, deadline: Durat
             r.status = CheckStatus::Passed;
         }
     }
+    merge_log_signatures(&mut results);
     let mut report = Report {
         checks: results,
         summary: Summary::default(),
     };
     report.resummarise();
     report
+}
+
+/// A log signature and the live findings that name the same cause.
+const LOG_DUPLICATES: &[(&str, &[&str])] = &[
+    (
+        "logs.kms-access-denied",
+        &["kms.access-denied", "kms.role-lacks-decrypt"],
+    ),
+    ("logs.kms-unreachable", &["kms.unreachable"]),
+    ("logs.nsm-init-failed", &["nsm.init-failed"]),
+];
+
+/// One cause, one finding: a log signature whose cause a live check already reports is merged
+/// into that finding (its line count and last line become evidence there), so one denial is
+/// not counted twice at two severities with two different fixes.
+pub fn merge_log_signatures(results: &mut [CheckResult]) {
+    for (log_code, live_codes) in LOG_DUPLICATES {
+        let Some((ci, fi)) = results.iter().enumerate().find_map(|(ci, c)| {
+            c.findings
+                .iter()
+                .position(|f| f.code == *log_code)
+                .map(|fi| (ci, fi))
+        }) else {
+            continue;
+        };
+        let Some((li, lf)) = results.iter().enumerate().find_map(|(li, c)| {
+            c.findings
+                .iter()
+                .position(|f| live_codes.contains(&f.code.as_str()))
+                .map(|lf| (li, lf))
+        }) else {
+            continue;
+        };
+        let log = results[ci].findings.remove(fi);
+        let live = &mut results[li].findings[lf];
+        live.evidence.insert(
+            "log_lines".into(),
+            log.evidence.get("lines").cloned().unwrap_or_default(),
+        );
+        if let Some(last) = log.evidence.get("last") {
+            live.evidence.insert("log_last".into(), last.clone());
+        }
+        let live_code = live.code.clone();
+        let c = &mut results[ci];
+        if c.status == CheckStatus::Findings && c.findings.is_empty() {
+            c.status = CheckStatus::Passed;
+        }
+        c.note = Some(format!(
+            "its {log_code} lines are reported with {live_code} (one cause, one finding)"
+        ));
+    }
 }
 
 /// Every local check against `targets` (what the dashboard shows in its Doctor box).

@@ -83,6 +83,10 @@ fn stale_policy() {
         ],
     );
     assert!(!c.contains("policy.threshold-unmet"), "{c:?}");
+    assert!(
+        !c.contains("logs.kms-access-denied"),
+        "one denial, one finding: {c:?}"
+    );
     assert!(!c.contains("enclave.sealed"), "2 of 3 still unseal: {c:?}");
 }
 
@@ -133,13 +137,10 @@ fn egress_down() {
     let c = scenario("egress-down");
     has(
         &c,
-        &[
-            "egress.proxy-down",
-            "kms.unreachable",
-            "enclave.sealed",
-            "logs.kms-unreachable",
-        ],
+        &["egress.proxy-down", "kms.unreachable", "enclave.sealed"],
     );
+    // One cause, one finding: the log lines are evidence of kms.unreachable (issue 13 #4).
+    assert!(!c.contains("logs.kms-unreachable"), "{c:?}");
 }
 
 #[test]
@@ -153,20 +154,33 @@ fn nsm_missing() {
     let c = scenario("nsm-missing");
     has(
         &c,
-        &[
-            "nsm.device-missing",
-            "nsm.init-failed",
-            "enclave.failed",
-            "logs.nsm-init-failed",
-        ],
+        &["nsm.device-missing", "nsm.init-failed", "enclave.failed"],
     );
+    assert!(!c.contains("logs.nsm-init-failed"), "{c:?}");
 }
 
 #[test]
 fn role_lacks_decrypt() {
-    let c = scenario("role-lacks-decrypt");
-    has(&c, &["kms.role-lacks-decrypt"]);
+    let (code, out, err) = demo(&["--scenario", "role-lacks-decrypt", "-o", "json"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    let c = finding_codes(&out);
+    has(
+        &c,
+        &["kms.role-lacks-decrypt", "policy.identity-lacks-decrypt"],
+    );
     assert!(!c.contains("kms.access-denied"), "{c:?}");
+    // The log's AccessDeniedException lines are that finding's evidence, not a second finding
+    // with a contradicting fix at a higher severity (issue 13 #4).
+    assert!(!c.contains("logs.kms-access-denied"), "{c:?}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let f = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["findings"].as_array().unwrap().clone())
+        .find(|f| f["code"] == "kms.role-lacks-decrypt")
+        .unwrap();
+    assert!(f["evidence"]["log_lines"].as_u64().unwrap() >= 1, "{f:#}");
 }
 
 #[test]

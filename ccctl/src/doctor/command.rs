@@ -106,6 +106,7 @@ pub fn run(a: DoctorArgs, fmt: Format) -> Result<Outcome, CannotRun> {
                 report.checks.extend(inside.into_iter().filter(|c| {
                     a.checks.is_empty() || a.checks.iter().any(|o| *o == c.id || *o == c.family)
                 }));
+                super::merge_log_signatures(&mut report.checks);
                 report.resummarise();
             }
             Ok::<_, String>(report)

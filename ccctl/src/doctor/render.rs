@@ -36,10 +36,10 @@ pub fn human(r: &Report, st: Style) -> String {
             };
             out += &format!("  {mark} {:<20} {}\n", c.id, c.description);
             if let Some(n) = &c.note {
-                let what = if c.status == CheckStatus::Skipped {
-                    "skipped"
-                } else {
-                    "unknown"
+                let what = match c.status {
+                    CheckStatus::Skipped => "skipped",
+                    CheckStatus::Unknown => "unknown",
+                    _ => "note",
                 };
                 out += &format!("      {what}: {}\n", clean(n));
             }
