@@ -529,6 +529,33 @@ mod tests {
         assert!(e.contains("unknown check 'egress'"));
     }
 
+    /// `doctor --pod` mixes the API-side checks and the in-pod probes: each check is printed
+    /// once, under its family printed once (issue 13 #8: 45 rows for 17 checks).
+    #[test]
+    fn interleaved_families_print_each_check_once() {
+        let mut r = Report {
+            checks: vec![
+                CheckResult::of("enclave.pod-phase", "a", Vec::new()),
+                CheckResult::of("nsm.device-request", "b", Vec::new()),
+                CheckResult::of(
+                    "enclave.nitro-cli",
+                    "c",
+                    vec![Finding::new("enclave.not-running", Severity::Error, "x")],
+                ),
+                CheckResult::of("nsm.device", "d", Vec::new()),
+            ],
+            summary: Summary::default(),
+        };
+        r.resummarise();
+        let h = render::human(&r, render::Style { color: false });
+        assert_eq!(h.matches("enclave.pod-phase").count(), 1, "{h}");
+        assert_eq!(h.matches("enclave.not-running").count(), 1, "{h}");
+        assert_eq!(h.lines().filter(|l| *l == "enclave").count(), 1, "{h}");
+        let x = render::junit(&r);
+        assert_eq!(x.matches("<testsuite name=\"enclave\"").count(), 1, "{x}");
+        assert_eq!(x.matches("name=\"enclave.pod-phase\"").count(), 1, "{x}");
+    }
+
     #[test]
     fn renderings() {
         let rt = tokio::runtime::Builder::new_current_thread()

@@ -17,10 +17,21 @@ fn label(sev: Severity, st: Style) -> String {
 
 pub use crate::output::clean;
 
+/// The families in the order they first appear, each once (checks of one family may be
+/// interleaved with others', e.g. the pod's API-side checks and its in-pod probes).
+fn families(r: &Report) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
+    for c in &r.checks {
+        if !out.contains(&c.family.as_str()) {
+            out.push(c.family.as_str());
+        }
+    }
+    out
+}
+
 pub fn human(r: &Report, st: Style) -> String {
     let mut out = String::new();
-    let mut families: Vec<&str> = r.checks.iter().map(|c| c.family.as_str()).collect();
-    families.dedup();
+    let families = families(r);
     let mut n = 0;
     for fam in families {
         out += &st.paint("1", fam);
@@ -112,8 +123,7 @@ pub fn junit(r: &Report) -> String {
         "<testsuites name=\"ccctl doctor\" tests=\"{}\" failures=\"{failures}\">\n",
         r.checks.len()
     );
-    let mut families: Vec<&str> = r.checks.iter().map(|c| c.family.as_str()).collect();
-    families.dedup();
+    let families = families(r);
     for fam in families {
         let cases: Vec<_> = r.checks.iter().filter(|c| c.family == fam).collect();
         let f = cases
