@@ -7,7 +7,7 @@ use std::time::Duration;
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{KeyEncryptionMechanism, RecipientInfo};
 use cc_proto::status::HolderOutcome;
@@ -181,7 +181,7 @@ fn error(message: &str) -> Failure {
 }
 
 /// Map an SDK error to the holder outcome an operator acts on.
-fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug + 'static>(
     e: SdkError<E, R>,
 ) -> Failure {
     match &e {
@@ -197,19 +197,39 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::
                     .err()
                     .message()
                     .map(str::to_owned)
-                    .unwrap_or_else(|| DisplayErrorContext(&e).to_string()),
+                    .unwrap_or_else(|| chain(&e)),
                 code,
             }
         }
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => Failure {
             outcome: HolderOutcome::Unreachable,
             code: None,
-            message: DisplayErrorContext(&e).to_string(),
+            message: chain(&e),
         },
         _ => Failure {
             outcome: HolderOutcome::Error,
             code: None,
-            message: DisplayErrorContext(&e).to_string(),
+            message: chain(&e),
         },
     }
+}
+
+/// An error and its causes on one line (`dispatch failure: io error: Connection refused`),
+/// each cause once, at most 300 characters: what `/status` and doctor show an operator, never
+/// the SDK's Debug dump.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(e);
+    while let Some(err) = next {
+        let text = err.to_string().replace(['\n', '\r'], " ");
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = err.source();
+    }
+    let mut out = parts.join(": ");
+    if out.chars().count() > 300 {
+        out = out.chars().take(299).collect::<String>() + "…";
+    }
+    out
 }

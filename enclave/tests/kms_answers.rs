@@ -109,6 +109,15 @@ async fn closed_port_is_unreachable() {
         .await
         .unwrap_err();
     assert_eq!(f.outcome, HolderOutcome::Unreachable, "{f:?}");
+    // One line an operator can read, not the SDK's Debug dump (issue 13 #8).
+    assert!(!f.message.contains('\n'), "{}", f.message);
+    assert!(!f.message.contains("DispatchFailure {"), "{}", f.message);
+    assert!(
+        f.message.contains("refused") || f.message.contains("connect"),
+        "{}",
+        f.message
+    );
+    assert!(f.message.chars().count() <= 300, "{}", f.message);
 }
 
 fn fixture(name: &str) -> Vec<u8> {
