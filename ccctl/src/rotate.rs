@@ -270,9 +270,9 @@ pub struct StartArgs {
 pub struct NextArgs {
     #[command(flatten)]
     pub state: StateArg,
-    /// Write the holders' messages and policies here (default: print them).
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
+    /// Write the holders' messages and ready policies here (the paths are printed).
+    #[arg(long, value_name = "DIR", default_value = "handout")]
+    pub out: PathBuf,
     /// How long a waiting step polls before giving up (exit 1, state unchanged).
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = crate::parse_duration)]
     pub wait: Duration,
@@ -335,11 +335,20 @@ pub fn run(cmd: RotateCommand, fmt: Format) -> Result<Outcome, CannotRun> {
             StepCommand::Status(a) => {
                 let s = load_for(pcr, &a)?;
                 print_state(&s, fmt);
-                Ok(if s.step == Step::Done {
-                    Outcome::Ok
-                } else {
-                    Outcome::Finding
-                })
+                if fmt != Format::Json {
+                    let state = a.state_path().display().to_string();
+                    if s.halted.is_some() {
+                        crate::output::emit(&format!(
+                            "start over once resolved: ccctl rotate pcr{pcr} start --force --state {state} …\n"
+                        ));
+                    } else if s.step != Step::Done {
+                        crate::output::emit(&format!(
+                            "next: ccctl rotate pcr{pcr} next --state {state}\n"
+                        ));
+                    }
+                }
+                // In progress is not a failure: 1 only for a halted workflow.
+                Ok(Outcome::clean_if(s.halted.is_none()))
             }
             StepCommand::Next(a) => next(pcr, a, fmt).await,
             StepCommand::Confirm(a) => confirm(pcr, a, fmt),
@@ -1007,23 +1016,29 @@ async fn hand_out(s: &State, a: &NextArgs, values: &[String], what: &str) -> Res
             Some((_, Err(e))) => msg.push_str(&format!("\n(Your current policy could not be edited automatically: {e}.)\n")),
             None => msg.push_str("\n(Your current policy could not be read from here; edit the condition by hand.)\n"),
         }
-        match &a.out {
-            Some(dir) => {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    CannotRun::new(format!("cannot create --out '{}': {e}", dir.display()))
-                })?;
-                let w = |name: String, text: &str| {
-                    std::fs::write(dir.join(&name), text).map_err(|e| {
-                        CannotRun::new(format!("cannot write '{}': {e}", dir.join(&name).display()))
-                    })
-                };
-                w(format!("{}.md", h.name), &msg)?;
-                if let Some((_, Ok(n))) = &new_policy {
-                    w(format!("{}.policy.json", h.name), n)?;
-                }
-            }
-            None => crate::output::emit(&format!("{msg}\n")),
+        let dir = &a.out;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| CannotRun::new(format!("cannot create --out '{}': {e}", dir.display())))?;
+        let w = |name: String, text: &str| {
+            let path = dir.join(&name);
+            std::fs::write(&path, text)
+                .map_err(|e| CannotRun::new(format!("cannot write '{}': {e}", path.display())))?;
+            Ok::<_, CannotRun>(path)
+        };
+        let mut written = vec![w(format!("{}.md", h.name), &msg)?];
+        if let Some((_, Ok(n))) = &new_policy {
+            written.push(w(format!("{}.policy.json", h.name), n)?);
         }
+        // On stderr: stdout stays the state (JSON with -o json).
+        crate::output::note(&format!(
+            "hand-out for {}: {}",
+            h.name,
+            written
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
     }
     Ok(())
 }
@@ -1056,7 +1071,12 @@ fn print_state(s: &State, fmt: Format) {
         } else {
             " "
         };
-        crate::output::emit(&format!("  [{mark}] {}. {}\n", st.number(), st.describe()));
+        let label = match st {
+            Step::Retire => "5a".to_owned(),
+            Step::WaitRetired => "5b".to_owned(),
+            other => other.number().to_string(),
+        };
+        crate::output::emit(&format!("  [{mark}] {label}. {}\n", st.describe()));
     }
     if s.step == Step::Done {
         crate::output::emit("  done.\n");
