@@ -220,3 +220,97 @@ fn without_once_it_keeps_running_until_sigterm_then_stops_everything() {
         assert!(!d.join(s).exists(), "{s} left behind");
     }
 }
+
+/// The processes (pid, command line) whose command line mentions `path`.
+fn processes_mentioning(path: &std::path::Path) -> Vec<(u32, String)> {
+    let needle = path.display().to_string();
+    let me = std::process::id();
+    std::fs::read_dir("/proc")
+        .map(|d| d.flatten().collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            (pid != me && cmd.contains(&needle)).then_some((pid, cmd))
+        })
+        .collect()
+}
+
+/// A signal at any moment of start-up (before doctor has run, while it runs) stops every
+/// process the demo started; SIGKILL of ccctl itself takes its children with it. The demo's
+/// folder (it holds the development root key) is readable by its owner only.
+#[test]
+fn a_signal_during_start_up_leaves_no_process_behind() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::{Duration, Instant};
+    for (delay_ms, sig) in [
+        (200, "TERM"),
+        (500, "TERM"),
+        (1000, "TERM"),
+        (2500, "TERM"),
+        (1000, "KILL"),
+        (2500, "KILL"),
+    ] {
+        // The demo's temporary folder is made under TMPDIR: here, one folder per attempt.
+        let tmp = tempfile::tempdir().unwrap();
+        let mut child = Command::new(bin("ccctl"))
+            .args(["demo", "--no-tui", "--api-port", "0", "--metrics-port", "0"])
+            .env("TMPDIR", tmp.path())
+            .env_remove("PRODUCTION")
+            .env_remove("ENCLAVE_DEBUG")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        for e in std::fs::read_dir(tmp.path()).unwrap().flatten() {
+            let mode = e.metadata().unwrap().permissions().mode() & 0o777;
+            assert_eq!(
+                mode,
+                0o700,
+                "{} is readable by others ({mode:o})",
+                e.path().display()
+            );
+        }
+        let running = processes_mentioning(tmp.path());
+        Command::new("kill")
+            .args([&format!("-{sig}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        let t = Instant::now();
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "ccctl demo did not exit within 20 s of SIG{sig} at {delay_ms} ms"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let t = Instant::now();
+        loop {
+            let left = processes_mentioning(tmp.path());
+            if left.is_empty() {
+                break;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "SIG{sig} at {delay_ms} ms left {left:#?} running (running before: {running:#?})"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if sig == "TERM" {
+            // A handled signal also removes the folder (and the key in it).
+            let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().flatten().collect();
+            assert!(
+                left.is_empty(),
+                "SIGTERM at {delay_ms} ms left {:?}",
+                left.iter().map(|e| e.path()).collect::<Vec<_>>()
+            );
+        }
+    }
+}
