@@ -314,3 +314,54 @@ fn a_signal_during_start_up_leaves_no_process_behind() {
         }
     }
 }
+/// Idle connections (no byte sent, no TLS handshake) do not hold up the local KMS: a request
+/// after them is answered at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_do_not_freeze_the_local_kms() {
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let verifier: cc_sandbox::kms::Verifier =
+        std::sync::Arc::new(|_: &[u8], _: &str| Err("not used".to_owned()));
+    let kms = cc_sandbox::kms::LocalKms::new(
+        Vec::new(),
+        cc_sandbox::chamber::SIGNER_ROLE,
+        dir.path().join("root.pem"),
+        verifier,
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = kms.serve(listener);
+    let mut idle = Vec::new();
+    for _ in 0..12 {
+        idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    // A TLS client that stops after its first byte.
+    let mut half = tokio::net::TcpStream::connect(addr).await.unwrap();
+    half.write_all(&[0x16]).await.unwrap();
+    idle.push(half);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let t = Instant::now();
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        b"POST / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+          X-Amz-Target: TrentService.ListKeys\r\nContent-Length: 2\r\n\r\n{}",
+    )
+    .await
+    .unwrap();
+    let mut resp = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut resp))
+        .await
+        .expect("the local KMS did not answer within 10 s")
+        .unwrap();
+    let took = t.elapsed();
+    let resp = String::from_utf8_lossy(&resp);
+    assert!(resp.starts_with("HTTP/1.1 400"), "{resp}");
+    assert!(resp.contains("UnrecognizedClientException"), "{resp}");
+    assert!(
+        took < Duration::from_secs(1),
+        "answered after {took:?} behind 13 idle connections"
+    );
+    drop(idle);
+    task.abort();
+}
