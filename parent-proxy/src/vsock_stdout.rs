@@ -89,9 +89,13 @@ impl LineAssembler {
     }
 
     fn emit_cut(&mut self, tail: &[u8]) {
+        let start = self.out.len();
         self.out.extend_from_slice(&self.partial);
         self.partial.clear();
         self.out.extend_from_slice(tail);
+        // Not inside a character: the bytes of one cut short go too.
+        let keep = without_cut_character(&self.out[start..]);
+        self.out.truncate(start + keep);
         self.out.extend_from_slice(CUT_MARKER);
         self.out.push(b'\n');
         self.lines += 1;
@@ -120,6 +124,20 @@ impl LineAssembler {
 
     pub fn has_output(&self) -> bool {
         !self.out.is_empty()
+    }
+}
+
+/// The length of `line` without the UTF-8 character its end cuts short, if any (bytes that are
+/// not UTF-8 are left as they are).
+fn without_cut_character(line: &[u8]) -> usize {
+    // The last character starts at the last byte that is not a continuation byte (10xxxxxx).
+    let Some(back) = line.iter().rev().take(4).position(|b| b & 0xC0 != 0x80) else {
+        return line.len();
+    };
+    let start = line.len() - 1 - back;
+    match std::str::from_utf8(&line[start..]) {
+        Err(e) if e.error_len().is_none() => start,
+        _ => line.len(),
     }
 }
 
@@ -364,6 +382,36 @@ mod tests {
         // A cut line whose connection ends before its newline leaves nothing behind.
         let (out, _) = run(4, &[b"abcdefgh"]);
         assert_eq!(out, format!("abcd{marker}\n"));
+    }
+
+    #[test]
+    fn a_cut_never_splits_a_character() {
+        let marker = std::str::from_utf8(CUT_MARKER).unwrap();
+        // "é" is 2 bytes, "€" 3, "😀" 4: a bound of 5 falls inside each of them.
+        for (line, kept) in [
+            ("aaaéb\n", "aaaé"),
+            ("aaaaé\n", "aaaa"),
+            ("aaa€\n", "aaa"),
+            ("aa€b\n", "aa€"),
+            ("a😀x\n", "a😀"),
+            ("aa😀\n", "aa"),
+        ] {
+            // Whole, and byte by byte (the cut then falls across the partial line).
+            assert_eq!(
+                run(5, &[line.as_bytes()]).0,
+                format!("{kept}{marker}\n"),
+                "{line}"
+            );
+            let bytes: Vec<&[u8]> = line.as_bytes().chunks(1).collect();
+            assert_eq!(run(5, &bytes).0, format!("{kept}{marker}\n"), "{line}");
+        }
+        // Bytes that are not UTF-8 are not this rule's business.
+        let mut a = LineAssembler::new(4);
+        a.push(b"ab\xff\xfexy\n");
+        assert_eq!(
+            a.take(),
+            [b"ab\xff\xfe".as_slice(), CUT_MARKER, b"\n"].concat()
+        );
     }
 
     #[test]

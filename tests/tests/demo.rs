@@ -365,3 +365,38 @@ async fn idle_connections_do_not_freeze_the_local_kms() {
     drop(idle);
     task.abort();
 }
+/// One byte that is not UTF-8 in the pod's log does not empty the answer: the API server's
+/// double answers with the text, the byte replaced, as the real one does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_log_with_an_invalid_byte_is_served_lossily() {
+    use cc_sandbox::apiserver;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("pod.log");
+    std::fs::write(&log, b"first line\nbad \xff byte\nlast line\n").unwrap();
+    let mut objects = apiserver::Objects {
+        pods: vec![apiserver::healthy_pod("p-0", "ns", "node")],
+        ..Default::default()
+    };
+    objects
+        .log_files
+        .insert(("ns".into(), "p-0".into()), log.clone());
+    let server = apiserver::ApiServer::start(objects).await;
+    let addr = cc_proto::Address::Tcp {
+        host: "127.0.0.1".into(),
+        port: server.port,
+    };
+    for (query, want) in [
+        ("", "first line\nbad \u{fffd} byte\nlast line\n"),
+        ("?tailLines=1", "last line\n"),
+    ] {
+        let path = format!("/api/v1/namespaces/ns/pods/p-0/log{query}");
+        let addr = addr.clone();
+        let (status, body) =
+            tokio::task::spawn_blocking(move || cc_tests::http(&addr, "GET", &path, None))
+                .await
+                .unwrap()
+                .unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(String::from_utf8(body).unwrap(), want);
+    }
+}

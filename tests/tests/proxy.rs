@@ -182,6 +182,35 @@ async fn one_mebibyte_line_is_cut_marked_and_counted() {
     assert_eq!(lines[1], "w10 after the big one");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_line_of_multibyte_characters_is_cut_on_a_character_boundary() {
+    let dir = tempfile::tempdir().unwrap();
+    let mport = free_port();
+    let (mut p, sock) = start_vsock_stdout(dir.path(), mport);
+    let mut s = UnixStream::connect(&sock).await.unwrap();
+    // 3-byte characters after a 5-byte prefix: the 64 KiB bound falls inside one.
+    let mut big = "w11 x".to_owned();
+    big.push_str(&"\u{20ac}".repeat(30_000));
+    big.push('\n');
+    s.write_all(big.as_bytes()).await.unwrap();
+    s.write_all(b"w12 after\n").await.unwrap();
+    p.wait_stdout("w12 after", T);
+    drop(s);
+    assert!(p.stop(T).success());
+    let out = String::from_utf8(p.stdout_bytes())
+        .map_err(|e| e.utf8_error())
+        .expect("stdout is valid UTF-8");
+    let lines: Vec<&str> = forwarded(&out).collect();
+    let marker = " [vsock-stdout: line cut at bound]";
+    let body = lines[0]
+        .strip_prefix("w11 x")
+        .and_then(|l| l.strip_suffix(marker))
+        .unwrap_or_else(|| panic!("{:?}", &lines[0][..80]));
+    assert!(body.chars().all(|c| c == '\u{20ac}'));
+    assert_eq!(body.len(), 65531 - 65531 % 3);
+    assert_eq!(lines[1], "w12 after");
+}
+
 async fn echo_upstream() -> (u16, tokio::task::JoinHandle<()>) {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = l.local_addr().unwrap().port();
