@@ -167,6 +167,7 @@ pub fn spawn_writer(
                         }
                         Err(_) => metrics.error(FORWARDER, ErrorKind::stdout),
                     }
+                    metrics.log_lines_queued.dec_by(lines_i64(b.lines));
                     batch = rx.try_recv().ok();
                 }
                 if out.flush().is_err() {
@@ -288,7 +289,7 @@ async fn read_connection(
             Ok(0) => break,
             Ok(n) => {
                 asm.push(&buf[..n]);
-                if asm.has_output() && !send(&mut asm, &tx, metrics).await {
+                if asm.has_output() && !send(&mut asm, &tx, metrics, &mut hard_stop).await {
                     return;
                 }
             }
@@ -303,15 +304,56 @@ async fn read_connection(
         metrics.log_lines_unterminated.inc();
     }
     if asm.has_output() {
-        send(&mut asm, &tx, metrics).await;
+        send(&mut asm, &tx, metrics, &mut hard_stop).await;
     }
 }
 
-async fn send(asm: &mut LineAssembler, tx: &mpsc::Sender<Batch>, metrics: &Metrics) -> bool {
+/// Hand the complete lines to the writer; when the channel stays full (stdout stalled) past the
+/// grace period, drop them and count them instead. `false`: this connection must stop.
+async fn send(
+    asm: &mut LineAssembler,
+    tx: &mpsc::Sender<Batch>,
+    metrics: &Metrics,
+    hard_stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> bool {
     metrics.log_lines_cut.inc_by(asm.cut);
     let lines = asm.lines;
     let bytes = asm.take();
-    tx.send(Batch { bytes, lines }).await.is_ok()
+    metrics.log_lines_queued.inc_by(lines_i64(lines));
+    let sent = tokio::select! {
+        biased;
+        r = tx.send(Batch { bytes, lines }) => r.is_ok(),
+        _ = hard_stop.wait_for(|v| *v) => false,
+    };
+    if !sent {
+        metrics.log_lines_queued.dec_by(lines_i64(lines));
+        metrics.log_lines_dropped.inc_by(lines);
+    }
+    sent
+}
+
+fn lines_i64(lines: u64) -> i64 {
+    i64::try_from(lines).unwrap_or(i64::MAX)
+}
+
+/// Wait for the writer until `deadline`. If stdout has not taken everything by then (nobody
+/// reads it), what is still queued is counted as dropped; `false` then. Blocking: call it where
+/// blocking is fine (the writer may hold the stdout lock for ever).
+pub fn wait_for_writer(
+    writer: std::thread::JoinHandle<()>,
+    metrics: &Metrics,
+    deadline: std::time::Instant,
+) -> bool {
+    while !writer.is_finished() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if !writer.is_finished() {
+        let queued = metrics.log_lines_queued.get().max(0);
+        metrics.log_lines_dropped.inc_by(queued.unsigned_abs());
+        return false;
+    }
+    let _ = writer.join();
+    true
 }
 
 /// A bounded channel to the writer.
