@@ -44,24 +44,36 @@ pub fn run(
     fmt: crate::output::Format,
 ) -> Result<crate::output::Outcome, CannotRun> {
     let quiet = fmt != crate::output::Format::Human;
+    // Signals first: from here on, SIGTERM or SIGINT at any moment stops what was started.
+    let rt = crate::output::runtime()?;
+    let mut signals = {
+        let _in_runtime = rt.enter();
+        Signals::new()
+    };
     let tmp;
     let dir = match &args.dir {
         Some(d) => {
-            std::fs::create_dir_all(d).map_err(|e| {
-                CannotRun::new(format!("cannot create --dir '{}': {e}", d.display()))
-            })?;
+            // A folder made here is its owner's only (the development root key goes in it).
+            std::os::unix::fs::DirBuilderExt::mode(
+                std::fs::DirBuilder::new().recursive(true),
+                0o700,
+            )
+            .create(d)
+            .map_err(|e| CannotRun::new(format!("cannot create --dir '{}': {e}", d.display())))?;
             d.canonicalize()
                 .map_err(|e| CannotRun::new(format!("--dir '{}': {e}", d.display())))?
         }
         None => {
             tmp = tempfile::Builder::new()
                 .prefix("ccctl-demo-")
+                .permissions(
+                    <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o700),
+                )
                 .tempdir()
                 .map_err(|e| CannotRun::new(format!("cannot create a temporary folder: {e}")))?;
             tmp.path().to_owned()
         }
     };
-    let rt = crate::output::runtime()?;
     let options = chamber::Options {
         scenario: args.scenario,
         bin_dir: args.bin_dir.clone(),
@@ -73,9 +85,14 @@ pub fn run(
         }),
     };
     let result: Result<i32, CannotRun> = rt.block_on(async {
-        let chamber = chamber::start(&options, &dir, quiet)
-            .await
-            .map_err(CannotRun::new)?;
+        // Interrupted while starting: dropping the start stops (kills) what it had started.
+        let chamber = tokio::select! {
+            c = chamber::start(&options, &dir, quiet) => c.map_err(CannotRun::new)?,
+            _ = signals.recv() => {
+                say(quiet, "interrupted while starting; stopping");
+                return Err(CannotRun::new("interrupted while the demo was starting"));
+            }
+        };
         let l = &chamber.layout;
         let load = traffic(
             l.api,
@@ -87,15 +104,22 @@ pub fn run(
             Command::new(std::env::current_exe().map_err(|e| CannotRun::new(e.to_string()))?);
         doctor.args(doctor_args(l)).args(["-o", fmt.as_str()]);
         aws_env(&mut doctor, kms::OPERATOR_KEY_ID);
+        chamber::die_with_parent(&mut doctor);
         if args.scenario == Some(Scenario::DebugInProduction) {
             doctor.env("PRODUCTION", "true").env("ENCLAVE_DEBUG", "1");
         }
         say(quiet, "running: ccctl doctor --local (against the demo)");
-        let status = doctor
-            .kill_on_drop(true)
-            .status()
-            .await
-            .map_err(|e| CannotRun::new(format!("cannot run ccctl doctor: {e}")))?;
+        let status = tokio::select! {
+            s = doctor.kill_on_drop(true).status() => {
+                s.map_err(|e| CannotRun::new(format!("cannot run ccctl doctor: {e}")))?
+            }
+            _ = signals.recv() => {
+                load.abort();
+                say(quiet, "interrupted; stopping");
+                chamber.stop(quiet).await;
+                return Err(CannotRun::new("interrupted while ccctl doctor was running"));
+            }
+        };
         load.abort();
         let code = status.code().unwrap_or(2);
         // While it runs for people: 5 signatures a second, for at most 12 minutes.
@@ -121,6 +145,7 @@ pub fn run(
             for (k, v) in env_vars(l) {
                 cmd.env(k, v);
             }
+            chamber::die_with_parent(&mut cmd);
             let mut child = cmd
                 .spawn()
                 .map_err(|e| CannotRun::new(format!("cannot start ccctl tui: {e}")))?;
@@ -128,7 +153,7 @@ pub fn run(
             // chamber running behind a dead dashboard.
             tokio::select! {
                 _ = child.wait() => {}
-                _ = wait_for_signal() => { let _ = child.kill().await; }
+                _ = signals.recv() => { let _ = child.kill().await; }
             }
         } else if !args.once {
             crate::output::note(&format!(
@@ -144,7 +169,7 @@ pub fn run(
                 api = l.api,
                 metrics = l.metrics,
             ));
-            wait_for_signal().await;
+            signals.recv().await;
             say(quiet, "stopping");
         }
         if let Some(load) = load {
@@ -163,17 +188,34 @@ pub fn run(
     }
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+/// SIGTERM and SIGINT, caught from the moment this is made (inside the runtime).
+struct Signals {
+    term: Option<tokio::signal::unix::Signal>,
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Signals {
+        use tokio::signal::unix::{SignalKind, signal};
+        Signals {
+            term: signal(SignalKind::terminate()).ok(),
+            int: signal(SignalKind::interrupt()).ok(),
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    }
+
+    /// The next SIGTERM or SIGINT (never, for one that could not be caught).
+    async fn recv(&mut self) {
+        async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            _ = next(&mut self.term) => {}
+            _ = next(&mut self.int) => {}
+        }
     }
 }

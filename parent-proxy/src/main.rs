@@ -73,8 +73,10 @@ async fn real_main(cli: Cli) -> Result<ExitCode, Failure> {
     }
     let stop = async move {
         let sig = shutdown::signal().await;
-        tracing::info!(signal = sig, "shutting down");
         trigger.trigger();
+        // After the trigger, and off the async workers: a stalled stdout (whose lock the
+        // vsock-stdout writer holds) must not hold up the shutdown.
+        tokio::task::spawn_blocking(move || tracing::info!(signal = sig, "shutting down"));
     };
     match cli.command {
         Command::VsockStdout(a) => {
@@ -83,11 +85,18 @@ async fn real_main(cli: Cli) -> Result<ExitCode, Failure> {
             ready(ready_file.as_deref())?;
             let (tx, rx) = vsock_stdout::channel();
             let writer = vsock_stdout::spawn_writer(Box::new(StdoutSink), rx, metrics.clone());
+            // The grace period runs from the shutdown signal, for the connections and the
+            // writer alike.
+            let mut stopping = sd.clone();
+            let stopped_at = tokio::spawn(async move {
+                stopping.wait().await;
+                std::time::Instant::now()
+            });
             tokio::spawn(stop);
             vsock_stdout::serve(
                 l,
                 tx,
-                metrics,
+                metrics.clone(),
                 LogSinkOptions {
                     max_line: a.max_line.max(80),
                     grace: a.shutdown_grace,
@@ -95,7 +104,24 @@ async fn real_main(cli: Cli) -> Result<ExitCode, Failure> {
                 sd,
             )
             .await;
-            let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+            let deadline = stopped_at
+                .await
+                .unwrap_or_else(|_| std::time::Instant::now())
+                + a.shutdown_grace;
+            let drained = vsock_stdout::wait_for_writer(writer, &metrics, deadline);
+            let dropped = metrics.log_lines_dropped.get();
+            if dropped > 0 {
+                // Not through tracing: its output is the stalled stdout.
+                eprintln!(
+                    "vsock-stdout: stdout did not take every line within the shutdown grace \
+                     period; {dropped} lines dropped"
+                );
+            }
+            if !drained {
+                // The writer is blocked for good on stdout (and holds its lock): exit without
+                // waiting for it or for the runtime's threads.
+                std::process::exit(0);
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Egress(a) => {

@@ -60,6 +60,10 @@ pub struct Metrics {
     pub log_bytes: Counter,
     pub log_lines_cut: Counter,
     pub log_lines_unterminated: Counter,
+    /// Lines given up at shutdown: stdout did not take them within the grace period.
+    pub log_lines_dropped: Counter,
+    /// Lines handed to the stdout writer and not written yet.
+    pub log_lines_queued: Gauge,
 }
 
 impl Default for Metrics {
@@ -79,6 +83,8 @@ impl Metrics {
         let log_bytes = Counter::default();
         let log_lines_cut = Counter::default();
         let log_lines_unterminated = Counter::default();
+        let log_lines_dropped = Counter::default();
+        let log_lines_queued = Gauge::default();
         registry.register(
             "connections",
             "Connections accepted, per forwarder",
@@ -119,6 +125,16 @@ impl Metrics {
             "Partial lines flushed because their connection closed mid-line",
             log_lines_unterminated.clone(),
         );
+        registry.register(
+            "log_lines_dropped",
+            "Log lines dropped at shutdown because stdout did not take them within the grace period",
+            log_lines_dropped.clone(),
+        );
+        registry.register(
+            "log_lines_queued",
+            "Log lines waiting for stdout",
+            log_lines_queued.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             connections,
@@ -129,6 +145,8 @@ impl Metrics {
             log_bytes,
             log_lines_cut,
             log_lines_unterminated,
+            log_lines_dropped,
+            log_lines_queued,
         }
     }
 

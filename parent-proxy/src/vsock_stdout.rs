@@ -89,9 +89,13 @@ impl LineAssembler {
     }
 
     fn emit_cut(&mut self, tail: &[u8]) {
+        let start = self.out.len();
         self.out.extend_from_slice(&self.partial);
         self.partial.clear();
         self.out.extend_from_slice(tail);
+        // Not inside a character: the bytes of one cut short go too.
+        let keep = without_cut_character(&self.out[start..]);
+        self.out.truncate(start + keep);
         self.out.extend_from_slice(CUT_MARKER);
         self.out.push(b'\n');
         self.lines += 1;
@@ -123,6 +127,20 @@ impl LineAssembler {
     }
 }
 
+/// The length of `line` without the UTF-8 character its end cuts short, if any (bytes that are
+/// not UTF-8 are left as they are).
+fn without_cut_character(line: &[u8]) -> usize {
+    // The last character starts at the last byte that is not a continuation byte (10xxxxxx).
+    let Some(back) = line.iter().rev().take(4).position(|b| b & 0xC0 != 0x80) else {
+        return line.len();
+    };
+    let start = line.len() - 1 - back;
+    match std::str::from_utf8(&line[start..]) {
+        Err(e) if e.error_len().is_none() => start,
+        _ => line.len(),
+    }
+}
+
 /// A batch of complete lines on its way to the writer.
 #[derive(Debug)]
 pub struct Batch {
@@ -149,6 +167,7 @@ pub fn spawn_writer(
                         }
                         Err(_) => metrics.error(FORWARDER, ErrorKind::stdout),
                     }
+                    metrics.log_lines_queued.dec_by(lines_i64(b.lines));
                     batch = rx.try_recv().ok();
                 }
                 if out.flush().is_err() {
@@ -270,7 +289,7 @@ async fn read_connection(
             Ok(0) => break,
             Ok(n) => {
                 asm.push(&buf[..n]);
-                if asm.has_output() && !send(&mut asm, &tx, metrics).await {
+                if asm.has_output() && !send(&mut asm, &tx, metrics, &mut hard_stop).await {
                     return;
                 }
             }
@@ -285,15 +304,56 @@ async fn read_connection(
         metrics.log_lines_unterminated.inc();
     }
     if asm.has_output() {
-        send(&mut asm, &tx, metrics).await;
+        send(&mut asm, &tx, metrics, &mut hard_stop).await;
     }
 }
 
-async fn send(asm: &mut LineAssembler, tx: &mpsc::Sender<Batch>, metrics: &Metrics) -> bool {
+/// Hand the complete lines to the writer; when the channel stays full (stdout stalled) past the
+/// grace period, drop them and count them instead. `false`: this connection must stop.
+async fn send(
+    asm: &mut LineAssembler,
+    tx: &mpsc::Sender<Batch>,
+    metrics: &Metrics,
+    hard_stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> bool {
     metrics.log_lines_cut.inc_by(asm.cut);
     let lines = asm.lines;
     let bytes = asm.take();
-    tx.send(Batch { bytes, lines }).await.is_ok()
+    metrics.log_lines_queued.inc_by(lines_i64(lines));
+    let sent = tokio::select! {
+        biased;
+        r = tx.send(Batch { bytes, lines }) => r.is_ok(),
+        _ = hard_stop.wait_for(|v| *v) => false,
+    };
+    if !sent {
+        metrics.log_lines_queued.dec_by(lines_i64(lines));
+        metrics.log_lines_dropped.inc_by(lines);
+    }
+    sent
+}
+
+fn lines_i64(lines: u64) -> i64 {
+    i64::try_from(lines).unwrap_or(i64::MAX)
+}
+
+/// Wait for the writer until `deadline`. If stdout has not taken everything by then (nobody
+/// reads it), what is still queued is counted as dropped; `false` then. Blocking: call it where
+/// blocking is fine (the writer may hold the stdout lock for ever).
+pub fn wait_for_writer(
+    writer: std::thread::JoinHandle<()>,
+    metrics: &Metrics,
+    deadline: std::time::Instant,
+) -> bool {
+    while !writer.is_finished() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if !writer.is_finished() {
+        let queued = metrics.log_lines_queued.get().max(0);
+        metrics.log_lines_dropped.inc_by(queued.unsigned_abs());
+        return false;
+    }
+    let _ = writer.join();
+    true
 }
 
 /// A bounded channel to the writer.
@@ -364,6 +424,36 @@ mod tests {
         // A cut line whose connection ends before its newline leaves nothing behind.
         let (out, _) = run(4, &[b"abcdefgh"]);
         assert_eq!(out, format!("abcd{marker}\n"));
+    }
+
+    #[test]
+    fn a_cut_never_splits_a_character() {
+        let marker = std::str::from_utf8(CUT_MARKER).unwrap();
+        // "é" is 2 bytes, "€" 3, "😀" 4: a bound of 5 falls inside each of them.
+        for (line, kept) in [
+            ("aaaéb\n", "aaaé"),
+            ("aaaaé\n", "aaaa"),
+            ("aaa€\n", "aaa"),
+            ("aa€b\n", "aa€"),
+            ("a😀x\n", "a😀"),
+            ("aa😀\n", "aa"),
+        ] {
+            // Whole, and byte by byte (the cut then falls across the partial line).
+            assert_eq!(
+                run(5, &[line.as_bytes()]).0,
+                format!("{kept}{marker}\n"),
+                "{line}"
+            );
+            let bytes: Vec<&[u8]> = line.as_bytes().chunks(1).collect();
+            assert_eq!(run(5, &bytes).0, format!("{kept}{marker}\n"), "{line}");
+        }
+        // Bytes that are not UTF-8 are not this rule's business.
+        let mut a = LineAssembler::new(4);
+        a.push(b"ab\xff\xfexy\n");
+        assert_eq!(
+            a.take(),
+            [b"ab\xff\xfe".as_slice(), CUT_MARKER, b"\n"].concat()
+        );
     }
 
     #[test]

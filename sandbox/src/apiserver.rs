@@ -112,9 +112,19 @@ async fn pod_log(
     }
     let key = (ns, name);
     let file = o.log_files.get(&key).cloned();
-    let text = match &file {
-        Some(path) => std::fs::read_to_string(path).unwrap_or_default(),
-        None => o.logs.get(&key).cloned().unwrap_or_default(),
+    // Bytes that are not UTF-8 are replaced (U+FFFD), as the API server does; the rest of the
+    // log is served. `read` is where the file was read up to (for `follow`).
+    let (text, read) = match &file {
+        Some(path) => {
+            let bytes = std::fs::read(path).unwrap_or_default();
+            let read = bytes.len() as u64;
+            (String::from_utf8_lossy(&bytes).into_owned(), read)
+        }
+        None => {
+            let text = o.logs.get(&key).cloned().unwrap_or_default();
+            let read = text.len() as u64;
+            (text, read)
+        }
     };
     drop(o);
     let lines: Vec<&str> = text.lines().collect();
@@ -133,7 +143,7 @@ async fn pod_log(
     {
         use futures::StreamExt as _;
         let first = axum::body::Bytes::from(out);
-        let appended = futures::stream::unfold(text.len() as u64, move |pos| {
+        let appended = futures::stream::unfold(read, move |pos| {
             let path = path.clone();
             async move {
                 loop {

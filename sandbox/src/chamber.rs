@@ -259,6 +259,12 @@ fn write_files(l: &Layout, scenario: Option<Scenario>) -> Result<(), String> {
         std::fs::create_dir_all(l.p(d))
             .map_err(|e| err(format!("cannot create '{}': {e}", l.p(d).display())))?;
     }
+    {
+        // The development root key lives here: its owner only, even in a --dir others can read.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(l.p("root"), std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| err(format!("cannot restrict '{}': {e}", l.p("root").display())))?;
+    }
     if scenario != Some(Scenario::NsmMissing) {
         // Stands for the device node the device plugin mounts (a plain file here).
         write(&l.p("dev/nitro_enclaves"), "")?;
@@ -525,7 +531,32 @@ fn log_file(path: &Path) -> Result<Stdio, String> {
         .map_err(|e| err(format!("cannot open '{}': {e}", path.display())))
 }
 
+/// Make `cmd`'s process die (SIGKILL) when the thread that starts it ends, whatever ends it,
+/// SIGKILL of the demo included (Linux `PR_SET_PDEATHSIG`); if the starter is already gone when
+/// the child gets there, the child does not run at all. Start it from a thread that lives as
+/// long as the demo (the demo's main thread, which drives `start`).
+pub fn die_with_parent(cmd: &mut Command) {
+    let parent = libc::pid_t::try_from(std::process::id()).unwrap_or(0);
+    // SAFETY: the closure runs in the forked child before exec; it only calls prctl(2) and
+    // getppid(2), which are async-signal-safe, and allocates nothing (the errors carry an
+    // errno only). No safe API sets the parent-death signal.
+    #[allow(unsafe_code)]
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent died between fork and prctl: the signal will never come.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
 fn spawn(name: &'static str, mut cmd: Command, out: &Path) -> Result<Proc, String> {
+    die_with_parent(&mut cmd);
     cmd.stdin(Stdio::null())
         .stdout(log_file(out)?)
         .stderr(log_file(&out.with_extension("err"))?)
@@ -714,6 +745,7 @@ pub async fn start(args: &Options, dir: &Path, quiet: bool) -> Result<Chamber, S
         .arg(layout.p("init.toml"))
         .args(["--validator-keys", "2"]);
     aws_env(&mut init, kms::OPERATOR_KEY_ID);
+    die_with_parent(&mut init);
     let out = init
         .kill_on_drop(true)
         .output()

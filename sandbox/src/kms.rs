@@ -214,6 +214,7 @@ impl LocalKms {
         let listener = Sniff {
             tcp: listener,
             tls: tls_acceptor(),
+            pending: tokio::task::JoinSet::new(),
         };
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -651,10 +652,34 @@ fn tls_acceptor() -> tokio_rustls::TlsAcceptor {
 trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 
-/// Accepts plain and TLS connections on one port (a TLS client speaks first with 0x16).
+/// Accepts plain and TLS connections on one port (a TLS client speaks first with 0x16). Each
+/// connection is told apart (and its TLS handshake done) in a task of its own, within a time
+/// bound, so idle or slow clients never hold up the others.
 struct Sniff {
     tcp: tokio::net::TcpListener,
     tls: tokio_rustls::TlsAcceptor,
+    pending: tokio::task::JoinSet<Option<(Box<dyn Io>, SocketAddr)>>,
+}
+
+/// Connections being told apart at once, at most; more are closed at once.
+const MAX_PENDING: usize = 1024;
+
+async fn sniff(
+    s: tokio::net::TcpStream,
+    addr: SocketAddr,
+    tls: tokio_rustls::TlsAcceptor,
+) -> Option<(Box<dyn Io>, SocketAddr)> {
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(Duration::from_secs(2), s.peek(&mut first)).await {
+        Ok(Ok(1)) if first[0] == 0x16 => {
+            match tokio::time::timeout(Duration::from_secs(2), tls.accept(s)).await {
+                Ok(Ok(tls)) => Some((Box::new(tls), addr)),
+                _ => None,
+            }
+        }
+        Ok(Ok(n)) if n > 0 => Some((Box::new(s), addr)),
+        _ => None,
+    }
 }
 
 impl axum::serve::Listener for Sniff {
@@ -663,21 +688,20 @@ impl axum::serve::Listener for Sniff {
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
-            let Ok((s, addr)) = self.tcp.accept().await else {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            };
-            let mut first = [0u8; 1];
-            match tokio::time::timeout(Duration::from_secs(2), s.peek(&mut first)).await {
-                Ok(Ok(1)) if first[0] == 0x16 => {
-                    if let Ok(Ok(tls)) =
-                        tokio::time::timeout(Duration::from_secs(2), self.tls.accept(s)).await
-                    {
-                        return (Box::new(tls), addr);
+            tokio::select! {
+                accepted = self.tcp.accept() => match accepted {
+                    Ok((s, addr)) => {
+                        if self.pending.len() < MAX_PENDING {
+                            self.pending.spawn(sniff(s, addr, self.tls.clone()));
+                        }
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                },
+                Some(done) = self.pending.join_next(), if !self.pending.is_empty() => {
+                    if let Ok(Some(conn)) = done {
+                        return conn;
                     }
                 }
-                Ok(Ok(n)) if n > 0 => return (Box::new(s), addr),
-                _ => {}
             }
         }
     }

@@ -257,3 +257,183 @@ fn without_once_it_keeps_running_until_sigterm_then_stops_everything() {
         assert!(!d.join(s).exists(), "{s} left behind");
     }
 }
+
+/// The processes (pid, command line) whose command line mentions `path`.
+fn processes_mentioning(path: &std::path::Path) -> Vec<(u32, String)> {
+    let needle = path.display().to_string();
+    let me = std::process::id();
+    std::fs::read_dir("/proc")
+        .map(|d| d.flatten().collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            (pid != me && cmd.contains(&needle)).then_some((pid, cmd))
+        })
+        .collect()
+}
+
+/// A signal at any moment of start-up (before doctor has run, while it runs) stops every
+/// process the demo started; SIGKILL of ccctl itself takes its children with it. The demo's
+/// folder (it holds the development root key) is readable by its owner only.
+#[test]
+fn a_signal_during_start_up_leaves_no_process_behind() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::{Duration, Instant};
+    for (delay_ms, sig) in [
+        (200, "TERM"),
+        (500, "TERM"),
+        (1000, "TERM"),
+        (2500, "TERM"),
+        (1000, "KILL"),
+        (2500, "KILL"),
+    ] {
+        // The demo's temporary folder is made under TMPDIR: here, one folder per attempt.
+        let tmp = tempfile::tempdir().unwrap();
+        let mut child = Command::new(bin("ccctl"))
+            .args(["demo", "--no-tui", "--api-port", "0", "--metrics-port", "0"])
+            .env("TMPDIR", tmp.path())
+            .env_remove("PRODUCTION")
+            .env_remove("ENCLAVE_DEBUG")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        for e in std::fs::read_dir(tmp.path()).unwrap().flatten() {
+            let mode = e.metadata().unwrap().permissions().mode() & 0o777;
+            assert_eq!(
+                mode,
+                0o700,
+                "{} is readable by others ({mode:o})",
+                e.path().display()
+            );
+        }
+        let running = processes_mentioning(tmp.path());
+        Command::new("kill")
+            .args([&format!("-{sig}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        let t = Instant::now();
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "ccctl demo did not exit within 20 s of SIG{sig} at {delay_ms} ms"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let t = Instant::now();
+        loop {
+            let left = processes_mentioning(tmp.path());
+            if left.is_empty() {
+                break;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "SIG{sig} at {delay_ms} ms left {left:#?} running (running before: {running:#?})"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if sig == "TERM" {
+            // A handled signal also removes the folder (and the key in it).
+            let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().flatten().collect();
+            assert!(
+                left.is_empty(),
+                "SIGTERM at {delay_ms} ms left {:?}",
+                left.iter().map(|e| e.path()).collect::<Vec<_>>()
+            );
+        }
+    }
+}
+/// Idle connections (no byte sent, no TLS handshake) do not hold up the local KMS: a request
+/// after them is answered at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_do_not_freeze_the_local_kms() {
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let verifier: cc_sandbox::kms::Verifier =
+        std::sync::Arc::new(|_: &[u8], _: &str| Err("not used".to_owned()));
+    let kms = cc_sandbox::kms::LocalKms::new(
+        Vec::new(),
+        cc_sandbox::chamber::SIGNER_ROLE,
+        dir.path().join("root.pem"),
+        verifier,
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = kms.serve(listener);
+    let mut idle = Vec::new();
+    for _ in 0..12 {
+        idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    // A TLS client that stops after its first byte.
+    let mut half = tokio::net::TcpStream::connect(addr).await.unwrap();
+    half.write_all(&[0x16]).await.unwrap();
+    idle.push(half);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let t = Instant::now();
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        b"POST / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+          X-Amz-Target: TrentService.ListKeys\r\nContent-Length: 2\r\n\r\n{}",
+    )
+    .await
+    .unwrap();
+    let mut resp = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut resp))
+        .await
+        .expect("the local KMS did not answer within 10 s")
+        .unwrap();
+    let took = t.elapsed();
+    let resp = String::from_utf8_lossy(&resp);
+    assert!(resp.starts_with("HTTP/1.1 400"), "{resp}");
+    assert!(resp.contains("UnrecognizedClientException"), "{resp}");
+    assert!(
+        took < Duration::from_secs(1),
+        "answered after {took:?} behind 13 idle connections"
+    );
+    drop(idle);
+    task.abort();
+}
+/// One byte that is not UTF-8 in the pod's log does not empty the answer: the API server's
+/// double answers with the text, the byte replaced, as the real one does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_log_with_an_invalid_byte_is_served_lossily() {
+    use cc_sandbox::apiserver;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("pod.log");
+    std::fs::write(&log, b"first line\nbad \xff byte\nlast line\n").unwrap();
+    let mut objects = apiserver::Objects {
+        pods: vec![apiserver::healthy_pod("p-0", "ns", "node")],
+        ..Default::default()
+    };
+    objects
+        .log_files
+        .insert(("ns".into(), "p-0".into()), log.clone());
+    let server = apiserver::ApiServer::start(objects).await;
+    let addr = cc_proto::Address::Tcp {
+        host: "127.0.0.1".into(),
+        port: server.port,
+    };
+    for (query, want) in [
+        ("", "first line\nbad \u{fffd} byte\nlast line\n"),
+        ("?tailLines=1", "last line\n"),
+    ] {
+        let path = format!("/api/v1/namespaces/ns/pods/p-0/log{query}");
+        let addr = addr.clone();
+        let (status, body) =
+            tokio::task::spawn_blocking(move || cc_tests::http(&addr, "GET", &path, None))
+                .await
+                .unwrap()
+                .unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(String::from_utf8(body).unwrap(), want);
+    }
+}

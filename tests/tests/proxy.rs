@@ -182,6 +182,96 @@ async fn one_mebibyte_line_is_cut_marked_and_counted() {
     assert_eq!(lines[1], "w10 after the big one");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_line_of_multibyte_characters_is_cut_on_a_character_boundary() {
+    let dir = tempfile::tempdir().unwrap();
+    let mport = free_port();
+    let (mut p, sock) = start_vsock_stdout(dir.path(), mport);
+    let mut s = UnixStream::connect(&sock).await.unwrap();
+    // 3-byte characters after a 5-byte prefix: the 64 KiB bound falls inside one.
+    let mut big = "w11 x".to_owned();
+    big.push_str(&"\u{20ac}".repeat(30_000));
+    big.push('\n');
+    s.write_all(big.as_bytes()).await.unwrap();
+    s.write_all(b"w12 after\n").await.unwrap();
+    p.wait_stdout("w12 after", T);
+    drop(s);
+    assert!(p.stop(T).success());
+    let out = String::from_utf8(p.stdout_bytes())
+        .map_err(|e| e.utf8_error())
+        .expect("stdout is valid UTF-8");
+    let lines: Vec<&str> = forwarded(&out).collect();
+    let marker = " [vsock-stdout: line cut at bound]";
+    let body = lines[0]
+        .strip_prefix("w11 x")
+        .and_then(|l| l.strip_suffix(marker))
+        .unwrap_or_else(|| panic!("{:?}", &lines[0][..80]));
+    assert!(body.chars().all(|c| c == '\u{20ac}'));
+    assert_eq!(body.len(), 65531 - 65531 % 3);
+    assert_eq!(lines[1], "w12 after");
+}
+
+/// SIGTERM while stdout is stalled (a pipe nobody reads): after the grace period the listener
+/// exits anyway and says how many lines it dropped.
+#[test]
+fn sigterm_with_stdout_stalled_exits_after_the_grace_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("log.sock");
+    let mut child = proxy()
+        .args([
+            "vsock-stdout",
+            "--listen",
+            &format!("unix://{}", sock.display()),
+            "--shutdown-grace",
+            "1s",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Never read: the pipe fills up.
+    let _stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    wait_for_socket(&sock);
+    let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    s.set_write_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let line = format!("w13 {}\n", "y".repeat(1000));
+    let started = std::time::Instant::now();
+    let mut sent = 0usize;
+    // Until the proxy stops reading (its queue and the pipe are full): at most 64 Ki lines.
+    while sent < 64 * 1024 && started.elapsed() < T {
+        if std::io::Write::write_all(&mut s, line.as_bytes()).is_err() {
+            break;
+        }
+        sent += 1;
+    }
+    assert!(sent < 64 * 1024, "stdout never stalled");
+    // SAFETY: kill(2) on our own child, not reaped yet.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let t = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if t.elapsed() > Duration::from_secs(6) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("vsock-stdout still running 6 s after SIGTERM with a 1 s grace period");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(s);
+    assert!(status.success(), "{status}");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut err).unwrap();
+    assert!(err.contains("lines dropped"), "{err}");
+}
+
 async fn echo_upstream() -> (u16, tokio::task::JoinHandle<()>) {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = l.local_addr().unwrap().port();
