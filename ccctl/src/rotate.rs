@@ -233,8 +233,9 @@ pub struct StartArgs {
     /// The running PCR8 (pcr0 rotation, when no --api answers).
     #[arg(long, value_name = "HEX")]
     pub pcr8: Option<String>,
-    /// An enclave to watch (repeatable): its /status gives OLD and, later, proves NEW runs.
-    #[arg(long = "api", value_name = "ADDR")]
+    /// An enclave to watch (repeatable; default `CCCTL_API`, as doctor): its /status gives OLD
+    /// and, later, proves NEW runs.
+    #[arg(long = "api", value_name = "ADDR", env = "CCCTL_API")]
     pub apis: Vec<cc_proto::Address>,
     /// Watch every pod matching this label selector through the Kubernetes API: each pod's
     /// `nitro-cli describe-enclaves` (run by exec) gives the PCRs its enclave runs.
@@ -807,6 +808,8 @@ where
 {
     let start = Instant::now();
     let spinner = ['|', '/', '-', '\\'];
+    // Spinner frames only on a terminal: a log file or CI output gets no `\r` frames.
+    let quiet = quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut n = 0;
     loop {
         match check().await? {

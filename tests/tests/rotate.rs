@@ -378,6 +378,7 @@ fn a_whole_pcr0_rotation_against_the_demo() {
         err.contains("holder-a") && err.contains("holder-c"),
         "{err}"
     );
+
     kill_while_waiting(&d, &state);
     let put = |name: &str, dir: &Path| {
         let (arn, ep) = &hs[name];
@@ -422,6 +423,8 @@ fn a_whole_pcr0_rotation_against_the_demo() {
     assert_eq!(code, 1, "{o}{err}");
     assert!(o.contains("helm upgrade containment-chamber charts/containment-chamber --reuse-values --set image.tag=v2"), "{o}");
     assert!(err.contains("runs OLD"), "{err}");
+    // A 1 s wait polled 5 times, but stderr is not a terminal: no spinner frames (issue 13 #7).
+    assert!(!err.contains('\r'), "{err:?}");
     // Both watches: the enclave's /status and the pod's nitro-cli through the Kubernetes API.
     assert!(
         err.contains("pod containment-chamber/containment-chamber-0 runs OLD"),
