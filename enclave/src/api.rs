@@ -121,7 +121,15 @@ async fn sign(State(c): State<App>, Path(pubkey): Path<String>, body: Bytes) -> 
     let t = Instant::now();
     let resp = sign_inner(&c, &pubkey, &body);
     let code = resp.status().as_u16().to_string();
-    tracing::info!(pubkey = %pubkey.chars().take(20).collect::<String>(), status = %code,
+    // Request data reaches the log only validated (a public key is `0x` + 96 hex digits) and
+    // quoted: anyone who can reach the API could otherwise write lines ("panicked at",
+    // "FATAL:", CR/LF, ESC) into the pod log that doctor's signatures would take for real.
+    let shown = if decode_hex_prefixed(&pubkey).is_some_and(|b| b.len() == 48) {
+        pubkey.chars().take(20).collect::<String>()
+    } else {
+        "(invalid)".to_owned()
+    };
+    tracing::info!(pubkey = ?shown, status = %code,
         duration_us = t.elapsed().as_micros() as u64, "sign");
     c.metrics
         .signing_requests

@@ -437,3 +437,53 @@ async fn a_pod_log_with_an_invalid_byte_is_served_lossily() {
         assert_eq!(String::from_utf8(body).unwrap(), want);
     }
 }
+
+/// Anyone who can reach the API must not be able to write into the pod log: a public key of
+/// `panicked at`, `FATAL:`, `[ E19` or a CR/LF and ESC is logged as `(invalid)`, so doctor finds
+/// nothing (issue 16 #3).
+#[test]
+fn request_data_cannot_forge_log_findings() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = cc_tests::RunningDemo::start(&dir.path().join("demo"));
+    let api: cc_proto::Address = demo.var("CCCTL_API").parse().unwrap();
+    for evil in [
+        "panicked%20at%20main.rs:1:1",
+        "FATAL:%20refusing",
+        "%5B%20E19%20%5D%20Device%20file",
+        "x%0D%0A2026-01-01T00:00:00Z%20ERROR%20panicked%20at%20y",
+        "%1B%5B2J%00",
+    ] {
+        let (status, _) = cc_tests::http(
+            &api,
+            "POST",
+            &format!("/api/v1/eth2/sign/{evil}"),
+            Some("{\"signingRoot\":\"0x00\"}"),
+        )
+        .unwrap();
+        assert_eq!(status, 400, "{evil}");
+    }
+    // The log line is forwarded (vsock-stdout → the pod log) within moments.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let log = std::fs::read_to_string(demo.var("CCCTL_LOG_FILE")).unwrap();
+    assert!(log.contains("pubkey=\"(invalid)\""), "{log}");
+    assert!(!log.contains("panicked at main.rs") && !log.contains("FATAL: refusing"));
+    let o = Command::new(bin("ccctl"))
+        .args([
+            "-o",
+            "json",
+            "doctor",
+            "--local",
+            "--checks",
+            "logs.signatures",
+        ])
+        .envs(demo.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let codes = finding_codes(&out);
+    assert!(
+        codes.is_empty(),
+        "request data produced findings: {codes:?}\n{out}"
+    );
+    assert_eq!(o.status.code(), Some(0), "{out}");
+}
