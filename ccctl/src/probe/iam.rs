@@ -40,20 +40,6 @@ fn decode(doc: &str) -> String {
         .into_owned()
 }
 
-async fn sdk(profile: Option<&str>, region: &str, timeout: Duration) -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(region.to_owned()))
-        .timeout_config(
-            aws_config::timeout::TimeoutConfig::builder()
-                .operation_timeout(timeout)
-                .build(),
-        );
-    if let Some(p) = profile {
-        loader = loader.profile_name(p);
-    }
-    loader.load().await
-}
-
 /// Read the role's policies live through IAM.
 pub async fn role_policies(
     principal: &str,
@@ -62,7 +48,7 @@ pub async fn role_policies(
 ) -> Result<RolePolicies, String> {
     let role = role_name(principal)
         .ok_or_else(|| format!("'{principal}' is not a role or assumed-role ARN"))?;
-    let conf = sdk(iam.profile.as_deref(), "us-east-1", timeout).await;
+    let conf = super::policy::aws_sdk_config(iam.profile.as_deref(), "us-east-1", timeout).await;
     let mut b = aws_sdk_iam::config::Builder::from(&conf);
     if let Some(ep) = &iam.endpoint {
         b = b.endpoint_url(ep);
@@ -172,12 +158,7 @@ pub struct Grant {
 
 /// Every grant on the holder's key (all pages).
 pub async fn grants(h: &Holder, timeout: Duration) -> Result<Vec<Grant>, String> {
-    let conf = sdk(h.profile.as_deref(), &h.region, timeout).await;
-    let mut b = aws_sdk_kms::config::Builder::from(&conf);
-    if let Some(ep) = &h.endpoint {
-        b = b.endpoint_url(ep);
-    }
-    let c = aws_sdk_kms::Client::from_conf(b.build());
+    let c = super::policy::kms_client(h, timeout).await;
     let mut out = Vec::new();
     let mut marker: Option<String> = None;
     // Bounded: at most 100 pages of 100 grants.

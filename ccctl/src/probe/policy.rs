@@ -21,22 +21,7 @@ pub async fn fetch(source: &Source, timeout: Duration) -> Result<(String, Option
             .map(|t| (t, None))
             .map_err(|e| format!("cannot read '{}': {e}", p.display())),
         Source::Live(h) => {
-            let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .region(aws_config::Region::new(h.region.clone()))
-                .timeout_config(
-                    aws_config::timeout::TimeoutConfig::builder()
-                        .operation_timeout(timeout)
-                        .build(),
-                );
-            if let Some(p) = &h.profile {
-                loader = loader.profile_name(p);
-            }
-            let sdk = loader.load().await;
-            let mut b = aws_sdk_kms::config::Builder::from(&sdk);
-            if let Some(ep) = &h.endpoint {
-                b = b.endpoint_url(ep);
-            }
-            let client = aws_sdk_kms::Client::from_conf(b.build());
+            let client = kms_client(h, timeout).await;
             let (policy, key) = tokio::join!(
                 client
                     .get_key_policy()
@@ -63,6 +48,35 @@ pub async fn fetch(source: &Source, timeout: Duration) -> Result<(String, Option
             Ok((text, state))
         }
     }
+}
+
+/// The AWS SDK configuration for `region` with `profile`, one deadline per operation.
+pub(crate) async fn aws_sdk_config(
+    profile: Option<&str>,
+    region: &str,
+    timeout: Duration,
+) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_owned()))
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .operation_timeout(timeout)
+                .build(),
+        );
+    if let Some(p) = profile {
+        loader = loader.profile_name(p);
+    }
+    loader.load().await
+}
+
+/// A KMS client for a holder's key: its region, profile and endpoint override.
+pub(crate) async fn kms_client(h: &Holder, timeout: Duration) -> aws_sdk_kms::Client {
+    let sdk = aws_sdk_config(h.profile.as_deref(), &h.region, timeout).await;
+    let mut b = aws_sdk_kms::config::Builder::from(&sdk);
+    if let Some(ep) = &h.endpoint {
+        b = b.endpoint_url(ep);
+    }
+    aws_sdk_kms::Client::from_conf(b.build())
 }
 
 /// Where each holder of a config's policy is read: its `policy_file`, else live from KMS.

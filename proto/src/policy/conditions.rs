@@ -349,6 +349,7 @@ pub fn condition_truth(c: &Condition, ctx: &RequestContext) -> Truth {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::test_support::OLD;
 
     #[test]
     fn glob_matches_like_iam() {
@@ -356,6 +357,7 @@ mod tests {
         assert!(glob("*", ""));
         assert!(glob("a?c", "abc"));
         assert!(!glob("a?c", "ac"));
+        assert!(glob("5e1f*", OLD));
         assert!(!glob("kms:encrypt", "kms:decrypt"));
     }
 

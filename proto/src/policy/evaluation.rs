@@ -365,20 +365,9 @@ pub fn evaluate(p: &Policy, req: &Request<'_>) -> Decision {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::findings::Severity;
     use crate::policy::analyse;
     use crate::policy::test_support::{NEW, OLD, ROLE, allow_decrypt, codes, has, m, policy};
-
-    #[test]
-    fn glob_matches_like_iam() {
-        assert!(glob("kms:de*", "kms:decrypt"));
-        assert!(glob("*", ""));
-        assert!(glob("a?c", "abc"));
-        assert!(!glob("a?c", "ac"));
-        assert!(glob("5e1f*", OLD));
-        assert!(!glob("kms:encrypt", "kms:decrypt"));
-    }
 
     #[test]
     fn statement_as_object_wildcards_and_case_insensitive_actions() {
