@@ -91,7 +91,9 @@ pub struct HolderReport {
     /// `None` when the policy could not be read; `false` also when the answer depends on
     /// something ccctl cannot know (see `verdict`).
     pub decrypt_allowed: Option<bool>,
-    /// `allowed`, `denied` or `depends_on` (KMS's answer depends on `depends_on`'s keys).
+    /// `allowed`, `allowed_if_iam_allows` (the key policy allows; the role's IAM policies decide
+    /// too and were not checked), `denied` or `depends_on` (KMS's answer depends on
+    /// `depends_on`'s keys).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verdict: Option<String>,
     /// Why not, in words (the first is the verdict's).
@@ -100,6 +102,9 @@ pub struct HolderReport {
     /// The condition keys (or `(key ARN)`) the answer depends on.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<String>,
+    /// Allowed by the key policy, but the IAM side decides too and was assumed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub iam_assumed: bool,
     pub allowed: BTreeMap<String, Vec<String>>,
     /// Per measured PCR: is its value among the values this holder's Allow statements admit
     /// (`None`: the policy could not be read)? The dashboard's ✓/✗ shows exactly this.
@@ -294,6 +299,7 @@ pub async fn check(input: Input) -> Report {
             verdict: None,
             reasons: Vec::new(),
             depends_on: Vec::new(),
+            iam_assumed: false,
             allowed: BTreeMap::new(),
             measured_admitted: input
                 .measurements
@@ -352,7 +358,12 @@ pub async fn check(input: Input) -> Report {
                 };
                 let a = analyse_with(&policy, &ctx, &iam_policies, &grant_records);
                 let mut allowed_now = a.decision.allowed;
+                report.iam_assumed =
+                    a.decision.allowed && a.decision.iam_decides && !a.decision.identity_checked;
                 report.verdict = Some(match &a.decision.verdict {
+                    // The key policy allows, but the role's own IAM policies decide too and were
+                    // not looked at: not a plain "releases".
+                    Verdict::Allowed if report.iam_assumed => "allowed_if_iam_allows".into(),
                     Verdict::Allowed => "allowed".into(),
                     Verdict::Denied { .. } => "denied".into(),
                     Verdict::DependsOn { .. } => "depends_on".into(),
@@ -511,6 +522,9 @@ fn human_raw(r: &Report) -> String {
     for h in &r.holders {
         let verdict = match (h.decrypt_allowed, &h.error, h.verdict.as_deref()) {
             (_, Some(e), _) => format!("UNREADABLE: {e}"),
+            (Some(true), _, _) if h.iam_assumed => "releases only if the role's own IAM policies \
+                 allow it (NOT checked: see policy.identity-not-checked)"
+                .into(),
             (Some(true), _, _) => "releases".into(),
             (_, _, Some("depends_on")) => {
                 format!(

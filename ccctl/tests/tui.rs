@@ -65,6 +65,7 @@ fn policy(allowed_by: [bool; 3], threshold: u32) -> ccctl::policy::Report {
             verdict: Some(if ok { "allowed" } else { "denied" }.into()),
             reasons: Vec::new(),
             depends_on: Vec::new(),
+            iam_assumed: false,
             allowed: BTreeMap::from([
                 (
                     "PCR0".to_owned(),
@@ -307,4 +308,20 @@ fn escape_sequences_from_the_log_never_reach_the_screen() {
     assert!(!out.contains('\u{1b}'), "{out}");
     assert!(out.contains("visible \u{fffd}"), "{out}");
     assert!(!out.contains("owned"), "{out}");
+}
+
+/// A release that rests on an IAM side nobody looked at is not shown green as "can unseal".
+#[test]
+fn an_assumed_iam_side_is_not_green() {
+    let mut app = healthy();
+    let mut r = policy([true; 3], 2);
+    r.holders[0].iam_assumed = true;
+    app.apply(Update::Policy(Ok(r)));
+    let screen = draw(&app, 160, 45);
+    // (The panel wraps the line.)
+    assert!(
+        screen.contains("can unseal only if IAM allows")
+            && screen.contains("(not checked: holder-a)"),
+        "{screen}"
+    );
 }

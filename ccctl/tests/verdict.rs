@@ -173,6 +173,9 @@ fn the_iam_side_is_judged_or_said_to_be_assumed() {
         Some(1),
         "cross-account with the IAM side assumed is an error"
     );
+    // Not a plain "releases": the key policy allows, the IAM side was not looked at.
+    assert_eq!(v["holders"][0]["verdict"], "allowed_if_iam_allows", "{v:#}");
+    assert_eq!(v["holders"][0]["iam_assumed"], true, "{v:#}");
     let dir = tempfile::tempdir().unwrap();
     let id = dir.path().join("identity.json");
     std::fs::write(&id, r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"logs:*","Resource":"*"}]}"#).unwrap();
@@ -195,6 +198,7 @@ fn the_iam_side_is_judged_or_said_to_be_assumed() {
         &["--key-arn", &key, "--identity-policy", id.to_str().unwrap()],
     );
     assert_eq!(v["holders"][0]["decrypt_allowed"], true, "{v:#}");
+    assert_eq!(v["holders"][0]["verdict"], "allowed", "{v:#}");
     assert_eq!(code, Some(0), "{v:#}");
 }
 

@@ -392,21 +392,34 @@ fn pcr_block(app: &App, f: &mut Frame, area: Rect) {
     match &app.policy.value {
         Some(r) => {
             let ok = r.release_possible;
+            // Holders whose release rests on an IAM side nobody looked at: not green.
+            let assumed: Vec<&str> = r
+                .holders
+                .iter()
+                .filter(|h| h.iam_assumed)
+                .map(|h| h.name.as_str())
+                .collect();
+            let (what, style) = match (ok, assumed.is_empty()) {
+                (false, _) => ("CANNOT UNSEAL".to_owned(), RED.add_modifier(Modifier::BOLD)),
+                (true, true) => ("can unseal".to_owned(), GREEN),
+                (true, false) => (
+                    format!(
+                        "can unseal only if IAM allows (not checked: {})",
+                        assumed.join(", ")
+                    ),
+                    YELLOW,
+                ),
+            };
             lines.push(Line::from(vec![
                 Span::raw("verdict: "),
                 Span::styled(
                     format!(
-                        "{} of {} holders release; threshold {} — {}",
+                        "{} of {} holders release; threshold {} — {what}",
                         r.holders_releasing,
                         r.holders.len(),
                         r.threshold,
-                        if ok { "can unseal" } else { "CANNOT UNSEAL" }
                     ),
-                    if ok {
-                        GREEN
-                    } else {
-                        RED.add_modifier(Modifier::BOLD)
-                    },
+                    style,
                 ),
             ]));
             for h in &r.holders {
