@@ -6,6 +6,7 @@
 //! exec) build on the same `Check` trait.
 
 pub mod allocator;
+pub mod cause;
 pub mod checks;
 pub mod command;
 pub mod egress;
@@ -131,8 +132,15 @@ impl CheckResult {
 
 #[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct Report {
+    /// One line: HEALTHY / DEGRADED / DOWN and the top cause (computed by `resummarise`).
+    #[serde(default = "cause::Verdict::none")]
+    pub verdict: cause::Verdict,
     pub checks: Vec<CheckResult>,
     pub summary: Summary,
+    /// The signer's state as `/status` said it (`unreachable` when it did not answer); absent
+    /// when it was not looked at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signer: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
@@ -150,8 +158,15 @@ pub struct Summary {
 }
 
 impl Report {
-    /// Recount the summary after checks were added.
+    /// Recount the summary, link causes and consequences and judge the verdict, after checks
+    /// were added.
     pub fn resummarise(&mut self) {
+        cause::link(self);
+        self.count();
+        self.verdict = cause::verdict(self, self.signer.as_deref());
+    }
+
+    fn count(&mut self) {
         let mut s = Summary {
             checks: self.checks.len(),
             ..Summary::default()
@@ -315,9 +330,15 @@ pub async fn run(checks: Vec<Arc<dyn Check>>, ctx: Arc<Context>, deadline: Durat
         }
     }
     merge_log_signatures(&mut results);
+    let signer = match ctx.status.get() {
+        Some(Ok(s)) => Some(s.state.as_str().to_owned()),
+        Some(Err(_)) => Some("unreachable".to_owned()),
+        None => None,
+    };
     let mut report = Report {
         checks: results,
-        summary: Summary::default(),
+        signer,
+        ..Report::default()
     };
     report.resummarise();
     report
@@ -544,12 +565,14 @@ mod tests {
                 ),
                 CheckResult::of("nsm.device", "d", Vec::new()),
             ],
-            summary: Summary::default(),
+            ..Report::default()
         };
         r.resummarise();
         let h = render::human(&r, render::Style { color: false });
         assert_eq!(h.matches("enclave.pod-phase").count(), 1, "{h}");
-        assert_eq!(h.matches("enclave.not-running").count(), 1, "{h}");
+        // Once in the problems (and once more in the verdict line on top).
+        assert!(h.starts_with("DOWN — enclave.not-running: x"), "{h}");
+        assert_eq!(h.matches("enclave.not-running").count(), 2, "{h}");
         assert_eq!(h.lines().filter(|l| *l == "enclave").count(), 1, "{h}");
         let x = render::junit(&r);
         assert_eq!(x.matches("<testsuite name=\"enclave\"").count(), 1, "{x}");

@@ -158,3 +158,31 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, CannotRun> {
         .build()
         .map_err(|e| CannotRun::new(format!("cannot start the async runtime: {e}")))
 }
+
+/// `1 pod`, `2 pods`.
+pub fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Seconds as `45s`, `2m25s`, `3h07m`, `2d04h`.
+pub fn duration_short(s: u64) -> String {
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..86400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{:02}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
+#[cfg(test)]
+mod words {
+    #[test]
+    fn plurals_and_durations() {
+        assert_eq!(super::plural(1, "pod", "pods"), "1 pod");
+        assert_eq!(super::plural(0, "pod", "pods"), "0 pods");
+        assert_eq!(super::duration_short(59), "59s");
+        assert_eq!(super::duration_short(145), "2m25s");
+        assert_eq!(super::duration_short(3 * 3600 + 7 * 60 + 5), "3h07m");
+        assert_eq!(super::duration_short(2 * 86400 + 4 * 3600), "2d04h");
+    }
+}

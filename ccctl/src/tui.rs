@@ -46,6 +46,10 @@ pub struct TuiArgs {
     /// How often /status and /metrics are read (other sources are slower multiples).
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = crate::parse_duration)]
     pub refresh: Duration,
+    /// Doctor re-runs this often (and whenever a source starts or stops answering); 0s: only
+    /// then and on `r`.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = crate::parse_duration)]
+    pub doctor_every: Duration,
     /// Deadline of one doctor run and of each probe.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::parse_duration)]
     pub timeout: Duration,
@@ -96,7 +100,7 @@ pub fn run(a: TuiArgs) -> Result<Outcome, CannotRun> {
             timeout: a.timeout,
             kube,
         });
-        run_loop(settings, title, a.log_lines).await
+        run_loop(settings, title, a.log_lines, a.doctor_every).await
     });
     rt.shutdown_timeout(Duration::from_millis(500));
     r.map(|()| Outcome::Ok)
@@ -116,6 +120,7 @@ async fn run_loop(
     settings: Arc<sources::Settings>,
     title: String,
     log_lines: usize,
+    doctor_every: Duration,
 ) -> Result<(), CannotRun> {
     let mut terminal = ratatui::try_init()
         .map_err(|e| CannotRun::new(format!("cannot set up the terminal: {e}")))?;
@@ -142,12 +147,18 @@ async fn run_loop(
         }
     });
     let mut app = App::new(title, log_lines);
+    app.doctor_every = doctor_every.as_secs_f64();
+    // sources::start has started the first doctor run.
+    app.start_doctor();
     let start = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let result = loop {
         app.now = start.elapsed().as_secs_f64();
         if let Ok(size) = terminal.size() {
             app.page = size.height.saturating_sub(4).max(1) as usize;
+        }
+        if app.doctor_due() {
+            sources::run_doctor(settings.clone(), tx.clone());
         }
         if let Err(e) = terminal.draw(|f| ui::render(&app, f)) {
             break Err(CannotRun::new(format!("cannot draw: {e}")));

@@ -325,3 +325,186 @@ fn an_assumed_iam_side_is_not_green() {
         "{screen}"
     );
 }
+
+/// Every cell drawn in green whose row contains `text`.
+fn green_rows_with(app: &App, w: u16, h: u16, text: &str) -> Vec<String> {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| ui::render(app, f)).unwrap();
+    let buf = t.backend().buffer();
+    let mut out = Vec::new();
+    for y in 0..h {
+        let row: String = (0..w).map(|x| buf[(x, y)].symbol().to_owned()).collect();
+        let Some(at) = row.find(text) else { continue };
+        // The column of the match (cells are one symbol each).
+        let col = row[..at].chars().count() as u16;
+        if buf[(col, y)].fg == ratatui::style::Color::Green {
+            out.push(row);
+        }
+    }
+    out
+}
+
+/// The enclave server dies with the dashboard open (issue 13 #1): its last values stay, dimmed,
+/// UNREACHABLE in red with the age of the last good answer; no green UNSEALED, the verdict is
+/// DOWN, and the change asks for a doctor run.
+#[test]
+fn a_source_failing_after_success_is_stale_not_green() {
+    let mut app = healthy();
+    assert_eq!(green_rows_with(&app, 110, 32, "UNSEALED").len(), 1);
+    app.doctor_running = false;
+    app.doctor_started = Some(0.0);
+    assert!(!app.doctor_due(), "nothing changed, not yet 30 s");
+    app.now = 5.0;
+    app.apply(Update::Status(Err(
+        "connect to 127.0.0.1:9000: refused".into()
+    )));
+    app.apply(Update::Metrics(Err(
+        "connect to 127.0.0.1:3000: refused".into()
+    )));
+    app.now = 18.4;
+    let out = draw(&app, 110, 32);
+    insta::assert_snapshot!("overview_stale", out);
+    assert!(out.contains("UNREACHABLE — last good 16s ago"), "{out}");
+    assert!(out.contains("last seen UNSEALED 16s ago"), "{out}");
+    assert!(out.contains(" DOWN "), "{out}");
+    assert!(out.contains("log events dropped ? (metrics not"), "{out}");
+    assert!(
+        green_rows_with(&app, 110, 32, "UNSEALED").is_empty(),
+        "{out}"
+    );
+    assert_eq!(ui::verdict(&app).level, ccctl::doctor::cause::Level::Down);
+    // The change (answering → failing) starts a doctor run without waiting for the timer.
+    assert!(app.doctor_due());
+    assert!(!app.doctor_due(), "one run at a time");
+    // Back: fresh again, green again.
+    app.apply(Update::Findings(report(Vec::new())));
+    app.apply(Update::Status(Ok(status(
+        "unsealed",
+        ["decrypted"; 3],
+        None,
+    ))));
+    assert_eq!(green_rows_with(&app, 110, 32, "UNSEALED").len(), 1);
+    assert!(app.doctor_due(), "coming back is a change too");
+}
+
+/// The doctor re-runs on its timer.
+#[test]
+fn doctor_re_runs_every_interval() {
+    let mut app = healthy();
+    app.doctor_running = false;
+    app.doctor_started = Some(3.0);
+    app.now = 32.9;
+    assert!(!app.doctor_due());
+    app.now = 33.0;
+    assert!(app.doctor_due());
+    app.apply(Update::Findings(report(Vec::new())));
+    app.doctor_every = 0.0;
+    app.now = 1000.0;
+    assert!(!app.doctor_due(), "0: only on r and on changes");
+}
+
+/// A forwarder that is down makes its row red as a whole, whatever the upstream answers when
+/// probed directly (issue 13 #10: `DOWN … ok`).
+#[test]
+fn an_egress_row_with_its_forwarder_down_is_not_ok() {
+    let mut app = healthy();
+    app.apply(Update::Egress(vec![EgressProbe {
+        name: "kms".into(),
+        target: "tcp://127.0.0.1:4566".into(),
+        forwarder_up: false,
+        upstream: Ok(1.5),
+    }]));
+    let out = draw(&app, 200, 40);
+    assert!(
+        out.contains("upstream ok 1.5 ms (probed directly)"),
+        "{out}"
+    );
+    assert!(!out.contains(" ok 1.5 ms│"), "{out}");
+    assert!(green_rows_with(&app, 200, 40, "probed directly").is_empty());
+}
+
+/// The Doctor box lists causes first and says how many more there are.
+#[test]
+fn the_doctor_box_puts_the_cause_first_and_counts_the_rest() {
+    let mut app = healthy();
+    let mut findings = vec![
+        Finding::new("enclave.sealed", Severity::Error, "sealed"),
+        Finding::new("kms.unreachable", Severity::Error, "unreachable"),
+        Finding::new("logs.panic", Severity::Warn, "panic"),
+        Finding::new("egress.proxy-down", Severity::Error, "down"),
+    ];
+    for i in 0..8 {
+        findings.push(Finding::new(
+            &format!("policy.lint-{i}"),
+            Severity::Info,
+            "i",
+        ));
+    }
+    app.apply(Update::Findings(report(findings)));
+    let out = draw(&app, 110, 26);
+    let doctor: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.contains("Doctor ("))
+        .collect();
+    let first = doctor.iter().position(|l| l.contains("egress.proxy-down"));
+    let panic = doctor.iter().position(|l| l.contains("logs.panic"));
+    assert!(first.is_some() && first < panic, "{out}");
+    assert!(out.contains("(+2 caused by it)"), "{out}");
+    assert!(out.contains("more — 4: Findings"), "{out}");
+    // The signer answers UNSEALED: degraded, not down.
+    assert!(out.contains("DEGRADED  egress.proxy-down: down"), "{out}");
+}
+
+/// A search prompt starts empty, and a jump to an old match shows a full panel.
+#[test]
+fn prompts_start_empty_and_old_matches_fill_the_panel() {
+    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    let key = |c| KeyEvent::new(c, KeyModifiers::NONE);
+    let mut app = App::new("t", 1000);
+    app.apply(Update::LogLines(
+        (0..100)
+            .map(|i| format!("2026-11-25T00:00:00Z  INFO x: line {i}").into_bytes())
+            .collect(),
+    ));
+    app.screen = Screen::Logs;
+    for k in [
+        KeyCode::Char('/'),
+        KeyCode::Char('l'),
+        KeyCode::Char('i'),
+        KeyCode::Enter,
+    ] {
+        app.on_key(key(k));
+    }
+    app.on_key(key(KeyCode::Char('/')));
+    assert_eq!(app.prompt, ccctl::tui::app::Prompt::Search(String::new()));
+    for k in [
+        KeyCode::Char('e'),
+        KeyCode::Char(' '),
+        KeyCode::Char('2'),
+        KeyCode::Char(':'),
+    ] {
+        app.on_key(key(k));
+    }
+    app.on_key(key(KeyCode::Esc));
+    app.view.search = "line 2".into();
+    app.view.mark = Some(3); // the next older match is "line 2", the third-oldest line
+    app.on_key(key(KeyCode::Char('n')));
+    assert_eq!(app.view.mark, Some(2));
+    let out = draw(&app, 80, 24);
+    let blank = out
+        .lines()
+        .filter(|l| l.trim_matches(['│', ' ', '"']).is_empty())
+        .count();
+    assert!(blank <= 1, "{out}");
+    assert!(out.contains("line 2"), "{out}");
+}
+
+/// At 80×24 the header keeps the whole target (its port included).
+#[test]
+fn the_header_keeps_the_target_at_80_columns() {
+    let out = draw(&healthy(), 80, 24);
+    assert!(
+        out.lines().next().unwrap().contains("tcp://127.0.0.1:9000"),
+        "{out}"
+    );
+}

@@ -30,6 +30,10 @@ pub struct Finding {
     pub remediation: Remediation,
     /// `runbooks/FILE.md#anchor`.
     pub runbook: String,
+    /// The code of the finding in the same report that explains this one (its cause), when
+    /// there is one: renderers show this finding under it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caused_by: Option<String>,
 }
 
 impl Finding {
@@ -42,6 +46,7 @@ impl Finding {
             evidence: serde_json::Map::new(),
             remediation: Remediation::default(),
             runbook: format!("runbooks/{family}.md#{}", code.replace('.', "-")),
+            caused_by: None,
         }
     }
 

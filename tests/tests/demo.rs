@@ -28,6 +28,29 @@ fn scenario(name: &str) -> BTreeSet<String> {
     finding_codes(&out)
 }
 
+/// The human output of a scenario puts its true cause first: in the verdict line on top and as
+/// problem 1 (issue 13: cause → consequence).
+fn cause_first(name: &str, level: &str, cause: &str) -> String {
+    let (code, out, err) = demo(&["--scenario", name]);
+    assert_eq!(code, 1, "scenario {name} must be a finding\n{out}\n{err}");
+    let first = out.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with(&format!("{level} — {cause}: ")),
+        "{name}: the verdict line must name {cause}:\n{out}"
+    );
+    let problem1 = out
+        .lines()
+        .skip_while(|l| !l.starts_with("Problems, causes first"))
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        problem1.contains(&format!("1. [✗] error {cause}: "))
+            || problem1.contains(&format!("1. [!] warn  {cause}: ")),
+        "{name}: problem 1 must be {cause}:\n{out}"
+    );
+    out
+}
+
 fn has(codes: &BTreeSet<String>, want: &[&str]) {
     for w in want {
         assert!(codes.contains(*w), "missing {w} in {codes:?}");
@@ -41,6 +64,7 @@ fn a_healthy_chamber_passes_every_check_and_cleans_up() {
     let (code, out, err) = demo(&["--dir", d.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("0 errors, 0 warnings"), "{out}");
+    assert!(out.starts_with("HEALTHY — "), "{out}");
     assert!(err.contains("unsealed"), "{err}");
     // The enclave asked as a Recipient: the local KMS judged the attested PCR0 and released.
     let log = std::fs::read_to_string(d.join("logs/enclave.log")).unwrap();
@@ -88,6 +112,12 @@ fn stale_policy() {
         "one denial, one finding: {c:?}"
     );
     assert!(!c.contains("enclave.sealed"), "2 of 3 still unseal: {c:?}");
+    // Still unsealed (2 of 3): degraded, the stale holder's policy first, its denial under it.
+    let out = cause_first("stale-policy", "DEGRADED", "policy.measurement-not-allowed");
+    assert!(
+        out.contains("because of policy.measurement-not-allowed:"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -112,6 +142,7 @@ fn threshold_lost() {
         summaries[0].contains("holder 'holder-b'") && summaries[1].contains("holder 'holder-c'")
     );
     assert!(out.contains("(not releasing: holder-b, holder-c)"), "{out}");
+    cause_first("threshold-lost", "DOWN", "policy.measurement-not-allowed");
 }
 
 #[test]
@@ -126,7 +157,11 @@ fn debug_in_production() {
         ],
     );
     // Never the advice to add the all-zero value, never "sign the EIF" (issue 13, defect 3).
-    let (_, out, _) = demo(&["--scenario", "debug-in-production"]);
+    let out = cause_first("debug-in-production", "DOWN", "config.debug-in-production");
+    assert!(
+        out.contains("because of config.debug-in-production:"),
+        "{out}"
+    );
     assert!(!out.contains("add the new value"), "{out}");
     assert!(out.contains("Never add the all-zero value"), "{out}");
     assert!(!out.contains("policy.pcr8-unsigned"), "{out}");
@@ -141,12 +176,23 @@ fn egress_down() {
     );
     // One cause, one finding: the log lines are evidence of kms.unreachable (issue 13 #4).
     assert!(!c.contains("logs.kms-unreachable"), "{c:?}");
+    // The cause first (it was the last of six), kms.unreachable and sealed under it.
+    let out = cause_first("egress-down", "DOWN", "egress.proxy-down");
+    let under = out
+        .split("because of egress.proxy-down:")
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        under.contains("kms.unreachable") && under.contains("enclave.sealed"),
+        "{out}"
+    );
 }
 
 #[test]
 fn log_listener_down() {
     let c = scenario("log-listener-down");
     has(&c, &["logs.listener-down", "logs.events-dropped"]);
+    cause_first("log-listener-down", "DEGRADED", "logs.listener-down");
 }
 
 #[test]
@@ -157,6 +203,12 @@ fn nsm_missing() {
         &["nsm.device-missing", "nsm.init-failed", "enclave.failed"],
     );
     assert!(!c.contains("logs.nsm-init-failed"), "{c:?}");
+    let out = cause_first("nsm-missing", "DOWN", "nsm.device-missing");
+    let under = out
+        .split("because of nsm.device-missing:")
+        .nth(1)
+        .unwrap_or_default();
+    assert!(under.contains("enclave.failed"), "{out}");
 }
 
 #[test]
@@ -181,6 +233,16 @@ fn role_lacks_decrypt() {
         .find(|f| f["code"] == "kms.role-lacks-decrypt")
         .unwrap();
     assert!(f["evidence"]["log_lines"].as_u64().unwrap() >= 1, "{f:#}");
+    // The JSON carries the same verdict.
+    assert_eq!(
+        v["verdict"]["cause"], "policy.identity-lacks-decrypt",
+        "{out}"
+    );
+    cause_first(
+        "role-lacks-decrypt",
+        "DEGRADED",
+        "policy.identity-lacks-decrypt",
+    );
 }
 
 #[test]

@@ -103,7 +103,8 @@ pub fn run(a: DoctorArgs, fmt: Format) -> Result<Outcome, CannotRun> {
                 )
                 .await
                 .unwrap_or_default();
-                report.checks.extend(inside.into_iter().filter(|c| {
+                report.signer = inside.signer;
+                report.checks.extend(inside.checks.into_iter().filter(|c| {
                     a.checks.is_empty() || a.checks.iter().any(|o| *o == c.id || *o == c.family)
                 }));
                 super::merge_log_signatures(&mut report.checks);
@@ -126,7 +127,7 @@ pub fn run(a: DoctorArgs, fmt: Format) -> Result<Outcome, CannotRun> {
                 };
                 let f = crate::probe::k8s::fleet_facts(&client, &ns, selector, a.timeout).await?;
                 // The in-pod probes of every pod, concurrently.
-                let mut inside: Vec<Vec<super::CheckResult>> = vec![Vec::new(); f.len()];
+                let mut inside: Vec<super::Report> = vec![super::Report::default(); f.len()];
                 if let Some(exec) = exec_for(a.exec, &client) {
                     let timeout_arg = format!("{}ms", a.timeout.as_millis());
                     let mut tasks = tokio::task::JoinSet::new();

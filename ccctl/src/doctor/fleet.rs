@@ -27,7 +27,7 @@ impl Fleet {
         namespace: &str,
         selector: &str,
         facts: &[PodFacts],
-        inside: Vec<Vec<super::CheckResult>>,
+        inside: Vec<Report>,
         only: &[String],
     ) -> Fleet {
         let mut inside = inside.into_iter();
@@ -38,11 +38,12 @@ impl Fleet {
                 .iter()
                 .map(|f| {
                     let mut report = super::pod::report(f, only);
-                    report
-                        .checks
-                        .extend(inside.next().unwrap_or_default().into_iter().filter(|c| {
-                            only.is_empty() || only.iter().any(|o| *o == c.id || *o == c.family)
-                        }));
+                    let inside = inside.next().unwrap_or_default();
+                    report.signer = inside.signer;
+                    report.checks.extend(inside.checks.into_iter().filter(|c| {
+                        only.is_empty() || only.iter().any(|o| *o == c.id || *o == c.family)
+                    }));
+                    super::merge_log_signatures(&mut report.checks);
                     report.resummarise();
                     PodReport {
                         pod: f.pod.metadata.name.clone().unwrap_or_default(),
@@ -57,28 +58,25 @@ impl Fleet {
 
     pub fn human(&self, st: Style) -> String {
         let mut out = format!(
-            "{} pods matching '{}' in '{}'\n\n{:<32} {:<20} {:<10} {:>6} {:>6}  FIRST PROBLEM\n",
-            self.pods.len(),
+            "{} matching '{}' in '{}'\n\n{:<32} {:<20} {:<10} {:<9} {:>6} {:>6}  TOP CAUSE\n",
+            crate::output::plural(self.pods.len(), "pod", "pods"),
             self.selector,
             self.namespace,
             "POD",
             "NODE",
             "PHASE",
+            "VERDICT",
             "ERRORS",
             "WARN"
         );
         for p in &self.pods {
-            let first = p
-                .report
-                .findings()
-                .next()
-                .map(|f| f.code.clone())
-                .unwrap_or_else(|| "-".into());
+            let first = p.report.verdict.cause.as_deref().unwrap_or("-");
             out += &format!(
-                "{:<32} {:<20} {:<10} {:>6} {:>6}  {first}\n",
+                "{:<32} {:<20} {:<10} {:<9} {:>6} {:>6}  {first}\n",
                 p.pod,
                 p.node.as_deref().unwrap_or("-"),
                 p.phase.as_deref().unwrap_or("-"),
+                p.report.verdict.level.as_str(),
                 p.report.summary.errors,
                 p.report.summary.warnings
             );

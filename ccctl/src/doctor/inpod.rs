@@ -19,7 +19,11 @@ pub async fn in_pod(
     namespace: &str,
     pod: &str,
     timeout_arg: &str,
-) -> Vec<CheckResult> {
+) -> Report {
+    let checks = |checks: Vec<CheckResult>| Report {
+        checks,
+        ..Report::default()
+    };
     let cmd = vec![
         "ccctl".into(),
         "-o".into(),
@@ -32,10 +36,12 @@ pub async fn in_pod(
     match exec.exec(namespace, pod, cmd).await {
         Ok(out) if out.status.is_some() => {
             if let Ok(r) = serde_json::from_slice::<Report>(&out.stdout) {
-                return r.checks;
+                // Its checks and the signer state it read; the verdict is judged again over
+                // the whole report.
+                return r;
             }
             let text = crate::output::clean(&String::from_utf8_lossy(&out.stderr));
-            return vec![result(
+            return checks(vec![result(
                 "enclave.in-pod",
                 "ccctl doctor --local inside the pod",
                 vec![Finding::new(
@@ -46,11 +52,11 @@ pub async fn in_pod(
                         text.trim()
                     ),
                 )],
-            )];
+            )]);
         }
         Ok(_) => {}
         Err(e) => {
-            return vec![result(
+            return checks(vec![result(
                 "enclave.in-pod",
                 "probes inside the pod",
                 vec![Finding::new(
@@ -58,11 +64,11 @@ pub async fn in_pod(
                     Severity::Warn,
                     format!("cannot exec in the pod: {e}"),
                 )],
-            )];
+            )]);
         }
     }
     // No ccctl in the image: the raw commands.
-    let mut checks = Vec::new();
+    let mut list = Vec::new();
     let nitro = exec
         .exec(
             namespace,
@@ -99,7 +105,7 @@ pub async fn in_pod(
             e,
         )],
     };
-    checks.push(result(
+    list.push(result(
         "enclave.nitro-cli",
         "nitro-cli describe-enclaves in the pod",
         findings,
@@ -111,19 +117,37 @@ pub async fn in_pod(
             vec!["test".into(), "-e".into(), "/dev/nitro_enclaves".into()],
         )
         .await;
-    let findings = match dev {
-        Ok(o) if o.status == Some(0) => Vec::new(),
-        Ok(o) if o.status.is_some() => vec![Finding::new(
-            "nsm.device-missing",
-            Severity::Error,
-            "/dev/nitro_enclaves is missing in the pod",
-        )],
-        _ => Vec::new(),
+    let mut device = match &dev {
+        Ok(o) if o.status == Some(0) => {
+            result("nsm.device", "/dev/nitro_enclaves in the pod", Vec::new())
+        }
+        Ok(o) if o.status.is_some() => result(
+            "nsm.device",
+            "/dev/nitro_enclaves in the pod",
+            vec![Finding::new(
+                "nsm.device-missing",
+                Severity::Error,
+                "/dev/nitro_enclaves is missing in the pod",
+            )],
+        ),
+        _ => result("nsm.device", "/dev/nitro_enclaves in the pod", Vec::new()),
     };
-    checks.push(result(
-        "nsm.device",
-        "/dev/nitro_enclaves in the pod",
-        findings,
-    ));
-    checks
+    // Not looked at is not passed.
+    match dev {
+        Ok(o) if o.status.is_none() => {
+            device.status = super::CheckStatus::Unknown;
+            device.note =
+                Some("`test -e /dev/nitro_enclaves` in the pod gave no exit status".into());
+        }
+        Err(e) => {
+            device.status = super::CheckStatus::Unknown;
+            device.note = Some(format!(
+                "cannot exec `test -e /dev/nitro_enclaves` in the pod: {}",
+                crate::output::clean(&e)
+            ));
+        }
+        _ => {}
+    }
+    list.push(device);
+    checks(list)
 }

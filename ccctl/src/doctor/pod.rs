@@ -5,7 +5,7 @@
 use cc_proto::findings::{Finding, Severity};
 use k8s_openapi::api::core::v1::Container;
 
-use super::{CheckResult, Report, Summary};
+use super::{CheckResult, Report};
 use crate::output::clean;
 use crate::probe::k8s::{DEVICE_PLUGIN, DEVICE_RESOURCE, NODE_LABEL, PodFacts};
 
@@ -276,16 +276,10 @@ pub fn report(facts: &PodFacts, only: &[String]) -> Report {
         }
         checks.push(CheckResult::of(id, description, check(facts)));
     }
-    let mut summary = Summary {
-        checks: checks.len(),
-        ..Summary::default()
+    let mut r = Report {
+        checks,
+        ..Report::default()
     };
-    for f in checks.iter().flat_map(|c| c.findings.iter()) {
-        match f.severity {
-            Severity::Error => summary.errors += 1,
-            Severity::Warn => summary.warnings += 1,
-            Severity::Info => summary.infos += 1,
-        }
-    }
-    Report { checks, summary }
+    r.resummarise();
+    r
 }

@@ -29,11 +29,34 @@ fn families(r: &Report) -> Vec<&str> {
     out
 }
 
+/// The verdict line, coloured by level.
+pub fn verdict_line(r: &Report, st: Style) -> String {
+    let code = match r.verdict.level {
+        super::cause::Level::Healthy => "32;1",
+        super::cause::Level::Degraded => "33;1",
+        super::cause::Level::Down => "31;1",
+    };
+    st.paint(code, &clean(&r.verdict.line()))
+}
+
+/// The verdict; every check once, by family, with its status (and the numbers of its
+/// problems); then the problems, causes first — each followed by the findings it explains.
 pub fn human(r: &Report, st: Style) -> String {
-    let mut out = String::new();
-    let families = families(r);
-    let mut n = 0;
-    for fam in families {
+    let mut out = verdict_line(r, st);
+    out += "\n\n";
+    let groups = super::cause::ordered(r);
+    // Problem numbers in the printed order.
+    let order: Vec<&cc_proto::findings::Finding> = groups
+        .iter()
+        .flat_map(|g| std::iter::once(g.cause).chain(g.consequences.iter().copied()))
+        .collect();
+    let number = |f: &cc_proto::findings::Finding| {
+        order
+            .iter()
+            .position(|x| std::ptr::eq(*x, f))
+            .map(|i| i + 1)
+    };
+    for fam in families(r) {
         out += &st.paint("1", fam);
         out.push('\n');
         for c in r.checks.iter().filter(|c| c.family == fam) {
@@ -45,7 +68,17 @@ pub fn human(r: &Report, st: Style) -> String {
                 CheckStatus::Crashed => st.paint("31;1", "[☠]"),
                 CheckStatus::TimedOut => st.paint("31", "[⏱]"),
             };
-            out += &format!("  {mark} {:<20} {}\n", c.id, c.description);
+            let refs: Vec<String> = c
+                .findings
+                .iter()
+                .filter_map(|f| number(f).map(|n| format!("#{n}")))
+                .collect();
+            let refs = if refs.is_empty() {
+                String::new()
+            } else {
+                format!("  → {}", refs.join(" "))
+            };
+            out += &format!("  {mark} {:<20} {}{refs}\n", c.id, c.description);
             if let Some(n) = &c.note {
                 let what = match c.status {
                     CheckStatus::Skipped => "skipped",
@@ -54,21 +87,34 @@ pub fn human(r: &Report, st: Style) -> String {
                 };
                 out += &format!("      {what}: {}\n", clean(n));
             }
-            for f in &c.findings {
-                n += 1;
-                out += &format!(
-                    "      {n}. {} {}: {}\n",
-                    label(f.severity, st),
-                    f.code,
-                    clean(&f.summary)
-                );
-                if !f.remediation.text.is_empty() {
-                    out += &format!("         fix: {}\n", clean(&f.remediation.text));
-                }
-                for cmd in &f.remediation.commands {
-                    out += &format!("           $ {cmd}\n");
-                }
-                out += &format!("         runbook: {}\n", f.runbook);
+        }
+    }
+    if !order.is_empty() {
+        out += &format!("\n{}\n", st.paint("1", "Problems, causes first"));
+    }
+    let mut n = 0;
+    let mut problem = |out: &mut String, f: &cc_proto::findings::Finding, indent: &str| {
+        n += 1;
+        *out += &format!(
+            "{indent}{n}. {} {}: {}\n",
+            label(f.severity, st),
+            f.code,
+            clean(&f.summary)
+        );
+        if !f.remediation.text.is_empty() {
+            *out += &format!("{indent}   fix: {}\n", clean(&f.remediation.text));
+        }
+        for cmd in &f.remediation.commands {
+            *out += &format!("{indent}     $ {}\n", clean(cmd));
+        }
+        *out += &format!("{indent}   runbook: {}\n", f.runbook);
+    };
+    for g in &groups {
+        problem(&mut out, g.cause, "  ");
+        if !g.consequences.is_empty() {
+            out += &format!("     because of {}:\n", g.cause.code);
+            for f in &g.consequences {
+                problem(&mut out, f, "       ");
             }
         }
     }

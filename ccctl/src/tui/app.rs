@@ -217,13 +217,19 @@ pub const KEYMAP: &[Binding] = &[
     b(K::Char('w'), "w", A::Wrap, LOGS, "wrap long lines", true),
 ];
 
-/// The result of a source, with its last error.
+/// The last good result of a source, and its state now. A value is shown as current only
+/// while the source keeps answering: after a failure it stays on screen dimmed, with the age
+/// of the last good answer, and the source reads UNREACHABLE.
 #[derive(Debug, Clone)]
 pub struct Sourced<T> {
+    /// The last good value (kept after a failure, shown as stale).
     pub value: Option<T>,
+    /// The error of the last attempt (`None` when it answered).
     pub error: Option<String>,
-    /// `App::now` of the last answer.
+    /// `App::now` of the last good answer.
     pub at: Option<f64>,
+    /// `App::now` of the last attempt, good or not.
+    pub tried: Option<f64>,
 }
 
 impl<T> Default for Sourced<T> {
@@ -232,24 +238,63 @@ impl<T> Default for Sourced<T> {
             value: None,
             error: None,
             at: None,
+            tried: None,
         }
     }
 }
 
+/// What a source looks like now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// Nothing yet.
+    Waiting,
+    /// The last attempt answered.
+    Fresh,
+    /// The last attempt failed; the value shown is the last good one.
+    Stale,
+    /// It failed and never answered.
+    Failed,
+}
+
 impl<T> Sourced<T> {
-    fn set(&mut self, r: Result<T, String>, now: f64) {
+    /// Record an attempt; `true` when the source changed between answering and failing.
+    fn set(&mut self, r: Result<T, String>, now: f64) -> bool {
+        let was_ok = self.tried.map(|_| self.error.is_none());
         match r {
             Ok(v) => {
                 self.value = Some(v);
                 self.error = None;
+                self.at = Some(now);
             }
             Err(e) => self.error = Some(crate::output::clean(&e)),
         }
-        self.at = Some(now);
+        self.tried = Some(now);
+        was_ok.is_some_and(|w| w != self.error.is_none())
+    }
+
+    pub fn freshness(&self) -> Freshness {
+        match (&self.value, &self.error, self.tried) {
+            (_, _, None) => Freshness::Waiting,
+            (_, None, _) => Freshness::Fresh,
+            (Some(_), Some(_), _) => Freshness::Stale,
+            (None, Some(_), _) => Freshness::Failed,
+        }
+    }
+
+    /// The value only while the source answers (what may be shown as current).
+    pub fn current(&self) -> Option<&T> {
+        self.value.as_ref().filter(|_| self.error.is_none())
     }
 }
 
 pub use crate::probe::egress::EgressProbe;
+
+/// Which endpoints are healthy (forwarder up and upstream answering), to notice a change.
+fn egress_health(v: &[EgressProbe]) -> Vec<bool> {
+    v.iter()
+        .map(|e| e.forwarder_up && e.upstream.is_ok())
+        .collect()
+}
 
 /// One pod in --pod / -l mode.
 #[derive(Debug, Clone)]
@@ -317,7 +362,8 @@ pub struct App {
     pub doctor_running: bool,
     pub pods: Sourced<Vec<PodRow>>,
     pub metrics: History,
-    pub metrics_error: Option<String>,
+    /// The `/metrics` source: its last error and the time of its last good scrape.
+    pub metrics_src: Sourced<()>,
     pub metric_selected: usize,
     pub logs: LogBuffer,
     pub log_error: Option<String>,
@@ -326,6 +372,12 @@ pub struct App {
     pub findings_scroll: usize,
     /// Rows of the last drawn body (page size for PgUp/PgDn).
     pub page: usize,
+    /// Doctor re-runs this often (seconds; 0 = only on `r` and on source changes).
+    pub doctor_every: f64,
+    /// `App::now` when the running (or last) doctor run started.
+    pub doctor_started: Option<f64>,
+    /// A source changed between answering and failing since the last doctor run started.
+    pub sources_changed: bool,
 }
 
 impl App {
@@ -344,7 +396,7 @@ impl App {
             doctor_running: false,
             pods: Sourced::default(),
             metrics: History::default(),
-            metrics_error: None,
+            metrics_src: Sourced::default(),
             metric_selected: 0,
             logs: LogBuffer::new(log_capacity),
             log_error: None,
@@ -359,19 +411,45 @@ impl App {
             full_pcrs: false,
             findings_scroll: 0,
             page: 20,
+            doctor_every: 30.0,
+            doctor_started: None,
+            sources_changed: false,
         }
+    }
+
+    /// Should a doctor run start now? (none running, and a source changed state or the last
+    /// run is `doctor_every` old). Marks it running when it says yes.
+    pub fn doctor_due(&mut self) -> bool {
+        if self.doctor_running {
+            return false;
+        }
+        let old = self.doctor_every > 0.0
+            && self
+                .doctor_started
+                .is_none_or(|t| self.now - t >= self.doctor_every);
+        if old || self.sources_changed {
+            self.start_doctor();
+            return true;
+        }
+        false
+    }
+
+    /// Record that a doctor run starts now.
+    pub fn start_doctor(&mut self) {
+        self.doctor_running = true;
+        self.doctor_started = Some(self.now);
+        self.sources_changed = false;
     }
 
     pub fn apply(&mut self, u: Update) {
         let now = self.now;
-        match u {
+        let changed = match u {
             Update::Status(r) => self.status.set(r, now),
             Update::Enclaves(r) => self.enclaves.set(r, now),
-            Update::Metrics(Ok(s)) => {
-                self.metrics.add(now, &s);
-                self.metrics_error = None;
+            Update::Metrics(r) => {
+                let r = r.map(|s| self.metrics.add(now, &s));
+                self.metrics_src.set(r, now)
             }
-            Update::Metrics(Err(e)) => self.metrics_error = Some(crate::output::clean(&e)),
             Update::LogLines(lines) => {
                 let before = self.logs.total;
                 for l in &lines {
@@ -390,16 +468,27 @@ impl App {
                     let max = self.logs.newest(f, 0).count().saturating_sub(1);
                     self.view.offset = self.view.offset.min(max);
                 }
+                false
             }
-            Update::LogError(e) => self.log_error = Some(crate::output::clean(&e)),
+            Update::LogError(e) => {
+                self.log_error = Some(crate::output::clean(&e));
+                false
+            }
             Update::Findings(r) => {
                 self.findings.set(Ok(r), now);
                 self.doctor_running = false;
+                false
             }
             Update::Policy(r) => self.policy.set(r, now),
-            Update::Egress(r) => self.egress.set(Ok(r), now),
+            Update::Egress(r) => {
+                // A forwarder or upstream going down (or coming back) is a change too.
+                let before = self.egress.current().map(|v| egress_health(v));
+                self.egress.set(Ok(r), now);
+                before.is_some_and(|b| Some(b) != self.egress.current().map(|v| egress_health(v)))
+            }
             Update::Pods(r) => self.pods.set(r, now),
-        }
+        };
+        self.sources_changed |= changed;
     }
 
     /// Series names in the order the metrics list shows them.
@@ -466,7 +555,7 @@ impl App {
             }
             Action::Rerun => {
                 if !self.doctor_running {
-                    self.doctor_running = true;
+                    self.start_doctor();
                     return Some(Command::RerunDoctor);
                 }
             }
@@ -488,7 +577,8 @@ impl App {
                     self.view.offset = 0;
                 }
             }
-            Action::Search => self.prompt = Prompt::Search(self.view.search.clone()),
+            // A new prompt starts empty (typing does not append to the last search).
+            Action::Search => self.prompt = Prompt::Search(String::new()),
             Action::NextMatch => self.jump_to_match(),
             Action::NextError => {
                 if let Some(i) = self.logs.previous_error(&self.view.filter, self.view.mark) {
@@ -505,9 +595,7 @@ impl App {
                 self.view.offset = 0;
                 self.view.mark = None;
             }
-            Action::TargetFilter => {
-                self.prompt = Prompt::Target(self.view.filter.target.clone().unwrap_or_default())
-            }
+            Action::TargetFilter => self.prompt = Prompt::Target(String::new()),
             Action::EnclaveOnly => {
                 self.view.filter.enclave_only = !self.view.filter.enclave_only;
                 self.view.offset = 0;

@@ -6,6 +6,9 @@ use std::collections::{BTreeMap, VecDeque};
 /// Points kept per series (two minutes at one scrape per second).
 pub const HISTORY: usize = 120;
 
+/// Rates are taken over this many seconds of scrapes.
+pub const RATE_WINDOW: f64 = 5.0;
+
 /// One scrape: series name with labels (`containment_kms_decrypt_total{holder="a"}`) → value.
 pub type Scrape = cc_proto::metrics::Samples;
 
@@ -47,21 +50,34 @@ impl History {
         self.series.get(series).and_then(|s| s.back().copied())
     }
 
-    /// Per-second rate between consecutive scrapes (counter resets count as 0).
+    /// Per-second rate at each scrape after the first, over the scrapes of the last
+    /// [`RATE_WINDOW`] seconds (so one late or early scrape does not dip to 0 and spike 2×);
+    /// a counter reset counts its new value, as Prometheus's `rate` does.
     pub fn rates(&self, series: &str) -> Vec<f64> {
         let Some(s) = self.series.get(series) else {
             return Vec::new();
         };
         let t: Vec<f64> = self.times.iter().copied().collect();
-        s.iter()
-            .zip(s.iter().skip(1))
-            .zip(t.iter().zip(t.iter().skip(1)))
-            .map(|((a, b), (ta, tb))| {
-                let dt = tb - ta;
-                if dt <= 0.0 || a.is_nan() || b.is_nan() || b < a {
-                    0.0
-                } else {
-                    (b - a) / dt
+        let v: Vec<f64> = s.iter().copied().collect();
+        (1..v.len())
+            .map(|i| {
+                let mut j = i - 1;
+                while j > 0 && t[i] - t[j - 1] <= RATE_WINDOW {
+                    j -= 1;
+                }
+                let mut increase = 0.0;
+                let mut start = None;
+                for k in j + 1..=i {
+                    let (a, b) = (v[k - 1], v[k]);
+                    if a.is_nan() || b.is_nan() {
+                        continue;
+                    }
+                    start.get_or_insert(t[k - 1]);
+                    increase += if b < a { b } else { b - a };
+                }
+                match start {
+                    Some(t0) if t[i] > t0 => increase / (t[i] - t0),
+                    _ => 0.0,
                 }
             })
             .collect()
@@ -99,6 +115,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_steady_rate_stays_steady_when_scrapes_jitter() {
+        // 5 a second, scraped about every second with up to ±0.45 s of lateness — and the
+        // counter read at the scrape's own moment.
+        let mut h = History::default();
+        let jitter = [
+            0.0, 0.45, -0.4, 0.3, 0.0, -0.45, 0.4, 0.1, -0.2, 0.45, -0.45, 0.0,
+        ];
+        for (i, j) in jitter.iter().enumerate() {
+            let t = i as f64 + j;
+            h.add(t, &Scrape::from([("s_total".into(), (t * 5.0).floor())]));
+        }
+        let r = h.rates("s_total");
+        for x in &r[3..] {
+            assert!((4.0..=6.0).contains(x), "{r:?}");
+        }
+    }
+
+    #[test]
     fn rates_and_alignment() {
         let mut h = History::default();
         h.add(0.0, &Scrape::from([("a_total".into(), 10.0)]));
@@ -110,7 +144,8 @@ mod tests {
             3.0,
             &Scrape::from([("a_total".into(), 2.0), ("b".into(), 2.0)]),
         );
-        assert_eq!(h.rates("a_total"), [2.0, 0.0]);
+        // 10 → 14 over 2 s; then a reset to 2 counts 2 more: 6 over 3 s.
+        assert_eq!(h.rates("a_total"), [2.0, 2.0]);
         assert_eq!(h.series["b"].len(), 3);
         assert!(h.series["b"][0].is_nan());
         assert_eq!(h.last("b"), Some(2.0));

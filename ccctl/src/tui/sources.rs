@@ -195,13 +195,7 @@ async fn pods(k: &KubeTarget, timeout: Duration) -> Result<Vec<PodRow>, String> 
         .iter()
         .map(|f| {
             let r = crate::doctor::pod_report(f);
-            let first = r
-                .checks
-                .iter()
-                .flat_map(|c| c.findings.iter())
-                .next()
-                .map(|f| f.code.clone())
-                .unwrap_or_default();
+            let first = r.verdict.cause.clone().unwrap_or_default();
             PodRow {
                 name: f.pod.metadata.name.clone().unwrap_or_default(),
                 node: f

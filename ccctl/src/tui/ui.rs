@@ -6,7 +6,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Cell, Clear, Paragraph, Row, Sparkline, Table, Tabs, Wrap};
 
-use super::app::{App, KEYMAP, Prompt, Screen};
+use super::app::{App, Freshness, KEYMAP, Prompt, Screen, Sourced};
 use super::logbuf::Level;
 use super::metrics::History;
 use cc_proto::findings::Severity;
@@ -56,14 +56,20 @@ fn header(app: &App, f: &mut Frame, area: Rect) {
             .divider("│"),
         tabs,
     );
-    f.render_widget(
-        Paragraph::new(Line::from(vec![
-            Span::styled("ccctl tui ", BOLD),
-            Span::raw(app.title.as_str()),
-        ]))
-        .right_aligned(),
-        title,
-    );
+    // What is watched matters more than the program's name: on a narrow terminal the name
+    // goes first, then the start of the target (never its port).
+    let room = title.width as usize;
+    let target = app.title.as_str();
+    let n = target.chars().count();
+    let line = if n + 10 <= room {
+        Line::from(vec![Span::styled("ccctl tui ", BOLD), Span::raw(target)])
+    } else if n <= room {
+        Line::from(target)
+    } else {
+        let tail: String = target.chars().skip(n + 1 - room.max(1)).collect();
+        Line::from(format!("…{tail}"))
+    };
+    f.render_widget(Paragraph::new(line).right_aligned(), title);
 }
 
 fn footer(app: &App, f: &mut Frame, area: Rect) {
@@ -133,10 +139,48 @@ fn short(v: &str, full: bool) -> String {
     }
 }
 
+/// Whole seconds since `t`, floored (so a panel's age does not flicker between 0 and 1 s).
+fn secs(app: &App, t: f64) -> String {
+    crate::output::duration_short((app.now - t).max(0.0) as u64)
+}
+
 fn age(app: &App, at: Option<f64>) -> String {
     match at {
-        Some(t) => format!("{:.0}s ago", (app.now - t).max(0.0)),
-        None => "waiting".into(),
+        Some(t) => format!("{} ago", secs(app, t)),
+        None => "waiting for the first answer".into(),
+    }
+}
+
+/// A panel title's state: the age of its last good data, or UNREACHABLE (red) with it.
+fn state_span<T>(app: &App, src: &Sourced<T>) -> Span<'static> {
+    match src.freshness() {
+        Freshness::Waiting => Span::styled("waiting for the first answer", DIM),
+        Freshness::Fresh => Span::raw(age(app, src.at)),
+        Freshness::Stale => Span::styled(
+            format!("UNREACHABLE — last good {}", age(app, src.at)),
+            RED.add_modifier(Modifier::BOLD),
+        ),
+        Freshness::Failed => Span::styled(
+            "UNREACHABLE — never answered",
+            RED.add_modifier(Modifier::BOLD),
+        ),
+    }
+}
+
+fn titled<T>(app: &App, name: &str, src: &Sourced<T>) -> Line<'static> {
+    Line::from(vec![
+        Span::raw(format!(" {name} (")),
+        state_span(app, src),
+        Span::raw(") "),
+    ])
+}
+
+/// The style of a value: its own while the source answers, dimmed when it is the last good one.
+fn live<T>(src: &Sourced<T>, style: Style) -> Style {
+    if src.freshness() == Freshness::Fresh {
+        style
+    } else {
+        DIM
     }
 }
 
@@ -145,7 +189,56 @@ fn error_line(e: &Option<String>) -> Option<Line<'static>> {
         .map(|e| Line::from(Span::styled(format!("! {e}"), RED)))
 }
 
+/// The dashboard's verdict: doctor's last report judged with the signer state as `/status`
+/// says it now (the same `doctor::cause::verdict` as doctor and `demo --once`).
+pub fn verdict(app: &App) -> crate::doctor::cause::Verdict {
+    let signer = match app.status.freshness() {
+        Freshness::Fresh => app
+            .status
+            .value
+            .as_ref()
+            .map(|s| s.state.as_str().to_owned()),
+        Freshness::Stale | Freshness::Failed => Some("unreachable".to_owned()),
+        Freshness::Waiting => None,
+    };
+    let empty = crate::doctor::Report::default();
+    let report = app.findings.value.as_ref().unwrap_or(&empty);
+    crate::doctor::cause::verdict(report, signer.as_deref())
+}
+
+fn verdict_bar(app: &App, f: &mut Frame, area: Rect) {
+    use crate::doctor::cause::Level;
+    let v = verdict(app);
+    let style = match v.level {
+        Level::Healthy => GREEN,
+        Level::Degraded => YELLOW,
+        Level::Down => RED,
+    };
+    let rest = match (&v.cause, v.consequences) {
+        (Some(c), 0) => format!(" {c}: {}", v.summary),
+        (Some(c), n) => format!(
+            " {c}: {} (+{})",
+            v.summary,
+            crate::output::plural(n, "consequence", "consequences")
+        ),
+        (None, _) => format!(" {}", v.summary),
+    };
+    let mut spans = vec![
+        Span::styled(
+            format!(" {} ", v.level.as_str()),
+            style.add_modifier(Modifier::BOLD).reversed(),
+        ),
+        Span::styled(crate::output::clean(&rest), style),
+    ];
+    if app.findings.value.is_none() {
+        spans.push(Span::styled("  (doctor running)", DIM));
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
 fn overview(app: &App, f: &mut Frame, area: Rect) {
+    let [bar, area] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
+    verdict_bar(app, f, bar);
     let has_pods = app.pods.value.is_some() || app.pods.error.is_some();
     let (pods_area, rest) = if has_pods {
         let n = app.pods.value.as_ref().map_or(1, Vec::len) as u16;
@@ -163,13 +256,19 @@ fn overview(app: &App, f: &mut Frame, area: Rect) {
     }
     let [left, right] =
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(rest);
-    let [enc, holders] = Layout::vertical([Constraint::Length(10), Constraint::Min(3)]).areas(left);
-    let [pcr, egress, find] = Layout::vertical([
-        Constraint::Length(9),
-        Constraint::Min(3),
-        Constraint::Length(6),
+    // Key holders as tall as its rows; the Doctor box gets what is left on the right.
+    let holders_n = app
+        .status
+        .value
+        .as_ref()
+        .map_or(1, |s| s.holders.len().max(1)) as u16;
+    let [enc, holders, find] = Layout::vertical([
+        Constraint::Length(10),
+        Constraint::Length(holders_n + 3),
+        Constraint::Min(5),
     ])
-    .areas(right);
+    .areas(left);
+    let [pcr, egress] = Layout::vertical([Constraint::Length(9), Constraint::Min(4)]).areas(right);
     enclave_block(app, f, enc);
     holders_block(app, f, holders);
     pcr_block(app, f, pcr);
@@ -225,10 +324,11 @@ fn pods(app: &App, f: &mut Frame, area: Rect) {
 
 fn enclave_block(app: &App, f: &mut Frame, area: Rect) {
     let mut lines = Vec::new();
-    match &app.enclaves.value {
+    let en = &app.enclaves;
+    match &en.value {
         Some(list) if list.is_empty() => lines.push(Line::from(Span::styled(
             "nitro-cli: no enclave running",
-            RED,
+            live(en, RED),
         ))),
         Some(list) => {
             for e in list {
@@ -237,18 +337,21 @@ fn enclave_block(app: &App, f: &mut Frame, area: Rect) {
                     Span::raw("nitro-cli: "),
                     Span::styled(
                         e.state.clone(),
-                        if e.state == "RUNNING" { GREEN } else { RED },
+                        live(en, if e.state == "RUNNING" { GREEN } else { RED }),
                     ),
-                    Span::raw(format!(
-                        "  CID {}  {} CPUs  {} MiB  ",
-                        e.enclave.enclave_cid,
-                        e.enclave.number_of_cpus.unwrap_or(0),
-                        e.enclave.memory_mib.unwrap_or(0)
-                    )),
+                    Span::styled(
+                        format!(
+                            "  CID {}  {} CPUs  {} MiB  ",
+                            e.enclave.enclave_cid,
+                            e.enclave.number_of_cpus.unwrap_or(0),
+                            e.enclave.memory_mib.unwrap_or(0)
+                        ),
+                        live(en, Style::new()),
+                    ),
                     Span::styled(
                         if debug { "DEBUG MODE" } else { "not debug" },
                         if debug {
-                            RED.add_modifier(Modifier::BOLD)
+                            live(en, RED.add_modifier(Modifier::BOLD))
                         } else {
                             DIM
                         },
@@ -260,54 +363,116 @@ fn enclave_block(app: &App, f: &mut Frame, area: Rect) {
                 )));
             }
         }
-        None => lines.push(Line::from(Span::styled("nitro-cli: waiting", DIM))),
+        None => {}
     }
-    lines.extend(error_line(&app.enclaves.error));
-    match &app.status.value {
+    match en.freshness() {
+        Freshness::Waiting => lines.push(Line::from(Span::styled(
+            "nitro-cli: waiting for the first answer",
+            DIM,
+        ))),
+        Freshness::Stale => lines.push(Line::from(Span::styled(
+            format!("nitro-cli: UNREACHABLE (above: {})", age(app, en.at)),
+            RED,
+        ))),
+        _ => {}
+    }
+    lines.extend(error_line(&en.error));
+    let st = &app.status;
+    if st.freshness() == Freshness::Stale || st.freshness() == Freshness::Failed {
+        lines.push(Line::from(vec![
+            Span::raw("/status: "),
+            Span::styled("UNREACHABLE", RED.add_modifier(Modifier::BOLD)),
+            Span::styled(
+                match &st.value {
+                    Some(s) => format!(
+                        "  last seen {} {}",
+                        s.state.as_str().to_uppercase(),
+                        age(app, st.at)
+                    ),
+                    None => "  never answered".into(),
+                },
+                DIM,
+            ),
+        ]));
+    }
+    let dropped = app
+        .metrics
+        .last("containment_enclave_log_events_dropped_total")
+        .filter(|_| app.metrics_src.freshness() == Freshness::Fresh);
+    let climbing = app
+        .metrics
+        .rates("containment_enclave_log_events_dropped_total")
+        .last()
+        .is_some_and(|r| *r > 0.0);
+    match &st.value {
         Some(s) => {
             let style = match s.state {
                 SealState::Unsealed => GREEN,
                 SealState::Failed => RED,
                 _ => YELLOW,
             };
-            lines.push(Line::from(vec![
-                Span::raw("/status: "),
-                Span::styled(
-                    s.state.as_str().to_uppercase(),
-                    style.add_modifier(Modifier::BOLD),
-                ),
-                Span::raw(format!(
-                    "  {} shares (threshold {})  platform {}  up {}s",
+            let fresh = st.freshness() == Freshness::Fresh;
+            let mut first = vec![Span::raw(if fresh { "/status: " } else { "  was: " })];
+            first.push(Span::styled(
+                s.state.as_str().to_uppercase(),
+                live(st, style.add_modifier(Modifier::BOLD)),
+            ));
+            first.push(Span::styled(
+                format!(
+                    "  {} of {} shares (threshold {})  platform {}  up {}",
                     s.decrypted(),
+                    s.holders.len(),
                     s.threshold,
                     serde_json::to_value(s.platform)
                         .ok()
                         .and_then(|v| v.as_str().map(str::to_owned))
                         .unwrap_or_default(),
-                    s.uptime_seconds
-                )),
-            ]));
+                    crate::output::duration_short(s.uptime_seconds)
+                ),
+                live(st, Style::new()),
+            ));
+            lines.push(Line::from(first));
             if let Some(r) = &s.reason {
                 lines.push(Line::from(Span::styled(
                     format!("  {}", crate::output::clean(r)),
-                    style,
+                    live(st, style),
                 )));
             }
-            lines.push(Line::from(format!(
-                "  validator keys {}  log events dropped {}",
-                s.validator_keys,
-                app.metrics
-                    .last("containment_enclave_log_events_dropped_total")
-                    .map_or("?".into(), |v| format!("{v}"))
-            )));
+            lines.push(Line::from(vec![
+                Span::styled(
+                    format!("  validator keys {}  ", s.validator_keys),
+                    live(st, Style::new()),
+                ),
+                Span::styled(
+                    format!(
+                        "log events dropped {}{}",
+                        dropped.map_or("? (metrics not answering)".into(), |v| format!("{v}")),
+                        if climbing && dropped.is_some() {
+                            " CLIMBING"
+                        } else {
+                            ""
+                        }
+                    ),
+                    match dropped {
+                        None => DIM,
+                        Some(_) if climbing => RED.add_modifier(Modifier::BOLD),
+                        Some(v) if v > 0.0 => YELLOW,
+                        Some(_) => Style::new(),
+                    },
+                ),
+            ]));
         }
-        None => lines.push(Line::from(Span::styled("/status: waiting", DIM))),
+        None if st.freshness() == Freshness::Waiting => lines.push(Line::from(Span::styled(
+            "/status: waiting for the first answer",
+            DIM,
+        ))),
+        None => {}
     }
-    lines.extend(error_line(&app.status.error));
+    lines.extend(error_line(&st.error));
     f.render_widget(
         Paragraph::new(lines)
             .wrap(Wrap { trim: true })
-            .block(Block::bordered().title(format!(" Enclave ({}) ", age(app, app.status.at)))),
+            .block(Block::bordered().title(titled(app, "Enclave", st))),
         area,
     );
 }
@@ -330,10 +495,11 @@ fn holders_block(app: &App, f: &mut Frame, area: Rect) {
         .map(|h| {
             Row::new(vec![
                 Cell::from(h.name.clone()),
-                Cell::from(h.outcome.as_str()).style(outcome_style(h.outcome)),
+                Cell::from(h.outcome.as_str()).style(live(&app.status, outcome_style(h.outcome))),
                 Cell::from(h.error_code.clone().unwrap_or_default()),
                 Cell::from(format!("{}", h.attempts)),
             ])
+            .style(live(&app.status, Style::new()))
         })
         .collect();
     f.render_widget(
@@ -347,7 +513,7 @@ fn holders_block(app: &App, f: &mut Frame, area: Rect) {
             ],
         )
         .header(Row::new(["HOLDER", "SHARE", "KMS CODE", "ATTEMPTS"]).style(BOLD))
-        .block(Block::bordered().title(" Key holders ")),
+        .block(Block::bordered().title(titled(app, "Key holders", &app.status))),
         area,
     );
 }
@@ -384,7 +550,10 @@ fn pcr_block(app: &App, f: &mut Frame, area: Rect) {
                     Some(false) => ("✗", RED),
                     None => ("·", DIM),
                 };
-                spans.push(Span::styled(format!("{} {mark} ", h.name), style));
+                spans.push(Span::styled(
+                    format!("{} {mark} ", h.name),
+                    live(&app.policy, live(&app.status, style)),
+                ));
             }
         }
         lines.push(Line::from(spans));
@@ -414,12 +583,12 @@ fn pcr_block(app: &App, f: &mut Frame, area: Rect) {
                 Span::raw("verdict: "),
                 Span::styled(
                     format!(
-                        "{} of {} holders release; threshold {} — {what}",
+                        "{} of {} release; threshold {} — {what}",
                         r.holders_releasing,
-                        r.holders.len(),
+                        crate::output::plural(r.holders.len(), "holder", "holders"),
                         r.threshold,
                     ),
-                    style,
+                    live(&app.policy, live(&app.status, style)),
                 ),
             ]));
             for h in &r.holders {
@@ -454,38 +623,50 @@ fn pcr_block(app: &App, f: &mut Frame, area: Rect) {
     f.render_widget(
         Paragraph::new(lines)
             .wrap(Wrap { trim: true })
-            .block(Block::bordered().title(format!(
-                " Measurements vs key policies ({}) ",
-                age(app, app.policy.at)
+            .block(Block::bordered().title(titled(
+                app,
+                "Measurements vs key policies",
+                &app.policy,
             ))),
         area,
     );
 }
 
 fn egress_block(app: &App, f: &mut Frame, area: Rect) {
-    let rows: Vec<Row> =
-        app.egress
-            .value
-            .iter()
-            .flatten()
-            .map(|e| {
-                let (up, up_style) = match &e.upstream {
-                    Ok(ms) => (format!("ok {ms:.1} ms"), GREEN),
-                    Err(why) => (why.clone(), RED),
-                };
-                Row::new(vec![
-                    Cell::from(e.name.clone()),
-                    Cell::from(e.target.clone()),
-                    Cell::from(if e.forwarder_up { "up" } else { "DOWN" })
-                        .style(if e.forwarder_up { GREEN } else { RED }),
-                    Cell::from(up).style(up_style),
-                ])
-            })
-            .collect();
-    let title = if app.egress.value.as_ref().is_some_and(Vec::is_empty) || app.egress.at.is_none() {
-        " Egress (needs --proxy-config) ".to_owned()
+    let src = &app.egress;
+    let rows: Vec<Row> = src
+        .value
+        .iter()
+        .flatten()
+        .map(|e| {
+            // The forwarder is what the enclave goes through: when it is down the endpoint is
+            // down as a whole, whatever the upstream answers when probed directly.
+            let (up, up_style) = match &e.upstream {
+                Ok(ms) if e.forwarder_up => (format!("ok {ms:.1} ms"), GREEN),
+                Ok(ms) => (format!("upstream ok {ms:.1} ms (probed directly)"), RED),
+                Err(why) => (why.clone(), RED),
+            };
+            let row_style = if e.forwarder_up { Style::new() } else { RED };
+            Row::new(vec![
+                Cell::from(e.name.clone()),
+                Cell::from(e.target.clone()),
+                Cell::from(if e.forwarder_up { "up" } else { "DOWN" }).style(live(
+                    src,
+                    if e.forwarder_up {
+                        GREEN
+                    } else {
+                        RED.add_modifier(Modifier::BOLD)
+                    },
+                )),
+                Cell::from(up).style(live(src, up_style)),
+            ])
+            .style(live(src, row_style))
+        })
+        .collect();
+    let title = if src.value.as_ref().is_some_and(Vec::is_empty) || src.tried.is_none() {
+        Line::from(" Egress (needs --proxy-config) ")
     } else {
-        format!(" Egress ({}) ", age(app, app.egress.at))
+        titled(app, "Egress", src)
     };
     f.render_widget(
         Table::new(
@@ -517,29 +698,68 @@ fn findings_summary(app: &App, f: &mut Frame, area: Rect) {
         Some(r) => {
             lines.push(Line::from(vec![
                 Span::styled(
-                    format!("{} errors", r.summary.errors),
+                    crate::output::plural(r.summary.errors, "error", "errors"),
                     if r.summary.errors > 0 { RED } else { GREEN },
                 ),
                 Span::raw(format!(
-                    "  {} warnings  {} info  ({} checks)",
-                    r.summary.warnings, r.summary.infos, r.summary.checks
+                    "  {}  {} info  ({}{}{})",
+                    crate::output::plural(r.summary.warnings, "warning", "warnings"),
+                    r.summary.infos,
+                    crate::output::plural(r.summary.checks, "check", "checks"),
+                    if r.summary.skipped > 0 {
+                        format!(", {} skipped", r.summary.skipped)
+                    } else {
+                        String::new()
+                    },
+                    if r.summary.unknown > 0 {
+                        format!(", {} unknown", r.summary.unknown)
+                    } else {
+                        String::new()
+                    },
                 )),
             ]));
-            for fnd in r.checks.iter().flat_map(|c| c.findings.iter()).take(3) {
-                let (m, st) = sev_style(fnd.severity);
-                lines.push(Line::from(vec![Span::styled(
-                    format!("{m} {}", fnd.code),
-                    st,
-                )]));
+            // Causes first (by severity), each with how many findings it explains.
+            let groups = crate::doctor::cause::ordered(r);
+            let room = (area.height as usize).saturating_sub(3).max(1);
+            let shown = if groups.len() > room {
+                room - 1
+            } else {
+                groups.len()
+            };
+            for g in groups.iter().take(shown) {
+                let (m, st) = sev_style(g.cause.severity);
+                let mut spans = vec![Span::styled(format!("{m} {}", g.cause.code), st)];
+                if !g.consequences.is_empty() {
+                    spans.push(Span::styled(
+                        format!(" (+{} caused by it)", g.consequences.len()),
+                        DIM,
+                    ));
+                }
+                lines.push(Line::from(spans));
+            }
+            if groups.len() > shown {
+                lines.push(Line::from(Span::styled(
+                    format!("+{} more — 4: Findings", groups.len() - shown),
+                    DIM,
+                )));
             }
         }
         None => lines.push(Line::from(Span::styled("doctor: running", DIM))),
     }
     let running = if app.doctor_running { ", running" } else { "" };
+    let every = if app.doctor_every > 0.0 {
+        format!(
+            ", every {}",
+            crate::output::duration_short(app.doctor_every as u64)
+        )
+    } else {
+        String::new()
+    };
     f.render_widget(
-        Paragraph::new(lines).block(
-            Block::bordered().title(format!(" Doctor ({}{running}) ", age(app, app.findings.at))),
-        ),
+        Paragraph::new(lines).block(Block::bordered().title(format!(
+            " Doctor ({}{running}{every}) ",
+            age(app, app.findings.at)
+        ))),
         area,
     );
 }
@@ -567,10 +787,13 @@ fn logs(app: &App, f: &mut Frame, area: Rect) {
     let v = &app.view;
     let inner_h = area.height.saturating_sub(2) as usize;
     let width = area.width.saturating_sub(2).max(1) as usize;
-    // Newest first, until the panel is full.
+    // Newest first, until the panel is full; near the oldest lines the view stops at the
+    // oldest page (a jump to an old match shows a full panel, not a few lines and blank rows).
+    let matching = app.logs.newest(&v.filter, 0).count();
+    let offset = v.offset.min(matching.saturating_sub(inner_h));
     let mut rows = 0usize;
     let mut picked = Vec::new();
-    for i in app.logs.newest(&v.filter, v.offset) {
+    for i in app.logs.newest(&v.filter, offset) {
         let Some(l) = app.logs.get(i) else { break };
         let h = if v.wrap {
             l.text.chars().count().div_ceil(width).max(1)
@@ -673,8 +896,13 @@ fn metrics(app: &App, f: &mut Frame, area: Rect) {
     let rate = drop_rates.last().copied().unwrap_or(0.0);
     let alarm = rate > 0.0;
     let total = h.last("containment_enclave_log_events_dropped_total");
+    let stale = match app.metrics_src.freshness() {
+        Freshness::Stale => format!("  UNREACHABLE, last good {}", age(app, app.metrics_src.at)),
+        Freshness::Failed => "  UNREACHABLE".into(),
+        _ => String::new(),
+    };
     let title = format!(
-        " Log events dropped: {}  rate {rate:.1}/s{} ",
+        " Log events dropped: {}  rate {rate:.1}/s{}{stale} ",
         total.map_or("?".into(), |t| format!("{t}")),
         if alarm { "  CLIMBING" } else { "" }
     );
@@ -735,7 +963,11 @@ fn metrics(app: &App, f: &mut Frame, area: Rect) {
         .unwrap_or("?");
     lines.push(Line::from(format!("signer state {state}")));
     f.render_widget(
-        Paragraph::new(lines).block(Block::bordered().title(" KMS decrypt outcomes ")),
+        Paragraph::new(lines).block(Block::bordered().title(titled(
+            app,
+            "KMS decrypt outcomes",
+            &app.metrics_src,
+        ))),
         kms,
     );
     // Every series: pick one to chart.
@@ -762,7 +994,7 @@ fn metrics(app: &App, f: &mut Frame, area: Rect) {
         })
         .collect();
     let mut block = Block::bordered().title(format!(" Series ({}) ↑/↓ to chart ", names.len()));
-    if let Some(e) = &app.metrics_error {
+    if let Some(e) = &app.metrics_src.error {
         block = block.title_bottom(Line::from(Span::styled(format!(" {e} "), RED)));
     }
     f.render_widget(Paragraph::new(items).block(block), list);
@@ -789,52 +1021,80 @@ fn metrics(app: &App, f: &mut Frame, area: Rect) {
     }
 }
 
+fn finding_lines(fnd: &cc_proto::findings::Finding, indent: &str, lines: &mut Vec<Line<'static>>) {
+    let (m, st) = sev_style(fnd.severity);
+    lines.push(Line::from(vec![
+        Span::styled(
+            format!("{indent}{m} {} ", fnd.code),
+            st.add_modifier(Modifier::BOLD),
+        ),
+        Span::raw(crate::output::clean(&fnd.summary)),
+    ]));
+    if !fnd.remediation.text.is_empty() {
+        lines.push(Line::from(format!(
+            "{indent}    fix: {}",
+            crate::output::clean(&fnd.remediation.text)
+        )));
+    }
+    for cmd in &fnd.remediation.commands {
+        lines.push(Line::from(Span::styled(
+            format!("{indent}    $ {}", crate::output::clean(cmd)),
+            Style::new().fg(Color::Cyan),
+        )));
+    }
+    lines.push(Line::from(Span::styled(
+        format!("{indent}    runbook: {}", fnd.runbook),
+        DIM,
+    )));
+}
+
 fn findings(app: &App, f: &mut Frame, area: Rect) {
+    use crate::doctor::CheckStatus;
     let mut lines = Vec::new();
     match &app.findings.value {
         Some(r) => {
             lines.push(Line::from(format!(
-                "{} checks: {} errors, {} warnings, {} info",
-                r.summary.checks, r.summary.errors, r.summary.warnings, r.summary.infos
+                "{}: {}, {}, {} info",
+                crate::output::plural(r.summary.checks, "check", "checks"),
+                crate::output::plural(r.summary.errors, "error", "errors"),
+                crate::output::plural(r.summary.warnings, "warning", "warnings"),
+                r.summary.infos
             )));
+            // Problems, causes first, each with the findings it explains under it.
+            for g in crate::doctor::cause::ordered(r) {
+                finding_lines(g.cause, "", &mut lines);
+                if !g.consequences.is_empty() {
+                    lines.push(Line::from(Span::styled(
+                        format!("    because of {}:", g.cause.code),
+                        DIM,
+                    )));
+                    for c in &g.consequences {
+                        finding_lines(c, "    ", &mut lines);
+                    }
+                }
+            }
+            // Then every check with its status: ✓ only for what was looked at and passed.
             let mut family = String::new();
             for c in &r.checks {
                 if c.family != family {
                     family = c.family.clone();
                     lines.push(Line::from(Span::styled(family.clone(), BOLD)));
                 }
-                if c.findings.is_empty() {
-                    lines.push(Line::from(vec![
-                        Span::styled("  ✓ ", GREEN),
-                        Span::raw(c.id.clone()),
-                    ]));
+                let (mark, st) = match c.status {
+                    CheckStatus::Passed => ("✓", GREEN),
+                    CheckStatus::Findings => ("•", YELLOW),
+                    CheckStatus::Skipped => ("–", DIM),
+                    CheckStatus::Unknown => ("?", YELLOW),
+                    CheckStatus::Crashed | CheckStatus::TimedOut => ("✗", RED),
+                };
+                let mut spans = vec![
+                    Span::styled(format!("  {mark} "), st),
+                    Span::raw(c.id.clone()),
+                ];
+                if let Some(n) = &c.note {
+                    spans.push(Span::styled(format!("  {}", crate::output::clean(n)), DIM));
                 }
-                for fnd in &c.findings {
-                    let (m, st) = sev_style(fnd.severity);
-                    lines.push(Line::from(vec![
-                        Span::styled(
-                            format!("  {m} {} ", fnd.code),
-                            st.add_modifier(Modifier::BOLD),
-                        ),
-                        Span::raw(crate::output::clean(&fnd.summary)),
-                    ]));
-                    if !fnd.remediation.text.is_empty() {
-                        lines.push(Line::from(format!(
-                            "      fix: {}",
-                            crate::output::clean(&fnd.remediation.text)
-                        )));
-                    }
-                    for cmd in &fnd.remediation.commands {
-                        lines.push(Line::from(Span::styled(
-                            format!("      $ {}", crate::output::clean(cmd)),
-                            Style::new().fg(Color::Cyan),
-                        )));
-                    }
-                    lines.push(Line::from(Span::styled(
-                        format!("      runbook: {}", fnd.runbook),
-                        DIM,
-                    )));
-                }
+                lines.push(Line::from(spans));
             }
         }
         None => lines.push(Line::from(Span::styled("doctor is running…", DIM))),
