@@ -174,6 +174,19 @@ pub fn duration_short(s: u64) -> String {
     }
 }
 
+/// `s` as one shell word: as is when it is plain, else single-quoted (so a printed command
+/// can be pasted whatever the path holds).
+pub fn shell_word(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+=:,@%".contains(c))
+    {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
 #[cfg(test)]
 mod words {
     #[test]
@@ -184,5 +197,7 @@ mod words {
         assert_eq!(super::duration_short(145), "2m25s");
         assert_eq!(super::duration_short(3 * 3600 + 7 * 60 + 5), "3h07m");
         assert_eq!(super::duration_short(2 * 86400 + 4 * 3600), "2d04h");
+        assert_eq!(super::shell_word("/etc/ccctl.toml"), "/etc/ccctl.toml");
+        assert_eq!(super::shell_word("my dir/it's"), r"'my dir/it'\''s'");
     }
 }

@@ -149,6 +149,10 @@ pub struct Input {
     pub principal: String,
     pub threshold: u32,
     pub measurements: Measurements,
+    /// PCR8 is known: measured (an attestation, an EIF — where none means unsigned) or given
+    /// (`--pcr8`). `false` when only `--pcr0` was given: a policy that requires PCR8 cannot be
+    /// judged, which is not "the image is unsigned".
+    pub pcr8_known: bool,
     /// The principal's IAM side.
     pub iam: IamSide,
     pub timeout: Duration,
@@ -203,6 +207,7 @@ impl Input {
             principal,
             threshold,
             measurements,
+            pcr8_known: true,
             iam: IamSide::from_config(cfg.iam.as_ref()),
             timeout,
         }
@@ -386,6 +391,27 @@ pub async fn check(input: Input) -> Report {
                 report
                     .findings
                     .extend(a.findings.into_iter().map(|f| for_holder(f, &name)));
+                // Only --pcr0 given and this policy requires PCR8: not judged, not "unsigned".
+                let needs_pcr8 = a.allowed.get(&8).is_some_and(|v| !v.is_empty());
+                if !input.pcr8_known && needs_pcr8 && !allowed_now {
+                    report.findings.retain(|f| f.code != "policy.pcr8-unsigned");
+                    report.findings.push(
+                        Finding::new(
+                            "policy.pcr8-not-given",
+                            Severity::Warn,
+                            format!("holder '{name}': its policy requires PCR8, which was not given (--pcr8): whether it releases is unknown"),
+                        )
+                        .with("holder", name.clone())
+                        .fix("Give the running PCR8 too (--pcr8), or measure the image (--eif, --attestation)", &[]),
+                    );
+                    report.verdict = Some("unknown".into());
+                    report.reasons = vec!["PCR8 was not given".into()];
+                    report.measured_admitted.insert("PCR8".into(), None);
+                    report.key_state = state;
+                    report.decrypt_allowed = None;
+                    holders.push(report);
+                    continue;
+                }
                 if let Some(s) = &state
                     && s != "Enabled"
                 {
@@ -456,7 +482,26 @@ pub async fn check(input: Input) -> Report {
         }
     }
     let release_possible = releasing >= input.threshold as usize;
-    if !release_possible {
+    let unknown = holders
+        .iter()
+        .filter(|h| h.verdict.as_deref() == Some("unknown"))
+        .count();
+    if !release_possible && releasing + unknown >= input.threshold as usize {
+        findings.push(
+            Finding::new(
+                "policy.release-unknown",
+                Severity::Warn,
+                format!(
+                    "{releasing} of {} holders release for certain and {unknown} cannot be judged (PCR8 not given); the threshold is {}: whether the enclave can unseal is unknown",
+                    holders.len(),
+                    input.threshold
+                ),
+            )
+            .with("holders_releasing", releasing)
+            .with("threshold", input.threshold)
+            .fix("Give the running PCR8 too (--pcr8), or measure the image (--eif, --attestation)", &[]),
+        );
+    } else if !release_possible {
         let missing: Vec<String> = holders
             .iter()
             .filter(|h| h.decrypt_allowed != Some(true))
@@ -526,6 +571,9 @@ fn human_raw(r: &Report) -> String {
                  allow it (NOT checked: see policy.identity-not-checked)"
                 .into(),
             (Some(true), _, _) => "releases".into(),
+            (_, _, Some("unknown")) => {
+                "UNKNOWN: its policy requires PCR8, which was not given".into()
+            }
             (_, _, Some("depends_on")) => {
                 format!(
                     "DEPENDS on {} (not known to ccctl)",
@@ -552,6 +600,12 @@ fn human_raw(r: &Report) -> String {
         r.threshold,
         if r.release_possible {
             "the enclave can unseal"
+        } else if r
+            .findings
+            .iter()
+            .any(|f| f.code == "policy.release-unknown")
+        {
+            "UNKNOWN whether the enclave can unseal (PCR8 not given)"
         } else {
             "the enclave CANNOT unseal"
         }
@@ -671,6 +725,7 @@ pub fn input_from_args(a: &PolicyCheckArgs) -> Result<Input, CannotRun> {
         principal,
         threshold,
         measurements: measurements(&pcrs),
+        pcr8_known: a.pcr8.is_some() || a.eif.is_some() || a.attestation.is_some(),
         iam,
         timeout: a.timeout,
     })

@@ -117,7 +117,7 @@ impl State {
     pub fn load(path: &Path) -> Result<State, CannotRun> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             CannotRun::new(format!(
-                "cannot read the rotation state '{}': {e} (start one with `ccctl rotate pcrN start`)",
+                "cannot read the rotation state '{}': {e} (start one with `ccctl rotate pcr0 start --config ccctl.toml …` or `pcr8`)",
                 path.display()
             ))
         })?;
@@ -340,11 +340,15 @@ pub fn run(cmd: RotateCommand, fmt: Format) -> Result<Outcome, CannotRun> {
                     let state = a.state_path().display().to_string();
                     if s.halted.is_some() {
                         crate::output::emit(&format!(
-                            "start over once resolved: ccctl rotate pcr{pcr} start --force --state {state} …\n"
+                            "start over once resolved: ccctl rotate pcr{pcr} start --force --state {} --config {} --new {}\n",
+                            crate::output::shell_word(&state),
+                            crate::output::shell_word(&s.config.display().to_string()),
+                            s.new
                         ));
                     } else if s.step != Step::Done {
                         crate::output::emit(&format!(
-                            "next: ccctl rotate pcr{pcr} next --state {state}\n"
+                            "next: ccctl rotate pcr{pcr} next --state {}\n",
+                            crate::output::shell_word(&state)
                         ));
                     }
                 }
@@ -860,7 +864,9 @@ async fn next(pcr: u8, a: NextArgs, fmt: Format) -> Result<Outcome, CannotRun> {
         let o = match workflow::decide(&s, holders.as_ref(), enclaves.as_deref()) {
             Decision::Halted { why } => {
                 return Err(CannotRun::new(format!(
-                    "the workflow is halted: {why}\nStart over with `ccctl rotate pcr{pcr} start --force` once resolved"
+                    "the workflow is halted: {why}\nStart over once resolved: `ccctl rotate pcr{pcr} start --force --config {} --new {}`",
+                    crate::output::shell_word(&s.config.display().to_string()),
+                    s.new
                 )));
             }
             Decision::CannotRun { why } => return Err(CannotRun::new(why)),

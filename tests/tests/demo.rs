@@ -25,7 +25,39 @@ fn demo(extra: &[&str]) -> (i32, String, String) {
 fn scenario(name: &str) -> BTreeSet<String> {
     let (code, out, err) = demo(&["--scenario", name, "-o", "json"]);
     assert_eq!(code, 1, "scenario {name} must be a finding\n{out}\n{err}");
+    every_ccctl_command_parses(&out);
     finding_codes(&out)
+}
+
+/// Every `ccctl …` fix command in a report, as printed, parses with the real clap parser and
+/// has no `<placeholder>` (issue 13 #6).
+fn every_ccctl_command_parses(json: &str) {
+    use clap::Parser as _;
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    for f in v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["findings"].as_array().unwrap())
+    {
+        for cmd in f["remediation"]["commands"].as_array().unwrap() {
+            let cmd = cmd.as_str().unwrap();
+            assert!(!cmd.contains('<'), "placeholder in {cmd}");
+            if !cmd.starts_with("ccctl ") {
+                continue;
+            }
+            let mut words: Vec<String> = cmd
+                .split_whitespace()
+                .map(|w| w.trim_matches('\'').to_owned())
+                .collect();
+            if let Some(end) = words.iter().position(|w| w == "|") {
+                words.truncate(end);
+            }
+            if let Err(e) = ccctl::cli::Cli::try_parse_from(&words) {
+                panic!("{}: {cmd} does not parse:\n{e}", f["code"]);
+            }
+        }
+    }
 }
 
 /// The human output of a scenario puts its true cause first: in the verdict line on top and as

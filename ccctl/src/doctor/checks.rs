@@ -43,11 +43,8 @@ fn api_unreachable(ctx: &Context, why: &str) -> Finding {
     )
     .with("address", ctx.api.to_string())
     .fix(
-        "Check that the enclave runs and the ingress forwarder for port 9000 is up",
-        &[
-            "ccctl enclaves",
-            "ps aux | grep containment-chamber-enclave-proxy",
-        ],
+        "Check that the enclave runs (the first command) and that the parent's ingress forwarder for the API is running (the second lists the proxy processes; none listed: restart the parent container, whose entrypoint starts them)",
+        &["ccctl enclaves", "pgrep -af containment-chamber-enclave-proxy"],
     )
 }
 
@@ -336,6 +333,24 @@ impl Check for KmsHolders {
                 Err(e) => return vec![api_unreachable(ctx, &e)],
             };
             let mut out = Vec::new();
+            // The commands carry what doctor knows: the config path and the running PCRs.
+            let config = ctx
+                .holders_config
+                .as_ref()
+                .map_or("ccctl.toml".to_owned(), |p| p.display().to_string());
+            let pcrs = st.attestation.as_ref().map(|a| a.pcr_set());
+            let policy_check = match pcrs.as_ref().and_then(|p| p.get(0).zip(p.get(8))) {
+                Some((p0, p8)) => format!(
+                    "ccctl policy check --config {} --pcr0 {} --pcr8 {}",
+                    crate::output::shell_word(&config),
+                    p0.hex(),
+                    p8.hex()
+                ),
+                None => format!(
+                    "ccctl doctor --local --checks pcr --config {}",
+                    crate::output::shell_word(&config)
+                ),
+            };
             for h in &st.holders {
                 let base = |code: &str, sev: Severity, summary: String| {
                     Finding::new(code, sev, summary)
@@ -357,14 +372,30 @@ impl Check for KmsHolders {
                             .as_deref()
                             .is_some_and(|m| m.contains("no identity-based policy allows")) =>
                     {
-                        out.push(
-                            base("kms.role-lacks-decrypt", sev, format!("holder '{}': the signer role's own IAM policy does not allow kms:Decrypt on {} (the key policy was not the problem)", h.name, h.key_arn))
-                                .fix("Add kms:Decrypt on this key ARN to the signer role's IAM policy (cross-account keys need both the key policy and the role's policy)", &["aws iam get-role-policy --role-name <signer-role> --policy-name <policy>"]),
-                        )
+                        // The role as KMS named it ("…assumed-role/NAME/session…"), when it did.
+                        let role = h.error_message.as_deref().and_then(|m| {
+                            let rest = m.split("assumed-role/").nth(1)?;
+                            let name = rest.split(['/', ' ']).next()?;
+                            (!name.is_empty()
+                                && name.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c)))
+                            .then(|| name.to_owned())
+                        });
+                        let config_q = crate::output::shell_word(&config);
+                        let mut commands = vec![format!("ccctl policy check --config {config_q}")];
+                        if let Some(r) = &role {
+                            commands.push(format!("aws iam list-role-policies --role-name {r}"));
+                        }
+                        let commands: Vec<&str> = commands.iter().map(String::as_str).collect();
+                        let mut f = base("kms.role-lacks-decrypt", sev, format!("holder '{}': the signer role's own IAM policy does not allow kms:Decrypt on {} (the key policy was not the problem)", h.name, h.key_arn))
+                            .fix("Add kms:Decrypt on this key ARN to the signer role's IAM policy (cross-account keys need both the key policy and the role's policy); policy check judges both sides", &commands);
+                        if let Some(r) = role {
+                            f = f.with("role", r);
+                        }
+                        out.push(f)
                     }
                     HolderOutcome::Denied => out.push(
                         base("kms.access-denied", sev, format!("holder '{}' denied kms:Decrypt ({}): this PCR0/PCR8 is not in its key policy", h.name, h.error_code.as_deref().unwrap_or("AccessDeniedException")))
-                            .fix("Check the holder's key policy against the running measurements", &["ccctl policy check --config ccctl.toml --attestation doc.cbor"]),
+                            .fix("Check the holder's key policy against the running measurements", &[policy_check.as_str()]),
                     ),
                     HolderOutcome::Unreachable => out.push(
                         base("kms.unreachable", sev, format!("holder '{}': KMS unreachable ({})", h.name, h.error_message.as_deref().unwrap_or("")))

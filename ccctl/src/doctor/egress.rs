@@ -70,7 +70,7 @@ impl Check for EgressEndpoints {
                             Severity::Error,
                             format!("the egress forwarder '{name}' does not listen on {listen}: {why}"),
                         ))
-                        .fix("Restart the parent container; the entrypoint starts one forwarder per endpoint", &["ps aux | grep 'containment-chamber-enclave-proxy'"]));
+                        .fix("The command lists the proxy processes: when this endpoint's forwarder is not among them, restart the parent container (its entrypoint starts one forwarder per endpoint and the pod log says why one stopped)", &["pgrep -af containment-chamber-enclave-proxy"]));
                     }
                     if let Some((host, port)) = target.tcp_host_port()
                         && let Err((code, why)) = crate::probe::egress::upstream(host, port, timeout).await

@@ -30,8 +30,8 @@ pub const SIGNATURES: &[Signature] = &[
         code: "logs.kms-access-denied",
         severity: Severity::Error,
         summary: "a key holder's KMS refused kms:Decrypt",
-        fix: "Compare the running PCR0/PCR8 with that holder's key policy",
-        commands: &["ccctl policy check --config ccctl.toml --pcr0 <PCR0> --pcr8 <PCR8>"],
+        fix: "Compare the running PCR0/PCR8 with each holder's key policy (the pcr checks read them from the enclave's attestation)",
+        commands: &["ccctl doctor --local --checks kms,pcr"],
     },
     Signature {
         needle: "outcome=\"unreachable\"",

@@ -315,7 +315,7 @@ fn malformed_measurement(s: &Statement, c: &Condition, v: &str) -> Option<Findin
         )
         .with("value", v.to_owned())
         .fix(
-            "Use the 96-hex-digit value from `ccctl eif describe`",
+            "Use the 96-hex-digit value the command prints for the release's EIF",
             &["ccctl eif describe --eif-path enclave.eif -o json | jq -r .Measurements.PCR0"],
         ),
     )
