@@ -203,6 +203,10 @@ pub struct Layout {
     pub metrics: std::net::SocketAddr,
     pub kms: u16,
     pub egress_in: std::net::SocketAddr,
+    /// The pod runs with `PRODUCTION=true` and `ENCLAVE_DEBUG=1` (`--scenario
+    /// debug-in-production`): env.sh says so, so every ccctl pointed at the demo judges the
+    /// same environment.
+    pub production_debug: bool,
 }
 
 impl Layout {
@@ -618,7 +622,7 @@ async fn cluster(l: &Layout, scenario: Option<Scenario>) -> Result<apiserver::Ap
 /// The variables that point ccctl at the demo.
 pub fn env_vars(l: &Layout) -> Vec<(&'static str, String)> {
     let p = |n: &str| l.p(n).display().to_string();
-    vec![
+    let mut v = vec![
         ("KUBECONFIG", p("kubeconfig")),
         ("AWS_ACCESS_KEY_ID", kms::OPERATOR_KEY_ID.to_owned()),
         (
@@ -636,7 +640,12 @@ pub fn env_vars(l: &Layout) -> Vec<(&'static str, String)> {
         ("CCCTL_ALLOCATOR", p("allocator.yaml")),
         ("CCCTL_CONFIG", p("ccctl.toml")),
         ("CCCTL_PROXY_CONFIG", p("proxy.toml")),
-    ]
+    ];
+    if l.production_debug {
+        v.push(("PRODUCTION", "true".to_owned()));
+        v.push(("ENCLAVE_DEBUG", "1".to_owned()));
+    }
+    v
 }
 
 /// `env.sh`: what a shell needs to point ccctl at the demo.
@@ -698,6 +707,7 @@ pub async fn start(args: &Options, dir: &Path, quiet: bool) -> Result<Chamber, S
         metrics: addr(args.metrics_port)?,
         kms: kms_listener.local_addr().map(|a| a.port()).unwrap_or(0),
         egress_in: free_addr()?,
+        production_debug: scenario == Some(Scenario::DebugInProduction),
     };
     write_files(&layout, scenario)?;
     let (pcr0, old_pcr0, pcr8) = measurements();
@@ -950,6 +960,28 @@ pub fn traffic(
 mod tests {
     use super::*;
 
+    /// The dashboard (started with these variables) and a shell after `. env.sh` judge the pod's
+    /// environment: in debug-in-production it has PRODUCTION and ENCLAVE_DEBUG (issue 13 #3:
+    /// the dashboard's doctor showed `✓ config.debug`).
+    #[test]
+    fn env_sh_carries_the_pods_production_and_debug_settings() {
+        let free = |p: u16| std::net::SocketAddr::from(([127, 0, 0, 1], p));
+        let mut l = Layout {
+            dir: "/tmp/x".into(),
+            api: free(9000),
+            metrics: free(3000),
+            kms: 4430,
+            egress_in: free(4431),
+            production_debug: false,
+        };
+        assert!(!env_vars(&l).iter().any(|(k, _)| *k == "ENCLAVE_DEBUG"));
+        l.production_debug = true;
+        let v = env_vars(&l);
+        assert!(v.contains(&("PRODUCTION", "true".to_owned())));
+        assert!(v.contains(&("ENCLAVE_DEBUG", "1".to_owned())));
+        assert!(env_file(&l).contains("export ENCLAVE_DEBUG='1'"));
+    }
+
     /// Every configuration the demo writes is read back by the program that reads it, for
     /// every scenario.
     #[test]
@@ -962,6 +994,7 @@ mod tests {
             metrics: free(3000),
             kms: 4430,
             egress_in: free(4431),
+            production_debug: false,
         };
         for scenario in [
             None,

@@ -51,6 +51,25 @@ async fn a_pod_deployed_as_the_chart_does_passes() {
     );
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["summary"]["checks"], 8);
+    // The failed exec in words, one line: not the client's `ApiError … Status {…}` dump
+    // (issue 13 #8).
+    let summary = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["findings"].as_array().unwrap())
+        .find(|f| f["code"] == "enclave.in-pod-probe-failed")
+        .and_then(|f| f["summary"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        summary.contains("the API server answered HTTP 404"),
+        "{out}"
+    );
+    assert!(
+        !summary.contains("Status {") && !summary.contains("ApiError"),
+        "{summary}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -120,10 +120,10 @@ pub fn human(r: &Report, st: Style) -> String {
     }
     let s = &r.summary;
     out += &format!(
-        "\n{} checks: {} errors, {} warnings, {} info{}{}{}{}\n",
-        s.checks,
-        s.errors,
-        s.warnings,
+        "\n{}: {}, {}, {} info{}{}{}{}\n",
+        crate::output::plural(s.checks, "check", "checks"),
+        crate::output::plural(s.errors, "error", "errors"),
+        crate::output::plural(s.warnings, "warning", "warnings"),
         s.infos,
         if s.skipped > 0 {
             format!(", {} skipped", s.skipped)

@@ -63,10 +63,13 @@ impl PodExec for KubeExec {
                 .stdout(true)
                 .stderr(true)
                 .stdin(false);
-            let mut p = api
-                .exec(pod, cmd.clone(), &ap)
-                .await
-                .map_err(|e| format!("exec {cmd:?} in {namespace}/{pod}: {e}"))?;
+            let mut p = api.exec(pod, cmd.clone(), &ap).await.map_err(|e| {
+                format!(
+                    "exec `{}` in {namespace}/{pod}: {}",
+                    cmd.join(" "),
+                    crate::probe::k8s::describe_error(&e)
+                )
+            })?;
             let mut stdout = Vec::new();
             let mut stderr = Vec::new();
             if let Some(mut o) = p.stdout() {

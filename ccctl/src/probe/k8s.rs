@@ -69,6 +69,44 @@ pub async fn default_namespace(context: Option<&str>) -> String {
         .unwrap_or_else(|| "default".into())
 }
 
+/// A kube client error in one line of words: the API server's status (code, reason, message)
+/// instead of the client's Debug dump, with what a code usually means.
+pub fn describe_error(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => {
+            let mut out = format!("the API server answered HTTP {}", s.code);
+            let reason = s.reason.trim();
+            if !reason.is_empty() && reason != "Failed to parse error data" {
+                out += &format!(" {reason}");
+            }
+            let message = s.message.trim();
+            if !message.is_empty() {
+                out += &format!(": {message}");
+            }
+            let hint = match s.code {
+                401 => " (the kubeconfig's credentials were refused)",
+                403 => " (the user lacks the permission: kubectl auth can-i)",
+                404 => " (no such object, or the API server does not serve this subresource)",
+                _ => "",
+            };
+            crate::output::clean(&(out + hint))
+        }
+        other => {
+            // One line: the error and its sources.
+            let mut out = other.to_string();
+            let mut src = std::error::Error::source(other);
+            while let Some(s) = src {
+                let t = s.to_string();
+                if !out.contains(&t) {
+                    out += &format!(": {t}");
+                }
+                src = s.source();
+            }
+            crate::output::clean(&out)
+        }
+    }
+}
+
 fn not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
 }
