@@ -561,6 +561,9 @@ pub fn die_with_parent(cmd: &mut Command) {
 
 fn spawn(name: &'static str, mut cmd: Command, out: &Path) -> Result<Proc, String> {
     die_with_parent(&mut cmd);
+    // Its own process group: a Ctrl-C at the terminal (SIGINT to the foreground group) reaches
+    // ccctl, which stops the chamber in order, not every process at once behind its back.
+    cmd.process_group(0);
     cmd.stdin(Stdio::null())
         .stdout(log_file(out)?)
         .stderr(log_file(&out.with_extension("err"))?)
