@@ -50,6 +50,31 @@ impl Drop for Tmux {
     }
 }
 
+/// The occurrences of `word` whose colour (the last SGR sequence before it) is green.
+fn green_before(screen: &str, word: &str) -> Vec<usize> {
+    screen
+        .match_indices(word)
+        .filter(|(i, _)| {
+            let before = &screen[..*i];
+            let Some(start) = before.rfind("\x1b[") else {
+                return false;
+            };
+            let sgr = &before[start + 2..];
+            let sgr = &sgr[..sgr.find('m').unwrap_or(sgr.len())];
+            let parts: Vec<&str> = sgr.split(';').collect();
+            parts.contains(&"32") || parts.windows(3).any(|w| w == ["38", "5", "2"])
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
+#[test]
+fn green_before_reads_the_colour_in_front_of_a_word() {
+    assert_eq!(green_before("\x1b[1;32mUNSEALED\x1b[0m", "UNSEALED"), [7]);
+    assert!(green_before("\x1b[32mok \x1b[90mUNSEALED", "UNSEALED").is_empty());
+    assert_eq!(green_before("\x1b[38;5;2mUNSEALED", "UNSEALED").len(), 1);
+}
+
 #[test]
 fn the_demo_dashboard_in_a_real_terminal() {
     let dir = tempfile::tempdir().unwrap();
@@ -109,6 +134,26 @@ fn the_demo_dashboard_in_a_real_terminal() {
     t.tmux(&["resize-window", "-t", "t", "-x", "80", "-y", "24"]);
     t.keys(&["1"]);
     t.wait_for("UNSEALED", Duration::from_secs(5));
+    t.wait_for("HEALTHY", Duration::from_secs(30));
+
+    // Kill the enclave server with the dashboard open (issue 13 #1): within 10 s its last
+    // values are dimmed under UNREACHABLE, no green UNSEALED remains, the verdict is DOWN.
+    let pid = std::fs::read_to_string(d.join("enclave.pid")).unwrap();
+    let killed = Instant::now();
+    Command::new("kill")
+        .args(["-KILL", pid.trim()])
+        .status()
+        .unwrap();
+    t.wait_for("UNREACHABLE", Duration::from_secs(10));
+    t.wait_for("DOWN", Duration::from_secs(10));
+    let coloured =
+        String::from_utf8_lossy(&t.tmux(&["capture-pane", "-e", "-p", "-t", "t"]).stdout)
+            .into_owned();
+    assert!(
+        green_before(&coloured, "UNSEALED").is_empty(),
+        "green UNSEALED after the enclave died:\n{coloured}"
+    );
+    assert!(killed.elapsed() < Duration::from_secs(10) + Duration::from_secs(1));
 
     t.keys(&["q"]);
     let start = Instant::now();
@@ -119,7 +164,8 @@ fn the_demo_dashboard_in_a_real_terminal() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    for s in ["log.sock", "api.sock", "metrics.sock", "egress-kms.sock"] {
+    // (The enclave server's own sockets stay: it was killed above.)
+    for s in ["log.sock", "egress-kms.sock"] {
         assert!(!Path::new(&d.join(s)).exists(), "{s} left behind");
     }
 }
