@@ -32,8 +32,9 @@ pub enum AttestCommand {
     /// Fetch a fresh document from the enclave server's /attestation with a random nonce,
     /// check the nonce came back, and verify it.
     Fetch {
-        /// http://HOST:PORT, tcp://HOST:PORT or unix:///path of the enclave API.
-        #[arg(long, value_name = "URL")]
+        /// http://HOST:PORT, tcp://HOST:PORT or unix:///path of the enclave API (default:
+        /// `CCCTL_API`, as doctor).
+        #[arg(long, visible_alias = "api", value_name = "URL", env = "CCCTL_API")]
         url: String,
         /// Also write the document here.
         #[arg(long, value_name = "FILE")]
@@ -48,8 +49,8 @@ pub enum AttestCommand {
 #[derive(Debug, clap::Args)]
 pub struct AttestCheck {
     /// Trust this root (PEM) instead of the pinned AWS Nitro root G1, e.g. the software-mode
-    /// development root.
-    #[arg(long, value_name = "PEM")]
+    /// development root (`ccctl demo`'s env.sh sets `CCCTL_ROOT` to its own).
+    #[arg(long, value_name = "PEM", env = "CCCTL_ROOT")]
     pub root: Option<PathBuf>,
     /// Check validity at `now`, at `doc` (the document's own timestamp) or at an RFC 3339 time.
     #[arg(long, value_name = "WHEN", default_value = "now")]

@@ -643,6 +643,8 @@ pub fn env_vars(l: &Layout) -> Vec<(&'static str, String)> {
         ("CCCTL_ALLOCATOR", p("allocator.yaml")),
         ("CCCTL_CONFIG", p("ccctl.toml")),
         ("CCCTL_PROXY_CONFIG", p("proxy.toml")),
+        // The development root the demo's attestation documents chain to (attest verify/fetch).
+        ("CCCTL_ROOT", p("root/root.pem")),
     ];
     if l.production_debug {
         v.push(("PRODUCTION", "true".to_owned()));

@@ -362,6 +362,11 @@ fn without_once_it_keeps_running_until_sigterm_then_stops_everything() {
     let (code, out) = run(&["doctor", "--local", "-o", "json"]);
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(finding_codes(&out), BTreeSet::new(), "{out}");
+    // Every command reads the same CCCTL_* as doctor: attest fetch needs no flag after
+    // `. env.sh` (the API from CCCTL_API, the development root from CCCTL_ROOT).
+    let (code, out) = run(&["attest", "fetch"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("development root"), "{out}");
     let (code, out) = run(&[
         "doctor",
         "--pod",
