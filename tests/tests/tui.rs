@@ -170,6 +170,67 @@ fn the_demo_dashboard_in_a_real_terminal() {
     }
 }
 
+/// Every scenario puts its true cause in the overview's verdict bar, the same as `demo --once`
+/// puts it on its first line (tests/demo.rs): each demo opens its dashboard in its own tmux
+/// session, a few at once.
+#[test]
+fn each_scenario_names_its_cause_in_the_overview_verdict() {
+    let cases = [
+        ("stale-policy", "DEGRADED  policy.measurement-not-allowed:"),
+        ("debug-in-production", "DOWN  config.debug-in-production:"),
+        ("egress-down", "DOWN  egress.proxy-down:"),
+        ("log-listener-down", "DEGRADED  logs.listener-down:"),
+        ("nsm-missing", "DOWN  nsm.device-missing:"),
+        ("threshold-lost", "DOWN  policy.measurement-not-allowed:"),
+        (
+            "role-lacks-decrypt",
+            "DEGRADED  policy.identity-lacks-decrypt:",
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for batch in cases.chunks(4) {
+        let sessions: Vec<(Tmux, &str)> = batch
+            .iter()
+            .map(|(scenario, want)| {
+                let t = Tmux(format!("cc-verdict-{}-{scenario}", std::process::id()));
+                let cmd = format!(
+                    "{} demo --api-port 0 --metrics-port 0 --dir {} --scenario {scenario} 2>{}",
+                    bin("ccctl").display(),
+                    dir.path().join(scenario).display(),
+                    dir.path().join(format!("{scenario}.err")).display()
+                );
+                let out = t.tmux(&[
+                    "new-session",
+                    "-d",
+                    "-s",
+                    "t",
+                    "-x",
+                    "200",
+                    "-y",
+                    "40",
+                    &cmd,
+                ]);
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                (t, *want)
+            })
+            .collect();
+        for (t, want) in &sessions {
+            let screen = t.wait_for(want, Duration::from_secs(90));
+            // It is the verdict bar (the line under the tabs), not a line further down.
+            let bar = screen.lines().nth(1).unwrap_or_default();
+            assert!(
+                bar.contains(want),
+                "{want} is not the verdict bar:\n{screen}"
+            );
+            t.keys(&["q"]);
+        }
+    }
+}
+
 /// `ccctl tui --pod` against a running demo through its Kubernetes API: the pod table, and the
 /// log panel fed by the kube log stream (follow), which keeps bringing new lines.
 #[test]
