@@ -45,6 +45,8 @@ pub enum Command {
     /// Run the whole chamber on this machine (local KMS, enclave server, parent proxy) and
     /// diagnose it; --scenario injects a fault.
     Demo(crate::demo::DemoArgs),
+    /// The runbook section of a finding code (embedded: works inside a pod), or --list.
+    Explain(crate::explain::ExplainArgs),
 }
 
 /// Run the command the arguments name.
@@ -62,5 +64,6 @@ pub fn dispatch(cli: Cli) -> Result<Outcome, CannotRun> {
         Command::Rotate(c) => crate::rotate::run(c, fmt),
         Command::Tui(a) => crate::tui::run(*a),
         Command::Demo(a) => crate::demo::run(a, fmt),
+        Command::Explain(a) => crate::explain::run(a, fmt),
     }
 }

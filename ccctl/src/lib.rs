@@ -15,6 +15,7 @@ pub mod demo;
 pub mod demo;
 pub mod doctor;
 pub mod eif;
+pub mod explain;
 pub mod enclaves;
 pub mod output;
 pub mod policy;

@@ -30,6 +30,9 @@ pub struct Finding {
     pub remediation: Remediation,
     /// `runbooks/FILE.md#anchor`.
     pub runbook: String,
+    /// The command that prints the runbook section from the binary: `ccctl explain CODE`.
+    #[serde(default)]
+    pub explain: String,
     /// The code of the finding in the same report that explains this one (its cause), when
     /// there is one: renderers show this finding under it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -46,6 +49,7 @@ impl Finding {
             evidence: serde_json::Map::new(),
             remediation: Remediation::default(),
             runbook: format!("runbooks/{family}.md#{}", code.replace('.', "-")),
+            explain: format!("ccctl explain {code}"),
             caused_by: None,
         }
     }

@@ -107,7 +107,7 @@ pub fn human(r: &Report, st: Style) -> String {
         for cmd in &f.remediation.commands {
             *out += &format!("{indent}     $ {}\n", clean(cmd));
         }
-        *out += &format!("{indent}   runbook: {}\n", f.runbook);
+        *out += &format!("{indent}   runbook: {}  ({})\n", f.runbook, f.explain);
     };
     for g in &groups {
         problem(&mut out, g.cause, "  ");
