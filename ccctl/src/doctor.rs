@@ -570,9 +570,10 @@ mod tests {
         r.resummarise();
         let h = render::human(&r, render::Style { color: false });
         assert_eq!(h.matches("enclave.pod-phase").count(), 1, "{h}");
-        // Once in the problems (and once more in the verdict line on top).
+        // Once in the problems (with its `ccctl explain` there), once in the verdict line.
         assert!(h.starts_with("DOWN — enclave.not-running: x"), "{h}");
-        assert_eq!(h.matches("enclave.not-running").count(), 2, "{h}");
+        assert_eq!(h.matches("enclave.not-running").count(), 3, "{h}");
+        assert_eq!(h.matches("ccctl explain enclave.not-running").count(), 1, "{h}");
         assert_eq!(h.lines().filter(|l| *l == "enclave").count(), 1, "{h}");
         let x = render::junit(&r);
         assert_eq!(x.matches("<testsuite name=\"enclave\"").count(), 1, "{x}");

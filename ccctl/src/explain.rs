@@ -9,18 +9,30 @@ use crate::output::{self, CannotRun, Format, Outcome, Render, Style};
 /// Every runbook page, embedded (`ccctl/tests/explain.rs` checks that no page is missing).
 pub const PAGES: &[(&str, &str)] = &[
     ("config.md", include_str!("../../runbooks/config.md")),
-    ("debug-mode.md", include_str!("../../runbooks/debug-mode.md")),
+    (
+        "debug-mode.md",
+        include_str!("../../runbooks/debug-mode.md"),
+    ),
     ("doctor.md", include_str!("../../runbooks/doctor.md")),
     ("egress.md", include_str!("../../runbooks/egress.md")),
     ("enclave.md", include_str!("../../runbooks/enclave.md")),
     ("kms.md", include_str!("../../runbooks/kms.md")),
     ("logs.md", include_str!("../../runbooks/logs.md")),
-    ("master-key.md", include_str!("../../runbooks/master-key.md")),
+    (
+        "master-key.md",
+        include_str!("../../runbooks/master-key.md"),
+    ),
     ("metrics.md", include_str!("../../runbooks/metrics.md")),
     ("nsm.md", include_str!("../../runbooks/nsm.md")),
     ("pcr.md", include_str!("../../runbooks/pcr.md")),
-    ("pcr0-rotation.md", include_str!("../../runbooks/pcr0-rotation.md")),
-    ("pcr8-rotation.md", include_str!("../../runbooks/pcr8-rotation.md")),
+    (
+        "pcr0-rotation.md",
+        include_str!("../../runbooks/pcr0-rotation.md"),
+    ),
+    (
+        "pcr8-rotation.md",
+        include_str!("../../runbooks/pcr8-rotation.md"),
+    ),
     ("policy.md", include_str!("../../runbooks/policy.md")),
     ("README.md", include_str!("../../runbooks/README.md")),
 ];
@@ -133,7 +145,13 @@ impl Render for List {
         let w = self.0.iter().map(|i| i.code.len()).max().unwrap_or(0);
         self.0
             .iter()
-            .map(|i| format!("{}  {}\n", st.paint("1", &format!("{:<w$}", i.code)), i.summary))
+            .map(|i| {
+                format!(
+                    "{}  {}\n",
+                    st.paint("1", &format!("{:<w$}", i.code)),
+                    i.summary
+                )
+            })
             .collect()
     }
 }

@@ -58,17 +58,28 @@ fn every_code_can_be_explained_and_every_section_names_a_code() {
     let codes = codes();
     let sections = ccctl::explain::sections();
     for c in &codes {
-        let s = ccctl::explain::section(c).unwrap_or_else(|| panic!("ccctl explain {c}: no section"));
+        let s =
+            ccctl::explain::section(c).unwrap_or_else(|| panic!("ccctl explain {c}: no section"));
         assert!(s.text.contains(&format!("`{c}`")), "{c}");
         assert!(!s.summary().is_empty(), "{c}");
     }
     for s in &sections {
-        assert!(codes.contains(&s.code), "section {} explains no code the sources emit", s.runbook);
+        assert!(
+            codes.contains(&s.code),
+            "section {} explains no code the sources emit",
+            s.runbook
+        );
     }
     // Each section is exactly the one its findings' `runbook` field points to.
     for s in &sections {
         let f = cc_proto::findings::Finding::new(&s.code, cc_proto::findings::Severity::Info, "");
-        assert!(s.runbook.ends_with(f.runbook.trim_start_matches("runbooks/")), "{} vs {}", s.runbook, f.runbook);
+        assert!(
+            s.runbook
+                .ends_with(f.runbook.trim_start_matches("runbooks/")),
+            "{} vs {}",
+            s.runbook,
+            f.runbook
+        );
         assert_eq!(f.explain, format!("ccctl explain {}", s.code));
     }
 }
@@ -88,14 +99,29 @@ fn explain_every_code() {
     insta::assert_snapshot!("explain_every_code", all);
     let o = common::ccctl(&["explain", "--list"]);
     let list = common::stdout(&o);
-    assert_eq!(list.lines().count(), ccctl::explain::sections().len(), "{list}");
-    assert!(list.lines().all(|l| l.contains('.') && l.len() > 40), "{list}");
+    assert_eq!(
+        list.lines().count(),
+        ccctl::explain::sections().len(),
+        "{list}"
+    );
+    assert!(
+        list.lines().all(|l| l.contains('.') && l.len() > 40),
+        "{list}"
+    );
     // A mistyped code: exit 2 and the near codes.
     let o = common::ccctl(&["explain", "kms.acess-denied"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(common::stderr(&o).contains("did you mean kms.access-denied"), "{}", common::stderr(&o));
+    assert!(
+        common::stderr(&o).contains("did you mean kms.access-denied"),
+        "{}",
+        common::stderr(&o)
+    );
     let o = common::ccctl(&["explain", "threshold"]);
-    assert!(common::stderr(&o).contains("policy.threshold-unmet"), "{}", common::stderr(&o));
+    assert!(
+        common::stderr(&o).contains("policy.threshold-unmet"),
+        "{}",
+        common::stderr(&o)
+    );
     let o = common::ccctl(&["explain", "kms.access-denied", "-o", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["code"], "kms.access-denied");
@@ -110,6 +136,7 @@ fn markdown_for_a_terminal() {
     assert!(out.contains("\x1b[1mTitle"), "{out:?}");
     assert!(out.contains("  • item \x1b[36mx"), "{out:?}");
     assert!(out.contains("    \x1b[36mcode"), "{out:?}");
-    let plain = ccctl::explain::render_markdown("- item `x`", ccctl::output::Style { color: false });
+    let plain =
+        ccctl::explain::render_markdown("- item `x`", ccctl::output::Style { color: false });
     assert_eq!(plain, "- item `x`\n");
 }

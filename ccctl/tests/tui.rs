@@ -508,3 +508,35 @@ fn the_header_keeps_the_target_at_80_columns() {
         "{out}"
     );
 }
+
+/// The Findings screen: ↓ selects the next problem, enter opens its runbook section (the same
+/// text as `ccctl explain CODE`), any key closes it; Shift-Tab goes back a screen.
+#[test]
+fn enter_on_a_finding_opens_its_runbook_section() {
+    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    let key = |c| KeyEvent::new(c, KeyModifiers::NONE);
+    let mut app = failing();
+    app.screen = Screen::Findings;
+    app.on_key(key(KeyCode::Down));
+    assert_eq!(
+        app.selected_finding().map(|f| f.code.as_str()),
+        Some("logs.events-dropped")
+    );
+    app.on_key(key(KeyCode::Enter));
+    assert_eq!(app.explain.as_deref(), Some("logs.events-dropped"));
+    let out = draw(&app, 100, 30);
+    insta::assert_snapshot!("findings_explain", out);
+    let section = ccctl::explain::section("logs.events-dropped").unwrap();
+    let first_words: String = section
+        .text
+        .split_whitespace()
+        .take(4)
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(out.contains("ccctl explain logs.events-dropped"), "{out}");
+    assert!(out.contains(&first_words), "{first_words} not in\n{out}");
+    app.on_key(key(KeyCode::Char('x')));
+    assert_eq!(app.explain, None);
+    app.on_key(key(KeyCode::BackTab));
+    assert_eq!(app.screen, Screen::Metrics);
+}

@@ -55,6 +55,8 @@ pub enum Action {
     EnclaveOnly,
     Wrap,
     FullPcrs,
+    PrevScreen,
+    Explain,
 }
 
 pub struct Binding {
@@ -127,6 +129,22 @@ pub const KEYMAP: &[Binding] = &[
         false,
     ),
     b(K::Tab, "tab", A::NextScreen, None, "next screen", true),
+    b(
+        K::BackTab,
+        "S-tab",
+        A::PrevScreen,
+        None,
+        "previous screen",
+        false,
+    ),
+    b(
+        K::Enter,
+        "enter",
+        A::Explain,
+        Some(Screen::Findings),
+        "explain the selected finding (ccctl explain)",
+        true,
+    ),
     b(K::Char('r'), "r", A::Rerun, None, "re-run doctor", true),
     b(
         K::Char('p'),
@@ -369,7 +387,10 @@ pub struct App {
     pub log_error: Option<String>,
     pub view: LogView,
     pub full_pcrs: bool,
+    /// The selected problem on the Findings screen (in cause-first order).
     pub findings_scroll: usize,
+    /// The code whose runbook section is open over the Findings screen.
+    pub explain: Option<String>,
     /// Rows of the last drawn body (page size for PgUp/PgDn).
     pub page: usize,
     /// Doctor re-runs this often (seconds; 0 = only on `r` and on source changes).
@@ -410,6 +431,7 @@ impl App {
             },
             full_pcrs: false,
             findings_scroll: 0,
+            explain: None,
             page: 20,
             doctor_every: 30.0,
             doctor_started: None,
@@ -491,6 +513,27 @@ impl App {
         self.sources_changed |= changed;
     }
 
+    /// Doctor's findings in the order the Findings screen lists them (causes first, each
+    /// followed by what it explains).
+    pub fn problems(&self) -> Vec<&cc_proto::findings::Finding> {
+        self.findings
+            .value
+            .as_ref()
+            .map(|r| {
+                crate::doctor::cause::ordered(r)
+                    .into_iter()
+                    .flat_map(|g| std::iter::once(g.cause).chain(g.consequences))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn selected_finding(&self) -> Option<&cc_proto::findings::Finding> {
+        let p = self.problems();
+        p.get(self.findings_scroll.min(p.len().saturating_sub(1)))
+            .copied()
+    }
+
     /// Series names in the order the metrics list shows them.
     pub fn metric_names(&self) -> Vec<&String> {
         self.metrics.series.keys().collect()
@@ -529,9 +572,10 @@ impl App {
                 return None;
             }
         }
-        if self.help {
-            // Any key closes the help; q still quits.
+        if self.help || self.explain.is_some() {
+            // Any key closes the help or the explanation; q still quits.
             self.help = false;
+            self.explain = None;
             return (key.code == KeyCode::Char('q')).then_some(Command::Quit);
         }
         let action = KEYMAP
@@ -552,6 +596,17 @@ impl App {
                     .position(|s| *s == self.screen)
                     .unwrap_or(0);
                 self.screen = Screen::ALL[(i + 1) % Screen::ALL.len()];
+            }
+            Action::PrevScreen => {
+                let i = Screen::ALL
+                    .iter()
+                    .position(|s| *s == self.screen)
+                    .unwrap_or(0);
+                let n = Screen::ALL.len();
+                self.screen = Screen::ALL[(i + n - 1) % n];
+            }
+            Action::Explain => {
+                self.explain = self.selected_finding().map(|f| f.code.clone());
             }
             Action::Rerun => {
                 if !self.doctor_running {
@@ -651,7 +706,10 @@ impl App {
                 self.metric_selected = sel as usize;
             }
             Screen::Findings => {
-                let off = (self.findings_scroll as isize).saturating_sub(by).max(0);
+                let n = self.problems().len().saturating_sub(1) as isize;
+                let off = (self.findings_scroll as isize)
+                    .saturating_sub(by)
+                    .clamp(0, n);
                 self.findings_scroll = off as usize;
             }
             Screen::Overview => {}

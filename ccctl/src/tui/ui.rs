@@ -36,6 +36,32 @@ pub fn render(app: &App, f: &mut Frame) {
     if app.help {
         help(app, f, body);
     }
+    if let Some(code) = &app.explain {
+        explain(code, f, body);
+    }
+}
+
+/// `ccctl explain CODE` over the screen: the same embedded runbook section.
+fn explain(code: &str, f: &mut Frame, body: Rect) {
+    let text = match crate::explain::section(code) {
+        Some(s) => format!("{}\n\n{}", s.runbook, s.text),
+        None => format!("no runbook section for {code}"),
+    };
+    let w = body.width.min(100);
+    let h = body.height;
+    let area = Rect {
+        x: body.x + (body.width - w) / 2,
+        y: body.y,
+        width: w,
+        height: h,
+    };
+    f.render_widget(Clear, area);
+    f.render_widget(
+        Paragraph::new(crate::output::clean(&text))
+            .wrap(Wrap { trim: false })
+            .block(Block::bordered().title(format!(" ccctl explain {code} (any key closes) "))),
+        area,
+    );
 }
 
 fn header(app: &App, f: &mut Frame, area: Rect) {
@@ -1021,8 +1047,14 @@ fn metrics(app: &App, f: &mut Frame, area: Rect) {
     }
 }
 
-fn finding_lines(fnd: &cc_proto::findings::Finding, indent: &str, lines: &mut Vec<Line<'static>>) {
+fn finding_lines(
+    fnd: &cc_proto::findings::Finding,
+    indent: &str,
+    selected: bool,
+    lines: &mut Vec<Line<'static>>,
+) {
     let (m, st) = sev_style(fnd.severity);
+    let st = if selected { st.reversed() } else { st };
     lines.push(Line::from(vec![
         Span::styled(
             format!("{indent}{m} {} ", fnd.code),
@@ -1043,7 +1075,12 @@ fn finding_lines(fnd: &cc_proto::findings::Finding, indent: &str, lines: &mut Ve
         )));
     }
     lines.push(Line::from(Span::styled(
-        format!("{indent}    runbook: {}", fnd.runbook),
+        format!(
+            "{indent}    runbook: {}  ({}{})",
+            fnd.runbook,
+            fnd.explain,
+            if selected { " — enter" } else { "" }
+        ),
         DIM,
     )));
 }
@@ -1051,6 +1088,7 @@ fn finding_lines(fnd: &cc_proto::findings::Finding, indent: &str, lines: &mut Ve
 fn findings(app: &App, f: &mut Frame, area: Rect) {
     use crate::doctor::CheckStatus;
     let mut lines = Vec::new();
+    let mut sel_line = 0usize;
     match &app.findings.value {
         Some(r) => {
             lines.push(Line::from(format!(
@@ -1060,16 +1098,25 @@ fn findings(app: &App, f: &mut Frame, area: Rect) {
                 crate::output::plural(r.summary.warnings, "warning", "warnings"),
                 r.summary.infos
             )));
-            // Problems, causes first, each with the findings it explains under it.
+            // Problems, causes first, each with the findings it explains under it; the
+            // selected one (↑/↓) opens its runbook section on enter.
+            let selected = app.selected_finding();
+            let is = |f: &cc_proto::findings::Finding| selected.is_some_and(|s| std::ptr::eq(s, f));
             for g in crate::doctor::cause::ordered(r) {
-                finding_lines(g.cause, "", &mut lines);
+                if is(g.cause) {
+                    sel_line = lines.len();
+                }
+                finding_lines(g.cause, "", is(g.cause), &mut lines);
                 if !g.consequences.is_empty() {
                     lines.push(Line::from(Span::styled(
                         format!("    because of {}:", g.cause.code),
                         DIM,
                     )));
                     for c in &g.consequences {
-                        finding_lines(c, "    ", &mut lines);
+                        if is(c) {
+                            sel_line = lines.len();
+                        }
+                        finding_lines(c, "    ", is(c), &mut lines);
                     }
                 }
             }
@@ -1107,7 +1154,13 @@ fn findings(app: &App, f: &mut Frame, area: Rect) {
     f.render_widget(
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })
-            .scroll((app.findings_scroll.min(u16::MAX as usize) as u16, 0))
+            // The selected problem stays in view (a third from the top).
+            .scroll((
+                sel_line
+                    .saturating_sub(area.height as usize / 3)
+                    .min(u16::MAX as usize) as u16,
+                0,
+            ))
             .block(Block::bordered().title(format!(
                 " Doctor findings ({}){running} — r: re-run ",
                 age(app, app.findings.at)

@@ -128,4 +128,3 @@ pub fn codes() -> BTreeSet<String> {
     }
     out
 }
-
