@@ -58,6 +58,22 @@ pub struct Context {
     pub allocator: std::path::PathBuf,
     /// `/status`, fetched once and shared by the checks that read it.
     pub status: tokio::sync::OnceCell<Result<cc_proto::status::Status, String>>,
+    /// What each check saw (`Context::saw`), shown on its row instead of its rule.
+    pub observed:
+        std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<&'static str, String>>>,
+}
+
+impl Context {
+    /// Record what check `id` observed, in a few words (`3/3 holders released`).
+    pub fn saw(&self, id: &'static str, what: impl Into<String>) {
+        if let Ok(mut m) = self.observed.lock() {
+            m.insert(id, what.into());
+        }
+    }
+
+    fn observation(&self, id: &str) -> Option<String> {
+        self.observed.lock().ok()?.remove(id)
+    }
 }
 
 /// One check.
@@ -108,6 +124,10 @@ pub struct CheckResult {
     /// Why a check was skipped or its status is unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// What it saw, in a few words (`3/3 holders released`, `1 enclave RUNNING (debug)`); the
+    /// row shows this, and `--list-checks` the rule (`description`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<String>,
 }
 
 impl CheckResult {
@@ -126,6 +146,7 @@ impl CheckResult {
             duration_ms: 0,
             findings,
             note: None,
+            observed: None,
         }
     }
 }
@@ -226,6 +247,7 @@ pub async fn run(checks: Vec<Arc<dyn Check>>, ctx: Arc<Context>, deadline: Durat
             duration_ms: 0,
             findings: Vec::new(),
             note: Some(note),
+            observed: None,
         };
         if let Some(why) = check.skipped(&ctx) {
             results.push((
@@ -315,6 +337,7 @@ pub async fn run(checks: Vec<Arc<dyn Check>>, ctx: Arc<Context>, deadline: Durat
                 duration_ms: start.elapsed().as_millis() as u64,
                 findings,
                 note: None,
+                observed: ctx.observation(check.id()),
             },
         ));
     }
@@ -492,6 +515,7 @@ mod tests {
             holders_config: None,
             allocator: "/nonexistent".into(),
             status: tokio::sync::OnceCell::new(),
+            observed: Default::default(),
         })
     }
 
@@ -573,7 +597,11 @@ mod tests {
         // Once in the problems (with its `ccctl explain` there), once in the verdict line.
         assert!(h.starts_with("DOWN — enclave.not-running: x"), "{h}");
         assert_eq!(h.matches("enclave.not-running").count(), 3, "{h}");
-        assert_eq!(h.matches("ccctl explain enclave.not-running").count(), 1, "{h}");
+        assert_eq!(
+            h.matches("ccctl explain enclave.not-running").count(),
+            1,
+            "{h}"
+        );
         assert_eq!(h.lines().filter(|l| *l == "enclave").count(), 1, "{h}");
         let x = render::junit(&r);
         assert_eq!(x.matches("<testsuite name=\"enclave\"").count(), 1, "{x}");

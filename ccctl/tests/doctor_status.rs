@@ -107,3 +107,137 @@ fn checks_whose_input_is_unreachable_are_unknown() {
     let (_, human) = doctor(&["--config", cfg.to_str().unwrap(), "--checks", "kms"]);
     assert!(human.contains("[?] kms.holders"), "{human}");
 }
+
+/// Check rows say what was observed, not the rule, in every status (issue 17): passed and
+/// failed with their observation, skipped and unknown with why, crashed and timed out; the
+/// rule stays in --list-checks.
+#[test]
+fn check_rows_show_what_was_observed_in_every_status() {
+    use cc_proto::findings::{Finding, Severity};
+    use ccctl::doctor::{CheckResult, CheckStatus, Report};
+    let with = |id: &str,
+                status: CheckStatus,
+                observed: Option<&str>,
+                note: Option<&str>,
+                findings: Vec<Finding>| {
+        let mut c = CheckResult::of(
+            id,
+            "the rule, not shown when something was observed",
+            findings,
+        );
+        c.status = status;
+        c.observed = observed.map(str::to_owned);
+        c.note = note.map(str::to_owned);
+        c
+    };
+    let mut r = Report {
+        checks: vec![
+            with(
+                "kms.holders",
+                CheckStatus::Passed,
+                Some("3/3 holders released"),
+                None,
+                vec![],
+            ),
+            with(
+                "enclave.nitro-cli",
+                CheckStatus::Findings,
+                Some("1 enclave RUNNING (debug)"),
+                None,
+                vec![Finding::new(
+                    "enclave.debug-mode",
+                    Severity::Error,
+                    "debug mode",
+                )],
+            ),
+            with(
+                "pcr.policies",
+                CheckStatus::Skipped,
+                None,
+                Some("no --config (CCCTL_CONFIG)"),
+                vec![],
+            ),
+            with(
+                "logs.forwarding",
+                CheckStatus::Unknown,
+                None,
+                Some("/metrics did not answer"),
+                vec![],
+            ),
+            with(
+                "egress.endpoints",
+                CheckStatus::Crashed,
+                None,
+                None,
+                vec![Finding::new(
+                    "doctor.check-crashed",
+                    Severity::Error,
+                    "check egress.endpoints crashed: boom",
+                )],
+            ),
+            with(
+                "nsm.allocator",
+                CheckStatus::TimedOut,
+                None,
+                None,
+                vec![Finding::new(
+                    "doctor.check-timed-out",
+                    Severity::Error,
+                    "did not finish",
+                )],
+            ),
+            with("nsm.device", CheckStatus::Passed, None, None, vec![]),
+        ],
+        signer: Some("unsealed".into()),
+        ..Report::default()
+    };
+    r.resummarise();
+    let out = ccctl::doctor::render::human(&r, ccctl::doctor::render::Style { color: false });
+    insta::assert_snapshot!("check_rows_every_status", out);
+    assert!(
+        out.contains("[✓] kms.holders          3/3 holders released"),
+        "{out}"
+    );
+    assert!(
+        out.contains("[•] enclave.nitro-cli    1 enclave RUNNING (debug)  → #"),
+        "{out}"
+    );
+    assert!(
+        out.contains("[–] pcr.policies         skipped: no --config (CCCTL_CONFIG)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("[?] logs.forwarding      unknown: /metrics did not answer"),
+        "{out}"
+    );
+    // Nothing observed: the rule.
+    assert!(out.contains("[✓] nsm.device           the rule"), "{out}");
+    assert_eq!(out.matches("the rule").count(), 1, "{out}");
+    assert!(out.contains("[☠] egress.endpoints     crashed"), "{out}");
+    assert!(out.contains("[⏱] nsm.allocator        timed out"), "{out}");
+}
+
+/// Run for real: the demo-less local doctor says what it saw on each row it could look at.
+#[test]
+fn a_local_run_reports_observations() {
+    let (_, out) = doctor(&["-o", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let observed = |id: &str| {
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .and_then(|c| c["observed"].as_str())
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        observed("nsm.device").as_deref(),
+        Some("/nonexistent missing"),
+        "{out}"
+    );
+    assert!(
+        observed("config.debug").is_some_and(|o| o.starts_with("PRODUCTION=")),
+        "{out}"
+    );
+}

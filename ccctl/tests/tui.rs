@@ -109,6 +109,7 @@ fn report(findings: Vec<Finding>) -> Report {
                 duration_ms: 1,
                 findings,
                 note: None,
+                observed: None,
             },
             CheckResult {
                 id: "logs.forwarding".into(),
@@ -118,6 +119,7 @@ fn report(findings: Vec<Finding>) -> Report {
                 duration_ms: 1,
                 findings: Vec::new(),
                 note: None,
+                observed: None,
             },
         ],
         ..Report::default()

@@ -77,6 +77,12 @@ impl Check for AllocatorConfig {
                     )];
                 }
             };
+            let reserved = format!(
+                "reserves {} MiB, {} CPUs",
+                alloc.memory_mib.map_or("?".into(), |m| m.to_string()),
+                alloc.cpus().map_or("?".into(), |c| c.to_string())
+            );
+            ctx.saw("nsm.allocator", reserved.clone());
             let Some(cfg_path) = &ctx.proxy_config else {
                 return Vec::new();
             };
@@ -87,6 +93,13 @@ impl Check for AllocatorConfig {
             };
             let mut out = Vec::new();
             let want_mem = cfg.enclave.memory_mib;
+            ctx.saw(
+                "nsm.allocator",
+                format!(
+                    "{reserved}; the enclave asks {want_mem} MiB, {} CPUs",
+                    cfg.enclave.cpu_count
+                ),
+            );
             if let Some(have) = alloc.memory_mib
                 && want_mem > have
             {

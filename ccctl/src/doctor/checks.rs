@@ -64,6 +64,18 @@ impl Check for ConfigDebug {
                 .enclave_debug
                 .as_deref()
                 .is_some_and(|v| !matches!(v, "" | "0" | "false"));
+            ctx.saw(
+                "config.debug",
+                format!(
+                    "PRODUCTION={}, ENCLAVE_DEBUG{}",
+                    if ctx.production { "true" } else { "not true" },
+                    match (&ctx.enclave_debug, set) {
+                        (Some(v), true) => format!("='{}'", crate::output::clean(v)),
+                        (Some(_), false) => " off".to_owned(),
+                        (None, _) => " unset".to_owned(),
+                    }
+                ),
+            );
             if ctx.production && set {
                 vec![Finding::new(
                     "config.debug-in-production",
@@ -112,10 +124,38 @@ impl Check for EnclaveNitroCli {
                 }
             };
             match described {
-                Err(failure) => vec![nitro_cli_error(&failure)],
-                Ok(list) => enclave_findings(&list, ctx.production),
+                Err(failure) => {
+                    ctx.saw(
+                        "enclave.nitro-cli",
+                        format!("nitro-cli failed (exit {:?})", failure.exit_status),
+                    );
+                    vec![nitro_cli_error(&failure)]
+                }
+                Ok(list) => {
+                    ctx.saw("enclave.nitro-cli", describe_enclaves(&list));
+                    enclave_findings(&list, ctx.production)
+                }
             }
         })
+    }
+}
+
+/// `1 enclave RUNNING`, `1 enclave RUNNING (debug)`, `no enclave`, `2 enclaves: RUNNING, TERMINATING`.
+pub fn describe_enclaves(list: &[cc_proto::nitro_cli::DescribedEnclave]) -> String {
+    let states: Vec<String> = list
+        .iter()
+        .map(|e| {
+            format!(
+                "{}{}",
+                crate::output::clean(&e.state),
+                if e.debug_mode() { " (debug)" } else { "" }
+            )
+        })
+        .collect();
+    match states.len() {
+        0 => "no enclave".into(),
+        1 => format!("1 enclave {}", states[0]),
+        n => format!("{n} enclaves: {}", states.join(", ")),
     }
 }
 
@@ -227,6 +267,20 @@ impl Check for EnclaveStatus {
             };
             let mut out = Vec::new();
             let reason = st.reason.clone().unwrap_or_default();
+            ctx.saw(
+                "enclave.status",
+                format!(
+                    "{}, {} of {} shares (threshold {}), platform {}",
+                    st.state.as_str().to_uppercase(),
+                    st.decrypted(),
+                    st.holders.len(),
+                    st.threshold,
+                    match st.platform {
+                        Platform::Software => "software",
+                        _ => "nitro",
+                    }
+                ),
+            );
             match st.state {
                 SealState::Failed => out.push(
                     Finding::new(
@@ -283,6 +337,18 @@ impl Check for NsmDevice {
     fn run<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Vec<Finding>> {
         Box::pin(async move {
             let mut out = Vec::new();
+            ctx.saw(
+                "nsm.device",
+                format!(
+                    "{} {}",
+                    ctx.device.display(),
+                    if ctx.device.exists() {
+                        "present"
+                    } else {
+                        "missing"
+                    }
+                ),
+            );
             if !ctx.device.exists() {
                 out.push(
                     Finding::new(
@@ -339,6 +405,29 @@ impl Check for KmsHolders {
                 .as_ref()
                 .map_or("ccctl.toml".to_owned(), |p| p.display().to_string());
             let pcrs = st.attestation.as_ref().map(|a| a.pcr_set());
+            let released = st
+                .holders
+                .iter()
+                .filter(|h| h.outcome == HolderOutcome::Decrypted)
+                .count();
+            let others: Vec<String> = st
+                .holders
+                .iter()
+                .filter(|h| h.outcome != HolderOutcome::Decrypted)
+                .map(|h| format!("{} {}", crate::output::clean(&h.name), h.outcome.as_str()))
+                .collect();
+            ctx.saw(
+                "kms.holders",
+                format!(
+                    "{released}/{} holders released{}",
+                    st.holders.len(),
+                    if others.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", others.join(", "))
+                    }
+                ),
+            );
             let policy_check = match pcrs.as_ref().and_then(|p| p.get(0).zip(p.get(8))) {
                 Some((p0, p8)) => format!(
                     "ccctl policy check --config {} --pcr0 {} --pcr8 {}",
@@ -451,7 +540,28 @@ impl Check for LogsMetrics {
                 }
             };
             tokio::time::sleep(ctx.scrape_interval).await;
-            if let Ok(second) = scrape().await
+            let second = scrape().await.ok();
+            ctx.saw(
+                "logs.forwarding",
+                format!(
+                    "{} log events dropped{}{}",
+                    second.unwrap_or(first),
+                    match second {
+                        Some(s) if s > first =>
+                            format!(" (+{} in {:?})", s - first, ctx.scrape_interval),
+                        Some(_) => format!(" (none in {:?})", ctx.scrape_interval),
+                        None => String::new(),
+                    },
+                    if ctx.log_listener.is_some()
+                        && !out.iter().any(|f| f.code == "logs.listener-down")
+                    {
+                        "; listener accepts"
+                    } else {
+                        ""
+                    }
+                ),
+            );
+            if let Some(second) = second
                 && second > first
             {
                 let rate = (second - first) / ctx.scrape_interval.as_secs_f64();

@@ -196,6 +196,7 @@ pub fn local_context(p: &crate::probe::Targets, timeout: std::time::Duration) ->
         holders_config: p.config.clone(),
         allocator: p.allocator.clone(),
         status: tokio::sync::OnceCell::new(),
+        observed: Default::default(),
     }
 }
 

@@ -86,6 +86,19 @@ impl Check for EgressEndpoints {
                 per.push(r);
             }
             per.sort_by_key(|(i, _)| *i);
+            let failing = per.iter().filter(|(_, f)| !f.is_empty()).count();
+            ctx.saw(
+                "egress.endpoints",
+                format!(
+                    "{}: {}",
+                    crate::output::plural(cfg.egress.len(), "endpoint", "endpoints"),
+                    if failing == 0 {
+                        "forwarder listening, upstream TCP + TLS answering".to_owned()
+                    } else {
+                        format!("{failing} failing")
+                    }
+                ),
+            );
             for (i, found) in per {
                 out.extend(found);
                 let e = &cfg.egress[i];

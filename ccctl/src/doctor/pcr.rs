@@ -38,6 +38,15 @@ impl Check for PcrPolicies {
                     Ok(r) => r,
                     Err(f) => return vec![f],
                 };
+            ctx.saw(
+                "pcr.policies",
+                format!(
+                    "{} of {} release the attested measurements; threshold {}",
+                    report.holders_releasing,
+                    crate::output::plural(report.holders.len(), "holder", "holders"),
+                    report.threshold
+                ),
+            );
             let mut out: Vec<Finding> = report
                 .holders
                 .iter()

@@ -42,6 +42,83 @@ pub const CHECKS: &[PodCheck] = &[
     ("enclave.pod-events", "no warning events on the pod", events),
 ];
 
+/// What a pod check saw, in a few words (its row shows this instead of its rule).
+fn observed(id: &str, f: &PodFacts) -> Option<String> {
+    Some(match id {
+        "enclave.pod-phase" => format!(
+            "phase {}",
+            f.pod
+                .status
+                .as_ref()
+                .and_then(|s| s.phase.clone())
+                .unwrap_or_else(|| "unknown".into())
+        ),
+        "nsm.device-request" => {
+            let n = containers(f)
+                .filter(|c| {
+                    c.resources
+                        .as_ref()
+                        .and_then(|r| r.limits.as_ref())
+                        .is_some_and(|l| l.contains_key("aws.ec2.nitro/nitro_enclaves"))
+                })
+                .count();
+            format!(
+                "{} requesting aws.ec2.nitro/nitro_enclaves",
+                crate::output::plural(n, "container", "containers")
+            )
+        }
+        "nsm.device-plugin" => match &f.device_plugin {
+            None => "no device-plugin DaemonSet".into(),
+            Some(ds) => {
+                let st = ds.status.as_ref();
+                format!(
+                    "device plugin ready on {}/{} nodes",
+                    st.map(|s| s.number_ready).unwrap_or(0),
+                    st.map(|s| s.desired_number_scheduled).unwrap_or(0)
+                )
+            }
+        },
+        "nsm.node-label" => match &f.node {
+            None => "node not readable".into(),
+            Some(n) => format!(
+                "node {} {}",
+                n.metadata.name.clone().unwrap_or_default(),
+                if n.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("aws-nitro-enclaves-k8s-dp"))
+                    .is_some_and(|v| v == "enabled")
+                {
+                    "labelled aws-nitro-enclaves-k8s-dp=enabled"
+                } else {
+                    "not labelled"
+                }
+            ),
+        },
+        "enclave.pod-events" => {
+            let warnings = f
+                .events
+                .iter()
+                .filter(|e| e.type_.as_deref() == Some("Warning"))
+                .count();
+            format!(
+                "{}, {} warning",
+                crate::output::plural(f.events.len(), "event", "events"),
+                warnings
+            )
+        }
+        "logs.pod-log" => match &f.logs {
+            Some(Ok(t)) => format!(
+                "last {} of the pod log scanned",
+                crate::output::plural(t.lines().count(), "line", "lines")
+            ),
+            Some(Err(_)) => "pod log not readable".into(),
+            None => return None,
+        },
+        _ => return None,
+    })
+}
+
 fn containers(f: &PodFacts) -> impl Iterator<Item = &Container> {
     f.pod.spec.iter().flat_map(|s| s.containers.iter())
 }
@@ -274,7 +351,9 @@ pub fn report(facts: &PodFacts, only: &[String]) -> Report {
         if !only.is_empty() && !only.iter().any(|o| o == id || o == family) {
             continue;
         }
-        checks.push(CheckResult::of(id, description, check(facts)));
+        let mut r = CheckResult::of(id, description, check(facts));
+        r.observed = observed(id, facts).map(|o| crate::output::clean(&o));
+        checks.push(r);
     }
     let mut r = Report {
         checks,

@@ -78,14 +78,23 @@ pub fn human(r: &Report, st: Style) -> String {
             } else {
                 format!("  → {}", refs.join(" "))
             };
-            out += &format!("  {mark} {:<20} {}{refs}\n", c.id, c.description);
-            if let Some(n) = &c.note {
-                let what = match c.status {
-                    CheckStatus::Skipped => "skipped",
-                    CheckStatus::Unknown => "unknown",
-                    _ => "note",
-                };
-                out += &format!("      {what}: {}\n", clean(n));
+            // What it saw (or why it could not look); the rule is in --list-checks.
+            let (text, note_line) = match (c.status, &c.note) {
+                (CheckStatus::Skipped, Some(n)) => (format!("skipped: {}", clean(n)), None),
+                (CheckStatus::Unknown, Some(n)) => (format!("unknown: {}", clean(n)), None),
+                (CheckStatus::Crashed, _) => ("crashed: nothing it saw is known".to_owned(), None),
+                (CheckStatus::TimedOut, _) => (
+                    "timed out: it did not finish within the deadline".to_owned(),
+                    None,
+                ),
+                (_, n) => (
+                    clean(c.observed.as_deref().unwrap_or(&c.description)),
+                    n.as_deref(),
+                ),
+            };
+            out += &format!("  {mark} {:<20} {text}{refs}\n", c.id);
+            if let Some(n) = note_line {
+                out += &format!("      note: {}\n", clean(n));
             }
         }
     }

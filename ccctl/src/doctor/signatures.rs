@@ -130,7 +130,24 @@ impl Check for LogSignatures {
                 return Vec::new();
             };
             match tail(path) {
-                Ok(text) => scan(&text, &path.display().to_string()),
+                Ok(text) => {
+                    let found = scan(&text, &path.display().to_string());
+                    ctx.saw(
+                        "logs.signatures",
+                        format!(
+                            "{} of the log scanned: {}",
+                            crate::output::plural(text.lines().count(), "line", "lines"),
+                            if found.is_empty() {
+                                "no failure signature".to_owned()
+                            } else {
+                                let codes: Vec<&str> =
+                                    found.iter().map(|f| f.code.as_str()).collect();
+                                format!("matched {}", codes.join(", "))
+                            }
+                        ),
+                    );
+                    found
+                }
                 Err(e) => vec![
                     Finding::new(
                         "logs.file-unreadable",

@@ -1138,7 +1138,8 @@ fn findings(app: &App, f: &mut Frame, area: Rect) {
                     Span::styled(format!("  {mark} "), st),
                     Span::raw(c.id.clone()),
                 ];
-                if let Some(n) = &c.note {
+                // What it saw, or why it could not look.
+                if let Some(n) = c.observed.as_ref().or(c.note.as_ref()) {
                     spans.push(Span::styled(format!("  {}", crate::output::clean(n)), DIM));
                 }
                 lines.push(Line::from(spans));
