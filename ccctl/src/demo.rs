@@ -75,6 +75,9 @@ pub fn run(
         }
     };
     let options = chamber::Options {
+        ccctl_dir: std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(std::path::Path::to_path_buf)),
         scenario: args.scenario,
         bin_dir: args.bin_dir.clone(),
         api_port: args.api_port,
@@ -156,14 +159,17 @@ pub fn run(
                 _ = signals.recv() => { let _ = child.kill().await; }
             }
         } else if !args.once {
+            // Every line runs as printed in a shell after the first (tests/tests/demo.rs).
             crate::output::note(&format!(
                 "\nThe chamber is running (folder {dir}). In another terminal:\n  \
                  . {dir}/env.sh\n  \
                  ccctl doctor --local\n  \
-                 ccctl doctor --pod {POD} --exec local     (through the demo's Kubernetes API)\n  \
+                 ccctl doctor --pod {POD} --exec local     # through the demo's Kubernetes API\n  \
+                 ccctl attest fetch                        # a fresh attestation, verified\n  \
+                 ccctl explain kms.access-denied           # any finding's runbook section\n  \
                  curl -s http://{api}/status\n  \
                  curl -s http://{metrics}/metrics\n  \
-                 tail -f {dir}/logs/enclave.log\n\
+                 tail -n 20 {dir}/logs/enclave.log         # the pod log (tail -f follows it)\n\
                  Ctrl-C stops everything.",
                 dir = l.dir.display(),
                 api = l.api,

@@ -148,6 +148,10 @@ async fn run_loop(
     });
     let mut app = App::new(title, log_lines);
     app.doctor_every = doctor_every.as_secs_f64();
+    app.demo = std::env::var("CCCTL_DEMO_DIR")
+        .ok()
+        .filter(|d| !d.is_empty())
+        .map(|d| crate::output::clean(&d));
     // sources::start has started the first doctor run.
     app.start_doctor();
     let start = Instant::now();

@@ -542,3 +542,25 @@ fn enter_on_a_finding_opens_its_runbook_section() {
     app.on_key(key(KeyCode::BackTab));
     assert_eq!(app.screen, Screen::Metrics);
 }
+
+/// Watching a demo, the dashboard keeps its folder and the `. env.sh` line in view (footer)
+/// and in the help.
+#[test]
+fn a_demo_dashboard_shows_where_the_demo_is() {
+    let mut app = healthy();
+    app.demo = Some("/tmp/ccctl-demo-abc".into());
+    let out = draw(&app, 140, 32);
+    assert!(
+        out.lines()
+            .last()
+            .unwrap()
+            .contains(". /tmp/ccctl-demo-abc/env.sh"),
+        "{out}"
+    );
+    app.help = true;
+    let out = draw(&app, 140, 40);
+    assert!(
+        out.contains("another terminal: . /tmp/ccctl-demo-abc/env.sh"),
+        "{out}"
+    );
+}

@@ -207,6 +207,8 @@ pub struct Layout {
     /// debug-in-production`): env.sh says so, so every ccctl pointed at the demo judges the
     /// same environment.
     pub production_debug: bool,
+    /// env.sh puts this folder (the running ccctl's) first on `PATH`.
+    pub ccctl_dir: Option<PathBuf>,
 }
 
 impl Layout {
@@ -645,6 +647,8 @@ pub fn env_vars(l: &Layout) -> Vec<(&'static str, String)> {
         ("CCCTL_PROXY_CONFIG", p("proxy.toml")),
         // The development root the demo's attestation documents chain to (attest verify/fetch).
         ("CCCTL_ROOT", p("root/root.pem")),
+        // The dashboard shows where the demo is and how to reach it from another terminal.
+        ("CCCTL_DEMO_DIR", l.dir.display().to_string()),
     ];
     if l.production_debug {
         v.push(("PRODUCTION", "true".to_owned()));
@@ -660,6 +664,10 @@ fn env_file(l: &Layout) -> String {
     );
     for (k, v) in env_vars(l) {
         out.push_str(&format!("export {k}='{v}'\n"));
+    }
+    // The ccctl that started the demo first, so the commands it prints run as printed.
+    if let Some(d) = &l.ccctl_dir {
+        out.push_str(&format!("export PATH='{}':\"$PATH\"\n", d.display()));
     }
     out
 }
@@ -695,6 +703,8 @@ pub struct Options {
     pub metrics_port: u16,
     /// Verifies Recipient attestation documents for the local KMS.
     pub verifier: kms::Verifier,
+    /// The folder of the ccctl that started the demo: env.sh puts it first on `PATH`.
+    pub ccctl_dir: Option<PathBuf>,
 }
 
 /// Start everything in `dir`: files, local KMS, init, parent proxy, enclave server, cluster
@@ -713,6 +723,7 @@ pub async fn start(args: &Options, dir: &Path, quiet: bool) -> Result<Chamber, S
         kms: kms_listener.local_addr().map(|a| a.port()).unwrap_or(0),
         egress_in: free_addr()?,
         production_debug: scenario == Some(Scenario::DebugInProduction),
+        ccctl_dir: args.ccctl_dir.clone(),
     };
     write_files(&layout, scenario)?;
     let (pcr0, old_pcr0, pcr8) = measurements();
@@ -978,6 +989,7 @@ mod tests {
             kms: 4430,
             egress_in: free(4431),
             production_debug: false,
+            ccctl_dir: None,
         };
         assert!(!env_vars(&l).iter().any(|(k, _)| *k == "ENCLAVE_DEBUG"));
         l.production_debug = true;
@@ -1000,6 +1012,7 @@ mod tests {
             kms: 4430,
             egress_in: free(4431),
             production_debug: false,
+            ccctl_dir: None,
         };
         for scenario in [
             None,

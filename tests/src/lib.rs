@@ -403,6 +403,8 @@ pub fn demo_env(dir: &Path) -> Vec<(String, String)> {
         .lines()
         .filter_map(|l| l.strip_prefix("export "))
         .filter_map(|l| l.split_once('='))
+        // PATH prepends the demo's ccctl folder to the shell's own: not a plain value.
+        .filter(|(k, _)| *k != "PATH")
         .map(|(k, v)| (k.to_owned(), v.trim_matches('\'').to_owned()))
         .collect()
 }
@@ -414,6 +416,8 @@ pub struct RunningDemo {
     pub dir: PathBuf,
     /// `env.sh`'s variables.
     pub env: Vec<(String, String)>,
+    /// What it printed on stderr up to its banner (the commands it suggests).
+    pub banner: String,
 }
 
 impl RunningDemo {
@@ -461,6 +465,7 @@ impl RunningDemo {
             child: Some(child),
             dir: dir.to_owned(),
             env: demo_env(dir),
+            banner: seen,
         }
     }
 

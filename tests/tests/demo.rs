@@ -322,6 +322,55 @@ fn ctrl_c_at_the_terminal_stops_the_chamber_cleanly() {
     assert!(!rest.contains("had already stopped"), "{rest}");
 }
 
+/// Every command the demo prints runs exactly as printed, after `. env.sh`, in a shell whose
+/// PATH lacks the build folder (env.sh puts the demo's own ccctl first) — issue 17.
+#[test]
+fn every_command_the_demo_prints_runs_as_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("demo");
+    let demo = cc_tests::RunningDemo::start(&d);
+    let lines: Vec<&str> = demo
+        .banner
+        .lines()
+        .skip_while(|l| !l.contains("In another terminal:"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("Ctrl-C"))
+        .map(str::trim)
+        .collect();
+    assert!(lines.len() >= 7, "{}", demo.banner);
+    assert!(
+        lines[0].starts_with(". ") && lines[0].ends_with("/env.sh"),
+        "{lines:?}"
+    );
+    for cmd in &lines[1..] {
+        let script = format!("set -e\n{}\n{cmd}\n", lines[0]);
+        let o = Command::new("/bin/bash")
+            .args(["-c", &script])
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("HOME", dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "`{cmd}` failed as printed:\n{}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    // The build folder was not on PATH: env.sh's ccctl ran them.
+    let o = Command::new("/bin/bash")
+        .args(["-c", &format!("{}\ncommand -v ccctl", lines[0])])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        bin("ccctl").display().to_string()
+    );
+}
+
 #[test]
 fn a_missing_binary_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();

@@ -391,6 +391,9 @@ pub struct App {
     pub findings_scroll: usize,
     /// The code whose runbook section is open over the Findings screen.
     pub explain: Option<String>,
+    /// `ccctl demo`'s folder when the dashboard watches a demo (`CCCTL_DEMO_DIR`): shown
+    /// with the `. DIR/env.sh` line that points another terminal at it.
+    pub demo: Option<String>,
     /// Rows of the last drawn body (page size for PgUp/PgDn).
     pub page: usize,
     /// Doctor re-runs this often (seconds; 0 = only on `r` and on source changes).
@@ -432,6 +435,7 @@ impl App {
             full_pcrs: false,
             findings_scroll: 0,
             explain: None,
+            demo: None,
             page: 20,
             doctor_every: 30.0,
             doctor_started: None,

@@ -99,6 +99,25 @@ fn header(app: &App, f: &mut Frame, area: Rect) {
 }
 
 fn footer(app: &App, f: &mut Frame, area: Rect) {
+    // Watching a demo: where it is and how another terminal reaches it, on the right.
+    let area = match (&app.demo, &app.prompt) {
+        (Some(dir), Prompt::None) => {
+            let hint = format!(" . {dir}/env.sh ");
+            let w = hint.chars().count() as u16;
+            if area.width >= w + 60 {
+                let [keys, right] =
+                    Layout::horizontal([Constraint::Min(1), Constraint::Length(w)]).areas(area);
+                f.render_widget(
+                    Paragraph::new(Span::styled(hint, DIM)).right_aligned(),
+                    right,
+                );
+                keys
+            } else {
+                area
+            }
+        }
+        _ => area,
+    };
     let line = match &app.prompt {
         Prompt::Search(t) => Line::from(vec![
             Span::styled("search: ", BOLD),
@@ -130,7 +149,7 @@ fn footer(app: &App, f: &mut Frame, area: Rect) {
 
 fn help(_app: &App, f: &mut Frame, body: Rect) {
     let w = body.width.min(70);
-    let h = body.height.min(KEYMAP.len() as u16 + 2);
+    let h = body.height.min(KEYMAP.len() as u16 + 4);
     let area = Rect {
         x: body.x + (body.width - w) / 2,
         y: body.y + (body.height - h) / 2,
@@ -138,6 +157,10 @@ fn help(_app: &App, f: &mut Frame, body: Rect) {
         height: h,
     };
     let mut lines = Vec::new();
+    if let Some(dir) = &_app.demo {
+        lines.push(Line::from(Span::styled(format!("demo folder {dir}"), BOLD)));
+        lines.push(Line::from(format!("another terminal: . {dir}/env.sh")));
+    }
     for (i, b) in KEYMAP.iter().enumerate() {
         // One line per action (↑ and k do the same).
         if KEYMAP[..i].iter().any(|o| o.action == b.action) {
