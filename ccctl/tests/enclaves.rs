@@ -273,3 +273,18 @@ fn bad_limits_are_named() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("'lots'"), "{}", stderr(&o));
 }
+
+/// Issue 16 #2 with the defaults (no flags): 64 MiB of output is stopped at the 8 MiB cap and
+/// the error says so (the old code read it all and failed on the JSON instead).
+#[test]
+fn the_default_output_cap_applies() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = script(dir.path(), "yes '[' | head -c 67108864");
+    let o = ccctl_within(
+        &["enclaves", "--nitro-cli", n.to_str().unwrap()],
+        std::time::Duration::from_secs(30),
+    );
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(e.contains("stdout exceeded the output cap of 8 MiB"), "{e}");
+}

@@ -123,22 +123,26 @@ async fn one_way(
     counter: &Counter,
     activity: &Activity,
 ) -> io::Result<u64> {
-    // The pipe is made once the source first has something: idle connections hold none.
-    let mut pipe: Option<Pipe> = None;
+    // The pipe is made when the source has bytes and closed once it has none left (it is
+    // always drained by then): an idle connection holds no pipe, even after a burst.
+    let mut held: Option<Pipe> = None;
     let mut total = 0u64;
     loop {
         src.ready(Interest::READABLE).await?;
-        if pipe.is_none() {
-            pipe = Some(Pipe::new()?);
+        if held.is_none() {
+            held = Some(Pipe::new()?);
         }
-        let Some(pipe) = pipe.as_ref() else {
+        let Some(pipe) = held.as_ref() else {
             continue;
         };
         let n = match src.try_io(Interest::READABLE, || {
             splice(src.raw(), pipe.w.as_raw_fd(), PIPE_SIZE)
         }) {
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                held = None;
+                continue;
+            }
             Err(e) => return Err(e),
         };
         if n == 0 {
@@ -172,6 +176,8 @@ async fn one_way_copy(
     counter: &Counter,
     activity: &Activity,
 ) -> io::Result<u64> {
+    // Taken when the source has bytes, given back once it has none left: an idle connection
+    // holds no buffer, even after a burst.
     let mut buf: Vec<u8> = Vec::new();
     let mut total = 0u64;
     loop {
@@ -189,7 +195,10 @@ async fn one_way_copy(
             }
         }) {
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                buf = Vec::new();
+                continue;
+            }
             Err(e) => return Err(e),
         };
         if n == 0 {
