@@ -124,9 +124,11 @@ for endpoint in $EGRESS_ENDPOINTS; do
   i=$((i + 1))
 done
 
-# 3. Ingress for the API and metrics ports.
+# 3. Ingress for the API and metrics ports. At its connection cap the API's ingress still
+#    passes the kubelet's probes (GET /upcheck, /healthcheck) through reserved slots.
 if [[ "$API_LISTEN" != off ]]; then
-  start ingress-api ingress --name api --listen "$API_LISTEN" --target "$API_TARGET"
+  start ingress-api ingress --name api --listen "$API_LISTEN" --target "$API_TARGET" \
+    --probe-path /upcheck --probe-path /healthcheck
 fi
 if [[ "$METRICS_LISTEN" != off ]]; then
   start ingress-metrics ingress --name metrics --listen "$METRICS_LISTEN" --target "$METRICS_TARGET"

@@ -3,12 +3,14 @@
 //! mode is called out: its attested PCRs are all zero whatever `Measurements` shows.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use cc_proto::nitro_cli::DescribedEnclave;
 use serde::Serialize;
 
 use crate::output::{self, CannotRun, Format, Outcome, Render, Style};
-use crate::probe::nitro_cli;
+use crate::probe::{child, nitro_cli};
+use cc_proto::text::sanitize_line;
 
 #[derive(Debug, clap::Args)]
 pub struct EnclavesArgs {
@@ -20,10 +22,20 @@ pub struct EnclavesArgs {
         default_value = "nitro-cli"
     )]
     pub nitro_cli: PathBuf,
+    /// How long nitro-cli may run before it is stopped (exit 2).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = cc_proto::parse_duration)]
+    pub timeout: Duration,
+    /// How much nitro-cli may print (stdout and stderr each) before it is stopped (exit 2).
+    #[arg(long, value_name = "SIZE", default_value = "8MiB", value_parser = child::parse_size)]
+    pub max_output: usize,
 }
 
 pub fn run(a: EnclavesArgs, fmt: Format) -> Result<Outcome, CannotRun> {
-    match nitro_cli::describe(&a.nitro_cli)? {
+    let limits = child::Limits {
+        deadline: a.timeout,
+        max_output: a.max_output,
+    };
+    match nitro_cli::describe(&a.nitro_cli, limits)? {
         Ok(list) => {
             let r = report(list);
             output::render(&r, fmt)?;
@@ -56,7 +68,8 @@ pub fn report(enclaves: Vec<DescribedEnclave>) -> Report {
         if !e.running() {
             notes.push(format!(
                 "enclave {} is {}, not RUNNING",
-                e.enclave_id, e.state
+                field(&e.enclave_id),
+                field(&e.state)
             ));
         }
         if e.debug_mode() {
@@ -64,17 +77,24 @@ pub fn report(enclaves: Vec<DescribedEnclave>) -> Report {
                 "enclave {} runs in DEBUG_MODE: its attested PCRs are all zero although \
                  describe-enclaves shows the image's values; no key policy should release a \
                  share to it",
-                e.enclave_id
+                field(&e.enclave_id)
             ));
         }
     }
     Report { enclaves, notes }
 }
 
+/// One untrusted value on one line: a line feed cannot start a row of its own, an escape
+/// sequence or a bidi control cannot recolour or reorder the table.
+fn field(v: &str) -> String {
+    sanitize_line(v.as_bytes())
+}
+
+/// The first 16 characters (never cut inside one) of a sanitised value.
 fn short(h: Option<&String>) -> String {
-    match h {
-        Some(v) if v.len() > 16 => format!("{}…", &v[..16]),
-        Some(v) => v.clone(),
+    match h.map(|v| field(v)) {
+        Some(v) if v.chars().count() > 16 => format!("{}…", v.chars().take(16).collect::<String>()),
+        Some(v) => v,
         None => "-".into(),
     }
 }
@@ -85,11 +105,9 @@ impl Render for Report {
     }
 }
 
+/// The table: every field sanitised on its own before the layout (sanitising the finished
+/// table would keep a line feed inside a name as a row break).
 pub fn human(r: &Report) -> String {
-    crate::output::clean(&human_raw(r))
-}
-
-fn human_raw(r: &Report) -> String {
     let mut s = format!(
         "{:<40} {:<22} {:>4} {:<12} {:<10} {:>4} {:>7}  {:<17} {:<17}\n",
         "ENCLAVE ID", "NAME", "CID", "STATE", "FLAGS", "CPUS", "MEM MiB", "PCR0", "PCR8"
@@ -98,11 +116,11 @@ fn human_raw(r: &Report) -> String {
         let m = e.measurements.clone().unwrap_or_default();
         s += &format!(
             "{:<40} {:<22} {:>4} {:<12} {:<10} {:>4} {:>7}  {:<17} {:<17}\n",
-            e.enclave_id,
-            e.enclave_name.as_deref().unwrap_or("-"),
+            field(&e.enclave_id),
+            field(e.enclave_name.as_deref().unwrap_or("-")),
             e.enclave_cid,
-            e.state,
-            e.flags,
+            field(&e.state),
+            field(&e.flags),
             e.number_of_cpus
                 .map(|n| n.to_string())
                 .unwrap_or("-".into()),
@@ -112,7 +130,7 @@ fn human_raw(r: &Report) -> String {
         );
     }
     for n in &r.notes {
-        s += &format!("! {n}\n");
+        s += &format!("! {}\n", field(n));
     }
     s
 }

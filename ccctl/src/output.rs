@@ -139,8 +139,11 @@ pub fn exit(result: Result<Outcome, CannotRun>) -> ExitCode {
     }
 }
 
+/// Pretty JSON with control and bidi characters written as `\uXXXX` escapes (still valid,
+/// and parsing gives the exact strings back): `cc_proto::text::to_json_pretty`.
 pub fn json<T: serde::Serialize + ?Sized>(v: &T) -> String {
-    serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    cc_proto::text::to_json_pretty(v)
+        .unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }).to_string())
 }
 
 /// Make text from the enclave, the cluster, KMS or a file safe for a terminal (the one

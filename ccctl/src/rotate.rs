@@ -285,6 +285,10 @@ pub struct NextArgs {
     /// Deploy step: the command to run (default: the helm upgrade).
     #[arg(long, value_name = "SHELL")]
     pub deploy_command: Option<String>,
+    /// Deploy step: how long the deploy command may run before it is stopped (exit 2, the
+    /// step is not recorded as done). Its output goes to the terminal, not through ccctl.
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = crate::parse_duration)]
+    pub deploy_timeout: Duration,
     /// Deadline of each KMS / enclave request.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::parse_duration)]
     pub timeout: Duration,
@@ -956,11 +960,22 @@ async fn observe(
 async fn deploy(s: &mut State, a: &NextArgs, path: &Path, quiet: bool) -> Result<(), CannotRun> {
     match workflow::deploy_action(s, a.execute, a.deploy_command.as_deref()) {
         DeployAction::Run(cmd) => {
-            let st = tokio::process::Command::new("sh")
+            let mut child = tokio::process::Command::new("sh")
                 .args(["-c", &cmd])
-                .status()
-                .await
+                .kill_on_drop(true)
+                .spawn()
                 .map_err(|e| CannotRun::new(format!("cannot run '{cmd}': {e}")))?;
+            let st = match tokio::time::timeout(a.deploy_timeout, child.wait()).await {
+                Ok(st) => st.map_err(|e| CannotRun::new(format!("cannot run '{cmd}': {e}")))?,
+                Err(_) => {
+                    let _ = child.kill().await;
+                    return Err(CannotRun::new(format!(
+                        "'{cmd}' did not finish within the deploy deadline of {:?} (stopped; \
+                         the step is not done; raise it with --deploy-timeout)",
+                        a.deploy_timeout
+                    )));
+                }
+            };
             if !st.success() {
                 return Err(CannotRun::new(format!("'{cmd}' failed: {st}")));
             }

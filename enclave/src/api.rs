@@ -34,6 +34,20 @@ pub fn router(chamber: App) -> axum::Router {
         .with_state(chamber)
 }
 
+/// For connections beyond the API's cap: the probes only, anything else 503.
+pub fn probe_router(chamber: App) -> axum::Router {
+    axum::Router::new()
+        .route("/upcheck", get(|| async { "OK" }))
+        .route("/healthcheck", get(healthcheck))
+        .fallback(|| async {
+            problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "connection limit reached: only /upcheck and /healthcheck are answered",
+            )
+        })
+        .with_state(chamber)
+}
+
 pub fn metrics_router(chamber: App) -> axum::Router {
     axum::Router::new()
         .route(

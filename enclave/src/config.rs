@@ -65,6 +65,18 @@ pub struct Listen {
     pub api: Address,
     #[serde(default = "default_metrics")]
     pub metrics: Address,
+    /// Connections open at once, per server (API, metrics); more are closed on accept.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Connections beyond the cap served only `/upcheck` and `/healthcheck` (API).
+    #[serde(default = "default_probe_slots")]
+    pub probe_slots: usize,
+    /// A request head must arrive within this (slowloris; idle keep-alive between requests).
+    #[serde(default = "default_header_timeout_ms")]
+    pub header_timeout_ms: u64,
+    /// A connection that moves no byte for this long is closed.
+    #[serde(default = "default_idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
 }
 
 impl Default for Listen {
@@ -72,8 +84,36 @@ impl Default for Listen {
         Self {
             api: default_api(),
             metrics: default_metrics(),
+            max_connections: default_max_connections(),
+            probe_slots: default_probe_slots(),
+            header_timeout_ms: default_header_timeout_ms(),
+            idle_timeout_ms: default_idle_timeout_ms(),
         }
     }
+}
+
+impl Listen {
+    pub fn limits(&self) -> crate::http::Limits {
+        crate::http::Limits {
+            max_connections: self.max_connections.max(1),
+            probe_slots: self.probe_slots,
+            header_timeout: std::time::Duration::from_millis(self.header_timeout_ms.max(1)),
+            idle_timeout: std::time::Duration::from_millis(self.idle_timeout_ms.max(1)),
+        }
+    }
+}
+
+fn default_max_connections() -> usize {
+    256
+}
+fn default_probe_slots() -> usize {
+    8
+}
+fn default_header_timeout_ms() -> u64 {
+    10_000
+}
+fn default_idle_timeout_ms() -> u64 {
+    60_000
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -232,6 +272,10 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("CC_KEYSTORE_FILE", "keystore_file"),
     ("CC_LISTEN_API", "listen.api"),
     ("CC_LISTEN_METRICS", "listen.metrics"),
+    ("CC_LISTEN_MAX_CONNECTIONS", "listen.max_connections"),
+    ("CC_LISTEN_PROBE_SLOTS", "listen.probe_slots"),
+    ("CC_LISTEN_HEADER_TIMEOUT_MS", "listen.header_timeout_ms"),
+    ("CC_LISTEN_IDLE_TIMEOUT_MS", "listen.idle_timeout_ms"),
     ("CC_LOGS_TARGET", "logs.target"),
     ("CC_KMS_TIMEOUT_MS", "kms_timeout_ms"),
 ];

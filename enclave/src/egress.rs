@@ -37,6 +37,7 @@ pub async fn start(
                 target,
                 connect_timeout: Duration::from_secs(5),
                 grace: Duration::from_secs(1),
+                limits: forward::Limits::default(),
             },
             metrics.clone(),
             shutdown.clone(),

@@ -7,6 +7,7 @@ pub mod chamber;
 pub mod cms;
 pub mod config;
 pub mod egress;
+pub mod http;
 pub mod keys;
 pub mod kms;
 pub mod log_forward;

@@ -49,6 +49,12 @@ pub struct StatusLabel {
     pub status: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClosedLabel {
+    pub server: &'static str,
+    pub reason: &'static str,
+}
+
 #[derive(Clone, Debug)]
 pub struct Metrics {
     registry: Arc<Registry>,
@@ -58,6 +64,7 @@ pub struct Metrics {
     pub signing_requests: Family<StatusLabel, Counter>,
     pub signing_duration: Histogram,
     pub healthy: Gauge,
+    pub connections_closed: Family<ClosedLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -78,6 +85,7 @@ impl Metrics {
             prometheus_client::metrics::histogram::exponential_buckets(0.00005, 2.0, 12),
         );
         let healthy = Gauge::default();
+        let connections_closed = Family::<ClosedLabel, Counter>::default();
         r.register(
             names::LOG_EVENTS_DROPPED,
             "Log events dropped (log listener down or backing off, buffer full, write failed)",
@@ -108,6 +116,12 @@ impl Metrics {
             "1 when unsealed and ready to sign",
             healthy.clone(),
         );
+        r.register(
+            names::CONNECTIONS_CLOSED,
+            "Connections the HTTP servers closed themselves, per server and reason (limit, \
+             header_timeout, idle)",
+            connections_closed.clone(),
+        );
         let m = Metrics {
             registry: Arc::new(r),
             log_events_dropped,
@@ -116,6 +130,7 @@ impl Metrics {
             signing_requests,
             signing_duration,
             healthy,
+            connections_closed,
         };
         m.set_state(SealState::Sealed);
         m
@@ -145,6 +160,13 @@ impl Metrics {
         if total > now {
             self.log_events_dropped.inc_by(total - now);
         }
+    }
+
+    /// A server closed a connection itself (see [`crate::http`]).
+    pub fn closed(&self, server: &'static str, reason: &'static str) {
+        self.connections_closed
+            .get_or_create(&ClosedLabel { server, reason })
+            .inc();
     }
 
     pub fn encode(&self) -> String {

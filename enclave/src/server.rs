@@ -61,16 +61,33 @@ pub async fn serve(cfg: Config, production: bool) -> Result<(), ServeError> {
         platform = ?cfg.platform, threshold = cfg.threshold, holders = cfg.holders.len(),
         version = env!("CARGO_PKG_VERSION"), "enclave server listening");
     let mut servers = Vec::new();
-    for (listener, router) in [
-        (api, crate::api::router(chamber.clone())),
-        (metrics, crate::api::metrics_router(chamber.clone())),
+    let limits = cfg.listen.limits();
+    for (name, listener, router, probe) in [
+        (
+            "api",
+            api,
+            crate::api::router(chamber.clone()),
+            Some(crate::api::probe_router(chamber.clone())),
+        ),
+        (
+            "metrics",
+            metrics,
+            crate::api::metrics_router(chamber.clone()),
+            None,
+        ),
     ] {
-        let mut sd = sd.clone();
-        servers.push(tokio::spawn(async move {
-            let _ = axum::serve(listener, router)
-                .with_graceful_shutdown(async move { sd.wait().await })
-                .await;
-        }));
+        let closed = Arc::new(ClosedCounter {
+            server: name,
+            chamber: chamber.clone(),
+        });
+        servers.push(tokio::spawn(crate::http::serve(
+            listener,
+            router,
+            probe,
+            limits,
+            closed,
+            sd.clone(),
+        )));
     }
     let egress = crate::egress::start(&cfg, sd.clone())
         .await
@@ -105,6 +122,18 @@ pub async fn serve(cfg: Config, production: bool) -> Result<(), ServeError> {
     // Dropping the chamber drops the log sink's guard last: buffered events are flushed.
     drop(chamber);
     Ok(())
+}
+
+/// Counts what a server closed itself in `containment_enclave_connections_closed_total`.
+struct ClosedCounter {
+    server: &'static str,
+    chamber: Arc<Chamber>,
+}
+
+impl crate::http::Closed for ClosedCounter {
+    fn closed(&self, reason: &'static str) {
+        self.chamber.metrics.closed(self.server, reason);
+    }
 }
 
 async fn prepare(cfg: &Config) -> Result<crate::unseal::Plan, String> {

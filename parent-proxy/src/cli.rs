@@ -75,6 +75,8 @@ pub struct EgressArgs {
     pub connect_timeout: Duration,
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -90,6 +92,49 @@ pub struct IngressArgs {
     pub connect_timeout: Duration,
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Connection limits of a forwarder (README, "Reliability").
+#[derive(Debug, clap::Args)]
+pub struct LimitArgs {
+    /// Connections open at once; more are closed on accept (counted in
+    /// containment_proxy_connections_closed_total{reason="limit"}).
+    #[arg(long, env = "CC_PROXY_MAX_CONNECTIONS", value_name = "N",
+          default_value_t = crate::forward::DEFAULT_MAX_CONNECTIONS, value_parser = parse_cap)]
+    pub max_connections: usize,
+    /// A connection that moves no byte in either direction for this long is closed.
+    #[arg(long, env = "CC_PROXY_IDLE_TIMEOUT", value_name = "DURATION", default_value = "300s",
+          value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+    /// A request path (e.g. /upcheck) whose GET may still pass at the cap, through one of the
+    /// --probe-slots reserved connections. Repeatable.
+    #[arg(long = "probe-path", value_name = "PATH")]
+    pub probe_paths: Vec<String>,
+    /// Connections kept beyond the cap for --probe-path requests.
+    #[arg(long, env = "CC_PROXY_PROBE_SLOTS", value_name = "N",
+          default_value_t = crate::forward::DEFAULT_PROBE_SLOTS)]
+    pub probe_slots: usize,
+}
+
+fn parse_cap(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("the cap must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("'{s}' is not a number of connections")),
+    }
+}
+
+impl LimitArgs {
+    pub fn limits(&self) -> crate::forward::Limits {
+        crate::forward::Limits {
+            max_connections: self.max_connections,
+            idle_timeout: self.idle_timeout,
+            probe_paths: self.probe_paths.clone(),
+            probe_slots: self.probe_slots,
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]

@@ -69,6 +69,9 @@ pub struct EgressConfig {
     pub target: Address,
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
+    /// `limits = { max_connections = 1024, idle_timeout_ms = 300000, probe_paths = [...] }`.
+    #[serde(default)]
+    pub limits: ForwarderLimits,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -79,6 +82,44 @@ pub struct IngressConfig {
     pub target: Address,
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
+    /// `limits = { max_connections = 1024, idle_timeout_ms = 300000, probe_paths = [...] }`.
+    #[serde(default)]
+    pub limits: ForwarderLimits,
+}
+
+/// A forwarder's connection limits (the same as the `egress`/`ingress` flags).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwarderLimits {
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    #[serde(default = "default_idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub probe_paths: Vec<String>,
+    #[serde(default = "default_probe_slots")]
+    pub probe_slots: usize,
+}
+
+impl Default for ForwarderLimits {
+    fn default() -> Self {
+        ForwarderLimits {
+            max_connections: default_max_connections(),
+            idle_timeout_ms: default_idle_timeout_ms(),
+            probe_paths: Vec::new(),
+            probe_slots: default_probe_slots(),
+        }
+    }
+}
+
+fn default_max_connections() -> usize {
+    1024
+}
+fn default_idle_timeout_ms() -> u64 {
+    300_000
+}
+fn default_probe_slots() -> usize {
+    8
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

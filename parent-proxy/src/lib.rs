@@ -8,6 +8,8 @@ pub mod config;
 #[cfg(feature = "server")]
 pub mod forward;
 #[cfg(feature = "server")]
+pub mod limits;
+#[cfg(feature = "server")]
 pub mod logging;
 #[cfg(feature = "server")]
 pub mod metrics;

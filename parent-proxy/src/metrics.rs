@@ -42,6 +42,21 @@ pub enum ErrorKind {
     stdout,
 }
 
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum CloseReason {
+    /// At the connection cap (and not a probe request for a reserved slot).
+    limit,
+    /// No byte moved for the idle timeout.
+    idle,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClosedLabel {
+    pub forwarder: String,
+    pub reason: CloseReason,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabel {
     pub forwarder: String,
@@ -56,6 +71,8 @@ pub struct Metrics {
     pub connections_active: Family<ForwarderLabel, Gauge>,
     pub bytes: Family<BytesLabel, Counter>,
     pub errors: Family<ErrorLabel, Counter>,
+    /// Connections the proxy closed itself: at the cap, or idle.
+    pub closed: Family<ClosedLabel, Counter>,
     pub log_lines: Counter,
     pub log_bytes: Counter,
     pub log_lines_cut: Counter,
@@ -79,6 +96,7 @@ impl Metrics {
         let connections_active = Family::<ForwarderLabel, Gauge>::default();
         let bytes = Family::<BytesLabel, Counter>::default();
         let errors = Family::<ErrorLabel, Counter>::default();
+        let closed = Family::<ClosedLabel, Counter>::default();
         let log_lines = Counter::default();
         let log_bytes = Counter::default();
         let log_lines_cut = Counter::default();
@@ -104,6 +122,11 @@ impl Metrics {
             "errors",
             "Errors per forwarder and kind (accept, connect, io, stdout)",
             errors.clone(),
+        );
+        registry.register(
+            "connections_closed",
+            "Connections closed by the proxy, per forwarder and reason (limit, idle)",
+            closed.clone(),
         );
         registry.register(
             "log_lines",
@@ -141,6 +164,7 @@ impl Metrics {
             connections_active,
             bytes,
             errors,
+            closed,
             log_lines,
             log_bytes,
             log_lines_cut,
@@ -163,6 +187,16 @@ impl Metrics {
             .get_or_create(&ErrorLabel {
                 forwarder: forwarder.to_owned(),
                 kind,
+            })
+            .inc();
+    }
+
+    /// The proxy closed a connection itself (`containment_proxy_connections_closed_total`).
+    pub fn closed(&self, forwarder: &str, reason: CloseReason) {
+        self.closed
+            .get_or_create(&ClosedLabel {
+                forwarder: forwarder.to_owned(),
+                reason,
             })
             .inc();
     }

@@ -74,6 +74,7 @@ pub async fn run(
             &e.name,
             &e.target,
             e.connect_timeout_ms,
+            &e.limits,
         )
     });
     let ingress = cfg.ingress.iter().map(|e| {
@@ -83,9 +84,10 @@ pub async fn run(
             &e.name,
             &e.target,
             e.connect_timeout_ms,
+            &e.limits,
         )
     });
-    for (kind, listen, name, target, connect_timeout_ms) in egress.chain(ingress) {
+    for (kind, listen, name, target, connect_timeout_ms, limits) in egress.chain(ingress) {
         let l = cc_proto::listen(&listen).await?;
         tracing::info!(forwarder = %name, %listen, %target, "{kind} listening");
         servers.spawn(crate::forward::serve(
@@ -95,6 +97,12 @@ pub async fn run(
                 target: target.clone(),
                 connect_timeout: Duration::from_millis(connect_timeout_ms),
                 grace,
+                limits: crate::forward::Limits {
+                    max_connections: limits.max_connections.max(1),
+                    idle_timeout: Duration::from_millis(limits.idle_timeout_ms),
+                    probe_paths: limits.probe_paths.clone(),
+                    probe_slots: limits.probe_slots,
+                },
             },
             metrics.clone(),
             shutdown.clone(),

@@ -13,12 +13,16 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use cc_proto::Stream;
+
+use crate::limits::Activity;
 use prometheus_client::metrics::counter::Counter;
 use tokio::io::Interest;
 use tokio::net::{TcpStream, UnixStream};
 
 const PIPE_SIZE: usize = 1 << 20;
-const COPY_BUFFER: usize = 256 * 1024;
+/// Userspace copy buffer, allocated on a direction's first byte (an idle connection holds
+/// none) and freed when the connection ends.
+const COPY_BUFFER: usize = 64 * 1024;
 
 /// A stream splice can work on.
 #[derive(Clone, Copy)]
@@ -113,16 +117,32 @@ fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
     }
 }
 
-async fn one_way(src: Fd<'_>, dst: Fd<'_>, counter: &Counter) -> io::Result<u64> {
-    let pipe = Pipe::new()?;
+async fn one_way(
+    src: Fd<'_>,
+    dst: Fd<'_>,
+    counter: &Counter,
+    activity: &Activity,
+) -> io::Result<u64> {
+    // The pipe is made when the source has bytes and closed once it has none left (it is
+    // always drained by then): an idle connection holds no pipe, even after a burst.
+    let mut held: Option<Pipe> = None;
     let mut total = 0u64;
     loop {
         src.ready(Interest::READABLE).await?;
+        if held.is_none() {
+            held = Some(Pipe::new()?);
+        }
+        let Some(pipe) = held.as_ref() else {
+            continue;
+        };
         let n = match src.try_io(Interest::READABLE, || {
             splice(src.raw(), pipe.w.as_raw_fd(), PIPE_SIZE)
         }) {
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                held = None;
+                continue;
+            }
             Err(e) => return Err(e),
         };
         if n == 0 {
@@ -130,6 +150,7 @@ async fn one_way(src: Fd<'_>, dst: Fd<'_>, counter: &Counter) -> io::Result<u64>
             return Ok(total);
         }
         counter.inc_by(n as u64);
+        activity.touch();
         let mut left = n;
         while left > 0 {
             dst.ready(Interest::WRITABLE).await?;
@@ -149,11 +170,21 @@ async fn one_way(src: Fd<'_>, dst: Fd<'_>, counter: &Counter) -> io::Result<u64>
 
 /// Userspace copy on the same readiness machinery, for directions whose source gains nothing
 /// from splice (reading a unix socket into a pipe copies anyway; measured in the benchmark).
-async fn one_way_copy(src: Fd<'_>, dst: Fd<'_>, counter: &Counter) -> io::Result<u64> {
-    let mut buf = vec![0u8; COPY_BUFFER];
+async fn one_way_copy(
+    src: Fd<'_>,
+    dst: Fd<'_>,
+    counter: &Counter,
+    activity: &Activity,
+) -> io::Result<u64> {
+    // Taken when the source has bytes, given back once it has none left: an idle connection
+    // holds no buffer, even after a burst.
+    let mut buf: Vec<u8> = Vec::new();
     let mut total = 0u64;
     loop {
         src.ready(Interest::READABLE).await?;
+        if buf.is_empty() {
+            buf = vec![0u8; COPY_BUFFER];
+        }
         let n = match src.try_io(Interest::READABLE, || {
             // SAFETY: read(2) into a buffer we own, bounded by its length.
             let n = unsafe { libc::read(src.raw(), buf.as_mut_ptr().cast(), buf.len()) };
@@ -164,7 +195,10 @@ async fn one_way_copy(src: Fd<'_>, dst: Fd<'_>, counter: &Counter) -> io::Result
             }
         }) {
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                buf = Vec::new();
+                continue;
+            }
             Err(e) => return Err(e),
         };
         if n == 0 {
@@ -172,6 +206,7 @@ async fn one_way_copy(src: Fd<'_>, dst: Fd<'_>, counter: &Counter) -> io::Result
             return Ok(total);
         }
         counter.inc_by(n as u64);
+        activity.touch();
         let mut off = 0;
         while off < n {
             dst.ready(Interest::WRITABLE).await?;
@@ -198,21 +233,34 @@ async fn one_way_copy(src: Fd<'_>, dst: Fd<'_>, counter: &Counter) -> io::Result
 
 /// One direction: splice when the source is TCP (its receive queue moves into the pipe as
 /// page references, no copy), userspace copy otherwise.
-async fn direction(src: Fd<'_>, dst: Fd<'_>, counter: &Counter) -> io::Result<u64> {
+async fn direction(
+    src: Fd<'_>,
+    dst: Fd<'_>,
+    counter: &Counter,
+    activity: &Activity,
+) -> io::Result<u64> {
     match src {
-        Fd::Tcp(_) => one_way(src, dst, counter).await,
-        Fd::Unix(_) => one_way_copy(src, dst, counter).await,
+        Fd::Tcp(_) => one_way(src, dst, counter, activity).await,
+        Fd::Unix(_) => one_way_copy(src, dst, counter, activity).await,
     }
 }
 
-/// Copy both ways until both sides have sent EOF. `None` when either stream is
-/// not a TCP or unix socket (the caller then copies in userspace).
+/// Copy both ways until both sides have sent EOF (an EOF is passed on as a write shutdown and
+/// the other direction keeps going), touching `activity` whenever bytes move. `None` when
+/// either stream is not a TCP or unix socket (the caller then copies in userspace).
 pub async fn bidirectional(
     a: &Stream,
     b: &Stream,
     a_to_b: &Counter,
     b_to_a: &Counter,
+    activity: &Activity,
 ) -> Option<io::Result<()>> {
     let (fa, fb) = (Fd::of(a)?, Fd::of(b)?);
-    Some(tokio::try_join!(direction(fa, fb, a_to_b), direction(fb, fa, b_to_a)).map(|_| ()))
+    Some(
+        tokio::try_join!(
+            direction(fa, fb, a_to_b, activity),
+            direction(fb, fa, b_to_a, activity)
+        )
+        .map(|_| ()),
+    )
 }

@@ -12,6 +12,7 @@ pub mod registered {
     pub const SIGNING_REQUESTS: &str = "containment_signing_requests";
     pub const SIGNING_DURATION_SECONDS: &str = "containment_signing_duration_seconds";
     pub const HEALTHY: &str = "containment_healthy";
+    pub const CONNECTIONS_CLOSED: &str = "containment_enclave_connections_closed";
 }
 
 /// Log events the enclave dropped (counter, no labels).
@@ -26,6 +27,10 @@ pub const SIGNING_REQUESTS_TOTAL: &str = "containment_signing_requests_total";
 pub const SIGNING_DURATION_SECONDS: &str = "containment_signing_duration_seconds";
 /// 1 when unsealed and ready to sign.
 pub const HEALTHY: &str = "containment_healthy";
+
+/// Connections the enclave's HTTP servers closed themselves, per `server` (api, metrics) and
+/// `reason` (limit, header_timeout, idle) (counter; appears once one was closed).
+pub const CONNECTIONS_CLOSED_TOTAL: &str = "containment_enclave_connections_closed_total";
 
 /// Every series family the enclave server exposes (for tests and dashboards).
 pub const ENCLAVE_SERIES: &[&str] = &[

@@ -80,6 +80,83 @@ fn clean_line(text: &str) -> String {
     out
 }
 
+/// JSON for people and programs alike: `serde_json`'s pretty output, except that every
+/// character a terminal would act on or reorder by — C0 (serde_json already escapes those),
+/// DEL, C1 and the bidi controls of [`is_bidi_control`] — is written as a `\uXXXX` escape.
+/// The document stays valid JSON and round-trips: a parser gets the exact string back, while
+/// the bytes on stdout never carry the raw control (`ccctl -o json | less` or a CI log cannot
+/// be reordered or forged by a name that holds U+202E).
+pub fn to_json_pretty<T: serde::Serialize + ?Sized>(v: &T) -> serde_json::Result<String> {
+    let mut out = Vec::with_capacity(128);
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, InertJson::default());
+    v.serialize(&mut ser)?;
+    // The serializer writes only what it was given as `&str` plus ASCII: valid UTF-8.
+    Ok(String::from_utf8(out).expect("serde_json writes UTF-8"))
+}
+
+/// Does a JSON rendering write `c` as a `\uXXXX` escape (besides what JSON itself requires)?
+fn json_escapes(c: char) -> bool {
+    c.is_control() || is_bidi_control(c)
+}
+
+/// `serde_json::ser::PrettyFormatter` plus the escapes of [`to_json_pretty`].
+#[derive(Default)]
+struct InertJson(serde_json::ser::PrettyFormatter<'static>);
+
+impl serde_json::ser::Formatter for InertJson {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        let mut start = 0;
+        for (i, c) in fragment.char_indices() {
+            if json_escapes(c) {
+                w.write_all(&fragment.as_bytes()[start..i])?;
+                // Every such character is in the Basic Multilingual Plane: one escape.
+                write!(w, "\\u{:04x}", c as u32)?;
+                start = i + c.len_utf8();
+            }
+        }
+        w.write_all(&fragment.as_bytes()[start..])
+    }
+    fn begin_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_array(w)
+    }
+    fn end_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_array(w)
+    }
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.0.begin_array_value(w, first)
+    }
+    fn end_array_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_array_value(w)
+    }
+    fn begin_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_object(w)
+    }
+    fn end_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_object(w)
+    }
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.0.begin_object_key(w, first)
+    }
+    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_object_value(w)
+    }
+    fn end_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_object_value(w)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,5 +187,30 @@ mod tests {
         assert_eq!(sanitize_line(b"a\nforged row"), "a\u{fffd}forged row");
         assert_eq!(sanitize("one\ntwo\x1b[2J\r\nthree"), "one\ntwo\nthree");
         assert_eq!(sanitize("a\u{2066}b"), "a\u{fffd}b");
+    }
+
+    /// Issue 16 #9: serde_json escapes C0 but writes U+202E, DEL and C1 raw.
+    #[test]
+    fn json_escapes_bidi_c0_c1_and_round_trips() {
+        let v = serde_json::json!({
+            "name\u{202e}": ["a\u{202e}b\nc\u{7f}d\u{9b}e\u{2066}f\u{200f}", "é ok ✓"],
+            "n": 1
+        });
+        let s = to_json_pretty(&v).unwrap();
+        for bad in ['\u{202e}', '\u{7f}', '\u{9b}', '\u{2066}', '\u{200f}'] {
+            assert!(!s.contains(bad), "{s:?}");
+        }
+        assert!(
+            s.contains("a\\u202eb\\nc\\u007fd\\u009be\\u2066f\\u200f"),
+            "{s}"
+        );
+        assert!(s.contains("é ok ✓"), "{s}");
+        let back: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(back, v);
+        // Pretty layout as serde_json's own.
+        assert_eq!(
+            to_json_pretty(&serde_json::json!({"a": [1, 2]})).unwrap(),
+            serde_json::to_string_pretty(&serde_json::json!({"a": [1, 2]})).unwrap()
+        );
     }
 }

@@ -14,7 +14,7 @@ use tokio::process::{Child, Command};
 use containment_chamber_enclave::config as enclave_config;
 use containment_chamber_enclave_proxy::allowlist::{AllowlistFile, Entry as AllowEntry};
 use containment_chamber_enclave_proxy::config::{
-    EgressConfig, EnclaveConfig, IngressConfig, LogsConfig, OnFailure, RunConfig,
+    EgressConfig, EnclaveConfig, ForwarderLimits, IngressConfig, LogsConfig, OnFailure, RunConfig,
 };
 
 use crate::{apiserver, kms};
@@ -338,6 +338,7 @@ fn write_files(l: &Layout, scenario: Option<Scenario>) -> Result<(), String> {
         listen: enclave_config::Listen {
             api: unix("api.sock"),
             metrics: unix("metrics.sock"),
+            ..Default::default()
         },
         logs: enclave_config::Logs {
             target: unix("log.sock"),
@@ -378,6 +379,7 @@ fn write_files(l: &Layout, scenario: Option<Scenario>) -> Result<(), String> {
             listen: Some(unix("egress-kms.sock")),
             target: kms_tcp,
             connect_timeout_ms: 5000,
+            limits: Default::default(),
         }],
         ingress: vec![
             IngressConfig {
@@ -385,12 +387,17 @@ fn write_files(l: &Layout, scenario: Option<Scenario>) -> Result<(), String> {
                 listen: tcp(l.api),
                 target: unix("api.sock"),
                 connect_timeout_ms: 5000,
+                limits: ForwarderLimits {
+                    probe_paths: vec!["/upcheck".into(), "/healthcheck".into()],
+                    ..Default::default()
+                },
             },
             IngressConfig {
                 name: "metrics".into(),
                 listen: tcp(l.metrics),
                 target: unix("metrics.sock"),
                 connect_timeout_ms: 5000,
+                limits: Default::default(),
             },
         ],
         enclave: EnclaveConfig {
@@ -804,6 +811,16 @@ pub async fn start(args: &Options, dir: &Path, quiet: bool) -> Result<Chamber, S
         cmd.args(&args).arg("--ready-file").arg(ready(name));
         spawn(name, cmd, &layout.p(&format!("logs/{name}.log")))
     };
+    // The API's ingress keeps slots beyond its cap for the liveness and readiness probes.
+    let probe_flags = |name: &str| -> Vec<String> {
+        if name == "ingress-api" {
+            ["--probe-path", "/upcheck", "--probe-path", "/healthcheck"]
+                .map(String::from)
+                .to_vec()
+        } else {
+            Vec::new()
+        }
+    };
     let mut waits = Vec::new();
     // The pod log exists even when nothing writes to it.
     log_file(&layout.p("logs/enclave.log"))?;
@@ -847,7 +864,10 @@ pub async fn start(args: &Options, dir: &Path, quiet: bool) -> Result<Chamber, S
                 layout.sock(sock),
                 "--name".into(),
                 name.trim_start_matches("ingress-").into(),
-            ],
+            ]
+            .into_iter()
+            .chain(probe_flags(name))
+            .collect(),
         )?);
         waits.push(name);
     }

@@ -427,6 +427,12 @@ impl RunningDemo {
 
     /// The same with extra `ccctl demo` arguments (e.g. `--scenario NAME`).
     pub fn start_with(dir: &Path, extra: &[&str]) -> RunningDemo {
+        RunningDemo::start_with_env(dir, extra, &[])
+    }
+
+    /// The same with environment variables for the demo and the processes it starts (e.g.
+    /// `CC_LISTEN_HEADER_TIMEOUT_MS`, `CC_PROXY_MAX_CONNECTIONS`).
+    pub fn start_with_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> RunningDemo {
         use std::io::{BufRead, BufReader};
         let mut child = Command::new(bin("ccctl"))
             .args([
@@ -440,6 +446,7 @@ impl RunningDemo {
             ])
             .arg(dir)
             .args(extra)
+            .envs(env.iter().copied())
             .env("NO_COLOR", "1")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
@@ -486,6 +493,39 @@ impl RunningDemo {
             .status();
         c.wait().ok()
     }
+}
+
+/// Processes whose command line holds every one of `needles` (loopback tests find the demo's
+/// children this way).
+pub fn pids_matching(needles: &[&str]) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if needles.iter().all(|n| cmd.contains(n)) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Resident memory (VmRSS, KiB) and open descriptors of a process, from /proc.
+pub fn rss_kib_and_fds(pid: i32) -> Option<(u64, usize)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count();
+    Some((rss, fds))
 }
 
 impl Drop for RunningDemo {

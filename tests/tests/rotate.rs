@@ -430,6 +430,28 @@ fn a_whole_pcr0_rotation_against_the_demo() {
         err.contains("pod containment-chamber/containment-chamber-0 runs OLD"),
         "{err}"
     );
+    // A deploy command that hangs is stopped at --deploy-timeout (exit 2, naming the limit)
+    // and the step is not recorded as done (issue 16 #2).
+    let t = std::time::Instant::now();
+    let (code, _, err) = d.ccctl(&[
+        "rotate",
+        "pcr0",
+        "next",
+        "--execute",
+        "--deploy-command",
+        "exec sleep 30",
+        "--deploy-timeout",
+        "500ms",
+        "--state",
+        st,
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("did not finish within the deploy deadline of 500ms"),
+        "{err}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+    assert_eq!(step(&state), "deploy");
     // --execute runs the deploy command once, however often the step is resumed.
     let marker = tmp.path().join("deployed");
     let deploy = format!("touch '{}'", marker.display());

@@ -109,20 +109,42 @@ impl Check for EnclaveNitroCli {
     }
     fn run<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Vec<Finding>> {
         Box::pin(async move {
-            let described = match crate::probe::nitro_cli::describe_async(&ctx.nitro_cli).await {
-                Ok(d) => d,
-                Err(e) => {
-                    return vec![
-                        Finding::new(
-                            "enclave.nitro-cli-missing",
-                            Severity::Error,
-                            format!("cannot run nitro-cli: {}", e.0),
-                        )
-                        .with("nitro_cli", ctx.nitro_cli.display().to_string())
-                        .fix("Install aws-nitro-enclaves-cli in the parent image", &[]),
-                    ];
-                }
+            let limits = crate::probe::child::Limits {
+                deadline: ctx.probe_timeout,
+                ..Default::default()
             };
+            let described =
+                match crate::probe::nitro_cli::describe_async(&ctx.nitro_cli, limits).await {
+                    Ok(Ok(d)) => d,
+                    Ok(Err(e)) => {
+                        return vec![Finding::new(
+                            "enclave.nitro-cli-error",
+                            Severity::Error,
+                            format!(
+                                "nitro-cli describe-enclaves printed what cannot be read: {}",
+                                e.0
+                            ),
+                        )];
+                    }
+                    // Over the deadline or the output cap: nitro-cli is there but misbehaves.
+                    Err(e) if !e.not_started() => {
+                        return vec![
+                            Finding::new("enclave.nitro-cli-error", Severity::Error, e.to_string())
+                                .with("nitro_cli", ctx.nitro_cli.display().to_string()),
+                        ];
+                    }
+                    Err(e) => {
+                        return vec![
+                            Finding::new(
+                                "enclave.nitro-cli-missing",
+                                Severity::Error,
+                                format!("cannot run nitro-cli: {e}"),
+                            )
+                            .with("nitro_cli", ctx.nitro_cli.display().to_string())
+                            .fix("Install aws-nitro-enclaves-cli in the parent image", &[]),
+                        ];
+                    }
+                };
             match described {
                 Err(failure) => {
                     ctx.saw(

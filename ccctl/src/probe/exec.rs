@@ -5,8 +5,6 @@
 
 use std::sync::Arc;
 
-use tokio::io::AsyncReadExt;
-
 use super::BoxFuture;
 
 /// How to run commands inside a pod.
@@ -24,7 +22,7 @@ pub enum ExecMode {
 pub fn exec_for(mode: ExecMode, client: &kube::Client) -> Option<Arc<dyn PodExec>> {
     match mode {
         ExecMode::Kube => Some(Arc::new(KubeExec(client.clone()))),
-        ExecMode::Local => Some(Arc::new(LocalExec)),
+        ExecMode::Local => Some(Arc::new(LocalExec::default())),
         ExecMode::None => None,
     }
 }
@@ -70,14 +68,18 @@ impl PodExec for KubeExec {
                     crate::probe::k8s::describe_error(&e)
                 )
             })?;
-            let mut stdout = Vec::new();
-            let mut stderr = Vec::new();
-            if let Some(mut o) = p.stdout() {
-                let _ = o.read_to_end(&mut stdout).await;
-            }
-            if let Some(mut e) = p.stderr() {
-                let _ = e.read_to_end(&mut stderr).await;
-            }
+            // Capped like a local child: a pod that prints forever cannot take our memory.
+            // (The deadline is the caller's: doctor and rotate wrap exec in their timeouts.)
+            let cap = super::child::DEFAULT_MAX_OUTPUT;
+            let what = |e: super::child::ChildError| {
+                format!("exec `{}` in {namespace}/{pod}: {e}", cmd.join(" "))
+            };
+            let stdout = super::child::read_capped(p.stdout(), cap, "stdout")
+                .await
+                .map_err(what)?;
+            let stderr = super::child::read_capped(p.stderr(), cap, "stderr")
+                .await
+                .map_err(what)?;
             let status = match p.take_status() {
                 Some(s) => s.await,
                 None => None,
@@ -114,8 +116,19 @@ impl PodExec for KubeExec {
     }
 }
 
-/// Runs the command here (see the module doc).
-pub struct LocalExec;
+/// Runs the command here (see the module doc), within the limits (deadline, output cap).
+pub struct LocalExec(pub super::child::Limits);
+
+impl Default for LocalExec {
+    /// The output cap of every child; a backstop deadline of a minute (callers such as doctor
+    /// and rotate bound each exec by their own, shorter, timeouts).
+    fn default() -> Self {
+        LocalExec(super::child::Limits {
+            deadline: std::time::Duration::from_secs(60),
+            max_output: super::child::DEFAULT_MAX_OUTPUT,
+        })
+    }
+}
 
 impl PodExec for LocalExec {
     fn exec<'a>(
@@ -128,24 +141,55 @@ impl PodExec for LocalExec {
             let Some((prog, args)) = cmd.split_first() else {
                 return Err("empty command".into());
             };
-            match tokio::process::Command::new(prog)
-                .args(args)
-                .kill_on_drop(true)
-                .output()
-                .await
-            {
+            let mut c = tokio::process::Command::new(prog);
+            c.args(args);
+            match super::child::run(c, self.0).await {
                 Ok(o) => Ok(ExecOutput {
                     stdout: o.stdout,
                     stderr: o.stderr,
                     status: o.status.code(),
                 }),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ExecOutput {
-                    stdout: Vec::new(),
-                    stderr: Vec::new(),
-                    status: None,
-                }),
-                Err(e) => Err(format!("{prog}: {e}")),
+                Err(super::child::ChildError::Start(e))
+                    if e.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    Ok(ExecOutput {
+                        stdout: Vec::new(),
+                        stderr: Vec::new(),
+                        status: None,
+                    })
+                }
+                Err(e) => Err(format!("'{prog}': {e}")),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// Issue 16 #2: local exec output was read without a cap or a deadline.
+    #[tokio::test]
+    async fn local_exec_is_capped_and_has_a_deadline() {
+        let x = LocalExec(super::super::child::Limits {
+            deadline: Duration::from_millis(500),
+            max_output: 4096,
+        });
+        let e = x.exec("ns", "pod", vec!["yes".into()]).await.unwrap_err();
+        assert!(
+            e.contains("'yes'") && e.contains("output cap of 4 KiB"),
+            "{e}"
+        );
+        let e = x
+            .exec("ns", "pod", vec!["sleep".into(), "20".into()])
+            .await
+            .unwrap_err();
+        assert!(e.contains("deadline of 500ms"), "{e}");
+        let o = x
+            .exec("ns", "pod", vec!["/nonexistent/x".into()])
+            .await
+            .unwrap();
+        assert_eq!(o.status, None);
     }
 }

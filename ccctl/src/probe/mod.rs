@@ -8,6 +8,7 @@
 //! Probes never print and never judge: verdicts are doctor's, the policy evaluator's or
 //! rotate's workflow's.
 
+pub mod child;
 pub mod egress;
 pub mod exec;
 pub mod http;

@@ -3,12 +3,12 @@
 //! (`[ Exx ]` code, meaning, detail, exit status).
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use cc_proto::nitro_cli::{CliError, DescribedEnclave, parse_describe_enclaves};
 use serde::Serialize;
 
+use super::child::Limits;
 use crate::output::CannotRun;
 
 /// What one `describe-enclaves` run said: the enclaves, or nitro-cli's failure.
@@ -21,34 +21,65 @@ pub struct NitroCliFailure {
     pub stderr: String,
 }
 
-/// Run `nitro-cli describe-enclaves` (the binary at `nitro_cli`).
-pub fn describe(
-    nitro_cli: &Path,
-) -> Result<Result<Vec<DescribedEnclave>, NitroCliFailure>, CannotRun> {
-    let out = Command::new(nitro_cli)
-        .arg("describe-enclaves")
-        .output()
-        .map_err(|e| CannotRun::new(format!("cannot run '{}': {e}", nitro_cli.display())))?;
-    interpret(out)
+/// Why `describe-enclaves` gave no answer at all: it could not start, or it exceeded a limit
+/// (deadline or output cap; see [`super::child`]).
+#[derive(Debug)]
+pub struct RunError {
+    pub nitro_cli: std::path::PathBuf,
+    pub error: super::child::ChildError,
 }
 
-/// Same, async; the child is killed if the future is dropped (a doctor deadline), so a hung
-/// nitro-cli never outlives the caller.
+impl RunError {
+    /// It could not be started (missing binary, no permission): not a limit.
+    pub fn not_started(&self) -> bool {
+        matches!(self.error, super::child::ChildError::Start(_))
+    }
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.error {
+            super::child::ChildError::Start(e) => {
+                write!(f, "cannot run '{}': {e}", self.nitro_cli.display())
+            }
+            e => write!(f, "'{} describe-enclaves': {e}", self.nitro_cli.display()),
+        }
+    }
+}
+
+/// Run `nitro-cli describe-enclaves` (the binary at `nitro_cli`) within `limits`, for
+/// `ccctl enclaves` (no runtime of its own).
+pub fn describe(nitro_cli: &Path, limits: Limits) -> Result<Described, CannotRun> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CannotRun::new(format!("cannot start the async runtime: {e}")))?;
+    match rt.block_on(describe_async(nitro_cli, limits)) {
+        Ok(d) => d,
+        Err(e) => Err(CannotRun::new(e.to_string())),
+    }
+}
+
+/// Same, async, within `limits`; the child (and its process group) is killed over a limit or
+/// when the future is dropped (a doctor deadline), so a hung nitro-cli never outlives the
+/// caller. The outer error is "no answer" (not started, deadline, output cap); the inner one
+/// is nitro-cli's own output that could not be parsed.
 pub async fn describe_async(
     nitro_cli: &Path,
-) -> Result<Result<Vec<DescribedEnclave>, NitroCliFailure>, CannotRun> {
-    let out = tokio::process::Command::new(nitro_cli)
-        .arg("describe-enclaves")
-        .kill_on_drop(true)
-        .output()
+    limits: Limits,
+) -> Result<Result<Described, CannotRun>, RunError> {
+    let mut cmd = tokio::process::Command::new(nitro_cli);
+    cmd.arg("describe-enclaves");
+    let out = super::child::run(cmd, limits)
         .await
-        .map_err(|e| CannotRun::new(format!("cannot run '{}': {e}", nitro_cli.display())))?;
-    interpret(out)
+        .map_err(|error| RunError {
+            nitro_cli: nitro_cli.to_owned(),
+            error,
+        })?;
+    Ok(interpret(out))
 }
 
-fn interpret(
-    out: std::process::Output,
-) -> Result<Result<Vec<DescribedEnclave>, NitroCliFailure>, CannotRun> {
+fn interpret(out: super::child::Output) -> Result<Described, CannotRun> {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     if !out.status.success() {
         return Ok(Err(NitroCliFailure {
@@ -89,11 +120,12 @@ fn failure_raw(f: &NitroCliFailure) -> String {
 /// not run, failed, timed out), in words.
 pub async fn probe(nitro_cli: &Path, timeout: Duration) -> super::Probe<Vec<DescribedEnclave>> {
     super::Probe::take(async {
-        match tokio::time::timeout(timeout, describe_async(nitro_cli)).await {
-            Err(_) => Err(format!(
-                "{} describe-enclaves did not answer within {timeout:?}",
-                nitro_cli.display()
-            )),
+        let limits = Limits {
+            deadline: timeout,
+            ..Limits::default()
+        };
+        match describe_async(nitro_cli, limits).await {
+            Err(e) => Err(e.to_string()),
             Ok(Err(e)) => Err(e.0),
             Ok(Ok(Err(f))) => Err(failure_human(&f)),
             Ok(Ok(Ok(list))) => Ok(list),
