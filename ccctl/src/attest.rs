@@ -85,36 +85,44 @@ pub fn run(cmd: AttestCommand, fmt: Format) -> Result<Outcome, CannotRun> {
             timeout,
             check,
         } => {
-            let addr = crate::probe::http::parse_base(&url).map_err(CannotRun::new)?;
-            let nonce: [u8; 32] = rand::random();
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| CannotRun::new(e.to_string()))?;
-            let path = format!("/attestation?nonce={}", hex::encode(nonce));
-            let resp = rt
-                .block_on(crate::probe::http::get(&addr, &path, timeout))
-                .map_err(CannotRun::new)?;
-            if resp.status != 200 {
-                return Err(CannotRun::new(format!(
-                    "{url}/attestation answered {}: {}",
-                    resp.status,
-                    output::clean(
-                        &String::from_utf8_lossy(&resp.body)
-                            .chars()
-                            .take(300)
-                            .collect::<String>()
-                    )
-                )));
-            }
+            let (body, nonce) = fetch_document(&url, timeout)?;
             if let Some(p) = &save {
-                std::fs::write(p, &resp.body)
+                std::fs::write(p, &body)
                     .map_err(|e| CannotRun::new(format!("cannot write '{}': {e}", p.display())))?;
             }
+            let resp = crate::probe::http::Response { status: 200, body };
             let doc = load(&resp.body)?;
             report(&doc, &check, fmt, Some(&nonce))
         }
     }
+}
+
+/// A fresh document from the enclave API at `url` (`/attestation` with a random 32-byte
+/// nonce): the raw bytes and the nonce it must carry.
+pub fn fetch_document(url: &str, timeout: Duration) -> Result<(Vec<u8>, [u8; 32]), CannotRun> {
+    let addr = crate::probe::http::parse_base(url).map_err(CannotRun::new)?;
+    let nonce: [u8; 32] = rand::random();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CannotRun::new(e.to_string()))?;
+    let path = format!("/attestation?nonce={}", hex::encode(nonce));
+    let resp = rt
+        .block_on(crate::probe::http::get(&addr, &path, timeout))
+        .map_err(CannotRun::new)?;
+    if resp.status != 200 {
+        return Err(CannotRun::new(format!(
+            "{url}/attestation answered {}: {}",
+            resp.status,
+            output::clean(
+                &String::from_utf8_lossy(&resp.body)
+                    .chars()
+                    .take(300)
+                    .collect::<String>()
+            )
+        )));
+    }
+    Ok((resp.body, nonce))
 }
 
 fn report(
@@ -133,6 +141,22 @@ fn report(
         None => pem_der(AWS_NITRO_ROOT_G1_PEM).map_err(CannotRun::new)?,
     };
     let mut v = verify(doc, &root_der, check.at, &check.expect_pcr, check.all_pcrs);
+    // A chain that fails only because it leads to the demo's development root: say which
+    // root would verify it instead of leaving the operator to guess.
+    if check.root.is_none()
+        && v.reason
+            .as_deref()
+            .is_some_and(|r| r.contains("does not lead to the pinned root"))
+        && let Some(root) = doc.doc.cabundle.first().and_then(|c| facts(c).ok())
+        && root.subject.contains("development root")
+    {
+        v.reason = Some(format!(
+            "certificate chain leads to '{}', not the AWS Nitro root: a software-mode (ccctl \
+             demo) document; verify it with --root DEMO_DIR/root/root.pem (`. DEMO_DIR/env.sh` \
+             sets CCCTL_ROOT) — it is never genuine Nitro",
+            output::clean(&root.subject)
+        ));
+    }
     if let Some(n) = nonce
         && doc.doc.nonce.as_deref() != Some(n)
         && v.valid

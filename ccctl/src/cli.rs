@@ -55,6 +55,12 @@ pub fn dispatch(cli: Cli) -> Result<Outcome, CannotRun> {
     if fmt == Format::Junit && !matches!(cli.command, Command::Doctor(_) | Command::Demo(_)) {
         return Err(CannotRun::new("-o junit is only for doctor and demo"));
     }
+    // -o only where it means something: the dashboard draws a terminal.
+    if fmt != Format::Human && matches!(cli.command, Command::Tui(_)) {
+        return Err(CannotRun::new(
+            "-o is not for ccctl tui (it draws a terminal dashboard); for JSON: ccctl doctor -o json",
+        ));
+    }
     match cli.command {
         Command::Eif(c) => crate::eif::run(c, fmt),
         Command::Enclaves(a) => crate::enclaves::run(a, fmt),

@@ -92,6 +92,11 @@ pub trait Check: Send + Sync {
     fn needs_status(&self) -> bool {
         false
     }
+    /// Finding codes of another family it can emit (`logs.forwarding` reports
+    /// `metrics.unreachable`): `--checks metrics` selects it too.
+    fn other_codes(&self) -> &'static [&'static str] {
+        &[]
+    }
 }
 
 impl dyn Check {
@@ -429,24 +434,48 @@ pub fn pod_report(facts: &crate::probe::k8s::PodFacts) -> Report {
     pod::report(facts, &[])
 }
 
-/// Keep the checks whose id or family is in `only` (all when empty); unknown names are an
-/// error naming them.
+/// Does `name` (from `--checks`) select `c`? Its id, its family, a prefix of its id
+/// (`enclave.pod`), or a finding code (or its family) it emits.
+fn selects(c: &dyn Check, name: &str) -> bool {
+    let name = name.trim();
+    !name.is_empty()
+        && (selects_id(c.id(), name)
+            || c.other_codes()
+                .iter()
+                .any(|code| code.starts_with(name) || code.split('.').next() == Some(name)))
+}
+
+/// Does `name` select the check `id` (its id, its family, or a prefix of its id)? The pod's
+/// API-side checks and the in-pod results are selected with this too.
+pub fn selects_id(id: &str, name: &str) -> bool {
+    let name = name.trim();
+    !name.is_empty() && (id == name || id.split('.').next() == Some(name) || id.starts_with(name))
+}
+
+/// Keep the checks `only` selects (all when empty): ids, families, id prefixes, or the family
+/// of a code a check emits; a name that selects nothing is an error that lists what exists.
 pub fn select(all: Vec<Arc<dyn Check>>, only: &[String]) -> Result<Vec<Arc<dyn Check>>, String> {
     if only.is_empty() {
         return Ok(all);
     }
     for name in only {
-        if !all.iter().any(|c| c.id() == name || c.family() == name) {
-            let known: Vec<&str> = all.iter().map(|c| c.id()).collect();
+        if !all.iter().any(|c| selects(c.as_ref(), name)) {
+            let mut families: Vec<&str> = all.iter().map(|c| c.family()).collect();
+            families.dedup();
+            families.sort_unstable();
+            families.dedup();
+            let ids: Vec<&str> = all.iter().map(|c| c.id()).collect();
             return Err(format!(
-                "--checks: unknown check '{name}' (known: {})",
-                known.join(", ")
+                "--checks: '{}' names no check (families: {}; checks: {})",
+                crate::output::clean(name),
+                families.join(", "),
+                ids.join(", ")
             ));
         }
     }
     Ok(all
         .into_iter()
-        .filter(|c| only.iter().any(|n| c.id() == n || c.family() == n))
+        .filter(|c| only.iter().any(|n| selects(c.as_ref(), n)))
         .collect())
 }
 
@@ -568,10 +597,21 @@ mod tests {
                 .len(),
             2
         );
+        // `metrics` selects the check that reports metrics.unreachable (logs.forwarding).
+        let m = select(checks::local(), &["metrics".into()]).unwrap();
+        assert_eq!(
+            m.iter().map(|c| c.id()).collect::<Vec<_>>(),
+            ["logs.forwarding"]
+        );
+        // A prefix of an id selects it.
+        assert_eq!(select(all.clone(), &["bb.b".into()]).unwrap().len(), 1);
         let Err(e) = select(all, &["egress".into()]) else {
             panic!("accepted")
         };
-        assert!(e.contains("unknown check 'egress'"));
+        assert!(
+            e.contains("'egress' names no check (families: aa, bb; checks: aa.ok, bb.bad)"),
+            "{e}"
+        );
     }
 
     /// `doctor --pod` mixes the API-side checks and the in-pod probes: each check is printed

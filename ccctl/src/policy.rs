@@ -42,8 +42,10 @@ pub struct PolicyCheckArgs {
     /// Take PCR0/1/2/8 from this EIF.
     #[arg(long, value_name = "FILE")]
     pub eif: Option<PathBuf>,
-    /// Take the PCRs from this attestation document (not verified here: see `ccctl attest verify`).
-    #[arg(long, value_name = "FILE")]
+    /// Take the PCRs from this attestation document (not verified here: see `ccctl attest
+    /// verify`), or from a fresh one the enclave API at this address gives (`tcp://HOST:PORT`,
+    /// `http://…`, `unix:///path`).
+    #[arg(long, value_name = "FILE|ADDR")]
     pub attestation: Option<PathBuf>,
     /// A holder's key ARN (repeatable; for --policy-file holders: a statement's Resource and the
     /// cross-account rule are judged with it).
@@ -642,8 +644,16 @@ pub fn input_from_args(a: &PolicyCheckArgs) -> Result<Input, CannotRun> {
         pcrs.0.extend(d.info.measurements.pcr_set().0);
     }
     if let Some(p) = &a.attestation {
-        let bytes = std::fs::read(p)
-            .map_err(|e| CannotRun::new(format!("cannot read '{}': {e}", p.display())))?;
+        let text = p.to_string_lossy();
+        let bytes = if ["tcp://", "http://", "https://", "unix://"]
+            .iter()
+            .any(|s| text.starts_with(s))
+        {
+            crate::attest::fetch_document(&text, a.timeout)?.0
+        } else {
+            std::fs::read(p)
+                .map_err(|e| CannotRun::new(format!("cannot read '{}': {e}", p.display())))?
+        };
         let doc = crate::attest::load(&bytes)?;
         pcrs.0
             .extend(cc_proto::pcr::PcrSet::from_registers(&doc.doc.pcrs).0);

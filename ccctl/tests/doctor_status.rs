@@ -241,3 +241,32 @@ fn a_local_run_reports_observations() {
         "{out}"
     );
 }
+
+/// `-o` only where it means something, and `--checks` names that select nothing list what
+/// exists (issue 17).
+#[test]
+fn output_formats_and_check_names_are_checked() {
+    let o = common::ccctl(&["tui", "-o", "json"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        common::stderr(&o).contains("-o is not for ccctl tui"),
+        "{}",
+        common::stderr(&o)
+    );
+    let (code, out) = doctor(&["--checks", "nothing-like-this"]);
+    assert_eq!(code, Some(2), "{out}");
+    let o = common::ccctl(&["doctor", "--local", "--checks", "nothing-like-this"]);
+    let err = common::stderr(&o);
+    assert!(
+        err.contains("names no check (families: config, egress, enclave, kms, logs, nsm, pcr"),
+        "{err}"
+    );
+    // A family of a code a check emits, and a prefix of an id, select.
+    let (_, out) = doctor(&["--checks", "metrics", "-o", "json"]);
+    assert!(out.contains("\"logs.forwarding\""), "{out}");
+    let (_, out) = doctor(&["--checks", "enclave.nitro", "-o", "json"]);
+    assert!(
+        out.contains("\"enclave.nitro-cli\"") && !out.contains("\"enclave.status\""),
+        "{out}"
+    );
+}

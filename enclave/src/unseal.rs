@@ -69,7 +69,9 @@ async fn unseal(chamber: &Arc<Chamber>, plan: Plan) -> Result<(), String> {
     let clients: Vec<Arc<HolderClient>> = plan.clients.into_iter().map(Arc::new).collect();
     let mut got: Vec<(String, Share)> = Vec::new();
     let mut backoff = Backoff::default();
+    let mut round: u32 = 0;
     loop {
+        round += 1;
         // A fresh document each round (KMS rejects stale ones).
         let attestation = match &nsm {
             Some(n) => {
@@ -160,9 +162,15 @@ async fn unseal(chamber: &Arc<Chamber>, plan: Plan) -> Result<(), String> {
         chamber.set_state(
             SealState::Unsealing,
             Some(format!(
-                "{} of {threshold} shares; waiting for {}; retrying",
+                "{} of {threshold} shares; waiting for {}; retrying in {}s ({} so far)",
                 got.len(),
-                waiting.join(", ")
+                waiting.join(", "),
+                delay.as_secs().max(1),
+                if round == 1 {
+                    "1 attempt".to_owned()
+                } else {
+                    format!("{round} attempts")
+                }
             )),
         );
         tokio::time::sleep(delay).await;

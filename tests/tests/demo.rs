@@ -416,6 +416,29 @@ fn without_once_it_keeps_running_until_sigterm_then_stops_everything() {
     let (code, out) = run(&["attest", "fetch"]);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("development root"), "{out}");
+    // policy check takes a fresh document from the API address (issue 17).
+    let api = demo.var("CCCTL_API");
+    let (code, out) = run(&["policy", "check", "--attestation", &api]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("3 of 3 holders release"), "{out}");
+    // Without the demo's root, the chain failure says which root would verify it.
+    let o = Command::new(bin("ccctl"))
+        .args(["attest", "fetch"])
+        .envs(
+            env.iter()
+                .filter(|(k, _)| k != "CCCTL_ROOT")
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        )
+        .env_remove("CCCTL_ROOT")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("containment-chamber development root")
+            && out.contains("--root DEMO_DIR/root/root.pem"),
+        "{out}"
+    );
     let (code, out) = run(&[
         "doctor",
         "--pod",

@@ -259,6 +259,33 @@ async fn fleet_mode_reports_each_pod_and_a_summary() {
     assert!(human.contains("== signer-1 =="), "{human}");
 }
 
+/// A selector that matches nothing says so and lists the pods here that look like chambers,
+/// with their labels (issue 17); exit 1 (nothing was checked).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_selector_matching_nothing_lists_the_chamber_like_pods() {
+    let dir = tempfile::tempdir().unwrap();
+    let objects = fleet(2);
+    let api = ApiServer::start(objects).await;
+    let kc = api.kubeconfig(dir.path(), "chamber");
+    let (code, out, _) = tokio::task::spawn_blocking(move || {
+        doctor(&kc, &["-l", "app=containment", "--exec", "none"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("0 pods matching 'app=containment' in 'chamber'"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "No pod matches 'app=containment' in 'chamber'. Pods here that look like chambers"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("signer-0  app=containment-chamber"), "{out}");
+}
+
 /// Fleet requests go out concurrently: 50 pods behind 100 ms per answer take far less than
 /// the 5 s one-after-another would (only a lower bound on the sequential time is assumed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

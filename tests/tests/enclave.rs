@@ -391,6 +391,8 @@ fn two_unreachable_holders_keep_it_unsealing_and_say_which() {
     assert_eq!(st.state, SealState::Unsealing);
     let reason = st.reason.unwrap();
     assert!(reason.contains("1 of 2 shares"), "{reason}");
+    // It says how long it has been at it (issue 17).
+    assert!(reason.contains("attempt"), "{reason}");
     assert!(
         reason.contains("bob (unreachable)") && reason.contains("carol (unreachable)"),
         "{reason}"

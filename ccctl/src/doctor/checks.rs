@@ -535,6 +535,9 @@ impl Check for LogsMetrics {
     fn description(&self) -> &'static str {
         "/metrics reachable, log events not being dropped, vsock-stdout listening"
     }
+    fn other_codes(&self) -> &'static [&'static str] {
+        &["metrics.unreachable"]
+    }
     fn run<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Vec<Finding>> {
         Box::pin(async move {
             let mut out = Vec::new();

@@ -105,7 +105,7 @@ pub fn run(a: DoctorArgs, fmt: Format) -> Result<Outcome, CannotRun> {
                 .unwrap_or_default();
                 report.signer = inside.signer;
                 report.checks.extend(inside.checks.into_iter().filter(|c| {
-                    a.checks.is_empty() || a.checks.iter().any(|o| *o == c.id || *o == c.family)
+                    a.checks.is_empty() || a.checks.iter().any(|o| super::selects_id(&c.id, o))
                 }));
                 super::merge_log_signatures(&mut report.checks);
                 report.resummarise();
@@ -118,7 +118,7 @@ pub fn run(a: DoctorArgs, fmt: Format) -> Result<Outcome, CannotRun> {
     }
     if let Some(selector) = &a.selector {
         let rt = output::runtime()?;
-        let (ns, facts, inside) = rt
+        let (ns, facts, inside, like) = rt
             .block_on(async {
                 let client = crate::probe::k8s::client(a.context.as_deref()).await?;
                 let ns = match &a.namespace {
@@ -149,11 +149,23 @@ pub fn run(a: DoctorArgs, fmt: Format) -> Result<Outcome, CannotRun> {
                         inside[i] = r;
                     }
                 }
-                Ok::<_, String>((ns, f, inside))
+                // Nothing matched: which pods here look like chambers (and their labels)?
+                let like = if f.is_empty() {
+                    crate::probe::k8s::chamber_like_pods(&client, &ns, a.timeout)
+                        .await
+                        .unwrap_or_default()
+                } else {
+                    Vec::new()
+                };
+                Ok::<_, String>((ns, f, inside, like))
             })
             .map_err(CannotRun::new)?;
         rt.shutdown_background();
-        let fleet = super::fleet::Fleet::new(&ns, selector, &facts, inside, &a.checks);
+        let mut fleet = super::fleet::Fleet::new(&ns, selector, &facts, inside, &a.checks);
+        fleet.chamber_like = like
+            .into_iter()
+            .map(|(pod, labels)| super::fleet::Candidate { pod, labels })
+            .collect();
         output::render(&fleet, fmt)?;
         let level = a.fail_on.level();
         return Ok(

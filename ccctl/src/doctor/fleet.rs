@@ -19,6 +19,15 @@ pub struct Fleet {
     pub namespace: String,
     pub selector: String,
     pub pods: Vec<PodReport>,
+    /// When no pod matched: the pods here that look like chambers and their labels.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub chamber_like: Vec<Candidate>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Candidate {
+    pub pod: String,
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 impl Fleet {
@@ -41,7 +50,7 @@ impl Fleet {
                     let inside = inside.next().unwrap_or_default();
                     report.signer = inside.signer;
                     report.checks.extend(inside.checks.into_iter().filter(|c| {
-                        only.is_empty() || only.iter().any(|o| *o == c.id || *o == c.family)
+                        only.is_empty() || only.iter().any(|o| super::selects_id(&c.id, o))
                     }));
                     super::merge_log_signatures(&mut report.checks);
                     report.resummarise();
@@ -53,6 +62,7 @@ impl Fleet {
                     }
                 })
                 .collect(),
+            chamber_like: Vec::new(),
         }
     }
 
@@ -69,6 +79,22 @@ impl Fleet {
             "ERRORS",
             "WARN"
         );
+        if self.pods.is_empty() {
+            out += &format!(
+                "\nNo pod matches '{}' in '{}'. ",
+                self.selector, self.namespace
+            );
+            if self.chamber_like.is_empty() {
+                out += "No pod here looks like a chamber (none requests aws.ec2.nitro/nitro_enclaves): check -n/--context.\n";
+            } else {
+                out += "Pods here that look like chambers, with their labels:\n";
+                for c in &self.chamber_like {
+                    let labels: Vec<String> =
+                        c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    out += &format!("  {}  {}\n", c.pod, labels.join(","));
+                }
+            }
+        }
         for p in &self.pods {
             let first = p.report.verdict.cause.as_deref().unwrap_or("-");
             out += &format!(

@@ -347,8 +347,7 @@ fn pod_log(f: &PodFacts) -> Vec<Finding> {
 pub fn report(facts: &PodFacts, only: &[String]) -> Report {
     let mut checks = Vec::new();
     for (id, description, check) in CHECKS {
-        let family = id.split('.').next().unwrap_or("misc");
-        if !only.is_empty() && !only.iter().any(|o| o == id || o == family) {
+        if !only.is_empty() && !only.iter().any(|o| super::selects_id(id, o)) {
             continue;
         }
         let mut r = CheckResult::of(id, description, check(facts));

@@ -111,6 +111,40 @@ fn not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
 }
 
+/// Pods in `namespace` that look like chambers (a container requests the Nitro device, or the
+/// name says so), with their labels: what to tell someone whose selector matched nothing.
+pub async fn chamber_like_pods(
+    client: &kube::Client,
+    namespace: &str,
+    timeout: Duration,
+) -> Result<Vec<(String, std::collections::BTreeMap<String, String>)>, String> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let list = tokio::time::timeout(timeout, pods.list(&ListParams::default()))
+        .await
+        .map_err(|_| format!("listing pods in '{namespace}' timed out"))?
+        .map_err(|e| format!("listing pods in '{namespace}': {}", describe_error(&e)))?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|p| {
+            let name = p.metadata.name.as_deref().unwrap_or_default();
+            let nitro = p.spec.iter().flat_map(|s| s.containers.iter()).any(|c| {
+                c.resources
+                    .as_ref()
+                    .and_then(|r| r.limits.as_ref())
+                    .is_some_and(|l| l.contains_key("aws.ec2.nitro/nitro_enclaves"))
+            });
+            nitro || name.contains("chamber")
+        })
+        .map(|p| {
+            (
+                p.metadata.name.clone().unwrap_or_default(),
+                p.metadata.labels.clone().unwrap_or_default(),
+            )
+        })
+        .collect())
+}
+
 /// Facts for every pod matching `selector`, fetched concurrently: the device-plugin DaemonSet
 /// once, each node once, then per pod its events. A fleet takes about as long as its slowest
 /// pod, not the sum.
