@@ -418,6 +418,12 @@ pub struct RunningDemo {
     pub env: Vec<(String, String)>,
     /// What it printed on stderr up to its banner (the commands it suggests).
     pub banner: String,
+    /// What it prints after the banner, read on a thread.
+    #[allow(clippy::type_complexity)]
+    rest: Option<(
+        std::sync::Arc<std::sync::Mutex<String>>,
+        std::thread::JoinHandle<()>,
+    )>,
 }
 
 impl RunningDemo {
@@ -433,8 +439,23 @@ impl RunningDemo {
     /// The same with environment variables for the demo and the processes it starts (e.g.
     /// `CC_LISTEN_HEADER_TIMEOUT_MS`, `CC_PROXY_MAX_CONNECTIONS`).
     pub fn start_with_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> RunningDemo {
-        use std::io::{BufRead, BufReader};
-        let mut child = Command::new(bin("ccctl"))
+        RunningDemo::spawn(dir, extra, env, false)
+    }
+
+    /// Started as a shell starts a foreground job: in a process group of its own, which
+    /// [`RunningDemo::interrupt_group`] sends SIGINT to, as a terminal's Ctrl-C does.
+    pub fn start_as_job(dir: &Path) -> RunningDemo {
+        RunningDemo::spawn(dir, &[], &[], true)
+    }
+
+    fn spawn(dir: &Path, extra: &[&str], env: &[(&str, &str)], own_group: bool) -> RunningDemo {
+        use std::io::{BufRead, BufReader, Read};
+        use std::os::unix::process::CommandExt;
+        let mut cmd = Command::new(bin("ccctl"));
+        if own_group {
+            cmd.process_group(0);
+        }
+        let mut child = cmd
             .args([
                 "demo",
                 "--no-tui",
@@ -467,13 +488,43 @@ impl RunningDemo {
             );
             seen.push_str(&line);
         }
-        std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+        // What it prints after the banner, kept for [`RunningDemo::interrupt_group`].
+        let rest = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let r = rest.clone();
+        let reader = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            if let Ok(mut r) = r.lock() {
+                *r = s;
+            }
+        });
         RunningDemo {
             child: Some(child),
             dir: dir.to_owned(),
             env: demo_env(dir),
             banner: seen,
+            rest: Some((rest, reader)),
         }
+    }
+
+    /// SIGINT to its whole process group (a terminal's Ctrl-C; see [`RunningDemo::start_as_job`]),
+    /// then wait: its exit status and what it printed after the banner.
+    pub fn interrupt_group(&mut self) -> (Option<std::process::ExitStatus>, String) {
+        let Some(mut c) = self.child.take() else {
+            return (None, String::new());
+        };
+        let _ = Command::new("kill")
+            .args(["-INT", "--", &format!("-{}", c.id())])
+            .status();
+        let status = c.wait().ok();
+        let rest = match self.rest.take() {
+            Some((rest, reader)) => {
+                let _ = reader.join();
+                rest.lock().map(|r| r.clone()).unwrap_or_default()
+            }
+            None => String::new(),
+        };
+        (status, rest)
     }
 
     /// One `env.sh` variable.

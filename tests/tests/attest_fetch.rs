@@ -100,11 +100,12 @@ endpoint = "http://127.0.0.1:{dead}"
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    // … and the reason says which root would verify it (issue 17).
+    let reason = v["reason"].as_str().unwrap();
     assert!(
-        v["reason"]
-            .as_str()
-            .unwrap()
-            .contains("does not lead to the pinned root"),
+        reason.contains("leads to 'CN=containment-chamber development root (NOT AWS)")
+            && reason.contains("--root DEMO_DIR/root/root.pem")
+            && reason.contains("never genuine Nitro"),
         "{v:#}"
     );
     // A wrong PCR expectation is a mismatch.

@@ -281,44 +281,10 @@ fn role_lacks_decrypt() {
 /// in order and nothing "had already stopped" (issue 13 #10).
 #[test]
 fn ctrl_c_at_the_terminal_stops_the_chamber_cleanly() {
-    use std::io::{BufRead, BufReader, Read};
-    use std::os::unix::process::CommandExt;
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(bin("ccctl"))
-        .args([
-            "demo",
-            "--no-tui",
-            "--api-port",
-            "0",
-            "--metrics-port",
-            "0",
-            "--dir",
-        ])
-        .arg(dir.path().join("demo"))
-        .env("NO_COLOR", "1")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        // A process group of its own, led by ccctl, as a shell gives a foreground job.
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    let t = std::time::Instant::now();
-    while !seen.contains("Ctrl-C stops everything") {
-        assert!(t.elapsed().as_secs() < 60, "{seen}");
-        let mut line = String::new();
-        assert!(err.read_line(&mut line).unwrap() > 0, "{seen}");
-        seen.push_str(&line);
-    }
-    let pgid = child.id();
-    let _ = Command::new("kill")
-        .args(["-INT", "--", &format!("-{pgid}")])
-        .status();
-    let status = child.wait().unwrap();
-    let mut rest = String::new();
-    err.read_to_string(&mut rest).unwrap();
-    assert!(status.success(), "{status:?}\n{rest}");
+    let mut demo = cc_tests::RunningDemo::start_as_job(&dir.path().join("demo"));
+    let (status, rest) = demo.interrupt_group();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}\n{rest}");
     assert!(!rest.contains("had already stopped"), "{rest}");
 }
 
