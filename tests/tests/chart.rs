@@ -28,8 +28,14 @@ fn text(o: &Output) -> String {
 fn helm(args: &[&str]) -> Output {
     Command::new(tool("helm"))
         .args(args)
-        .env("HELM_CACHE_HOME", std::env::temp_dir().join("cc-helm-cache"))
-        .env("HELM_CONFIG_HOME", std::env::temp_dir().join("cc-helm-config"))
+        .env(
+            "HELM_CACHE_HOME",
+            std::env::temp_dir().join("cc-helm-cache"),
+        )
+        .env(
+            "HELM_CONFIG_HOME",
+            std::env::temp_dir().join("cc-helm-config"),
+        )
         .output()
         .expect("run helm")
 }
@@ -132,7 +138,11 @@ fn every_bad_values_case_is_refused_by_helm_through_the_schema() {
                 case.name
             );
             for want in &case.expects {
-                assert!(out.contains(want.as_str()), "{}: no '{want}' in {out}", case.name);
+                assert!(
+                    out.contains(want.as_str()),
+                    "{}: no '{want}' in {out}",
+                    case.name
+                );
             }
         }
     }
@@ -175,7 +185,11 @@ fn helm_template_of_every_good_case_passes_kubernetes_validate_strict() {
     }
     // The validator is really checking: a misspelt field fails under --strict.
     let bad = dir.path().join("bad.yaml");
-    std::fs::write(&bad, renders[0].1.replace("containerPort:", "containerPrt:")).unwrap();
+    std::fs::write(
+        &bad,
+        renders[0].1.replace("containerPort:", "containerPrt:"),
+    )
+    .unwrap();
     let o = kubernetes_validate(&bad);
     assert!(!o.status.success(), "{}", text(&o));
 }
@@ -198,12 +212,35 @@ fn good_cases_render_what_they_say() {
     let default = template(&[]).unwrap();
     assert!(!env(&default).contains(&"ENCLAVE_DEBUG".to_owned()));
     assert!(default.contains("aws.ec2.nitro/nitro_enclaves: \"1\""));
-    let dev = template(&["-f", &values.join("ok-development.yaml").display().to_string()]).unwrap();
+    let dev = template(&[
+        "-f",
+        &values.join("ok-development.yaml").display().to_string(),
+    ])
+    .unwrap();
     assert!(env(&dev).contains(&"ENCLAVE_DEBUG".to_owned()));
-    let bare = template(&["-f", &values.join("ok-no-enclave.yaml").display().to_string()]).unwrap();
+    let bare = template(&[
+        "-f",
+        &values.join("ok-no-enclave.yaml").display().to_string(),
+    ])
+    .unwrap();
     assert!(!bare.contains("nitro_enclaves"), "{bare}");
     assert!(!bare.contains("hugepages"), "{bare}");
     assert!(env(&bare).contains(&"CCCTL_CONFIG".to_owned()));
+    let mon = template(&[
+        "-f",
+        &values.join("ok-monitoring.yaml").display().to_string(),
+    ])
+    .unwrap();
+    let docs = documents(&mon);
+    let rule = serde_yaml_ng::to_string(kind(&docs, "PrometheusRule").unwrap()).unwrap();
+    assert!(rule.contains("release: kube-prometheus-stack"), "{rule}");
+    assert!(
+        rule.contains("runbook_url: https://wiki.example.internal/containment-chamber/runbooks/kms.md#kms-access-denied"),
+        "{rule}"
+    );
+    assert!(rule.contains(") < 3"), "{rule}");
+    assert!(rule.contains("for: 15m"), "{rule}");
+    assert!(kind(&docs, "ServiceMonitor").is_some());
 }
 
 /// Every `.Values.x.y` used by a template exists in values.yaml (helm renders a typo as empty).
@@ -307,4 +344,240 @@ fn the_service_monitor_scrapes_the_service_metrics_port() {
             .iter()
             .any(|p| p["name"] == "metrics" && p["port"] == 3000)
     );
+    // The proxy's own metrics: one endpoint per process, each a port of the Service and of
+    // the container (PROXY_METRICS base 3100: vsock-stdout, then egress i at 3101+i).
+    let names = |v: &serde_yaml_ng::Value, key: &str| -> Vec<String> {
+        v.as_sequence()
+            .unwrap()
+            .iter()
+            .map(|p| p[key].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let scraped = names(&sm["spec"]["endpoints"], "port");
+    assert_eq!(
+        scraped,
+        [
+            "metrics",
+            "proxy-logs",
+            "proxy-egress-0",
+            "proxy-egress-1",
+            "proxy-egress-2"
+        ]
+    );
+    let container =
+        &kind(&docs, "Deployment").unwrap()["spec"]["template"]["spec"]["containers"][0];
+    for port in &scraped {
+        assert!(
+            names(&svc["spec"]["ports"], "name").contains(port),
+            "{port}"
+        );
+        assert!(names(&container["ports"], "name").contains(port), "{port}");
+    }
+    let egress_2 = container["ports"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "proxy-egress-2")
+        .unwrap();
+    assert_eq!(egress_2["containerPort"], 3103);
+    assert!(
+        container["env"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "PROXY_METRICS" && e["value"] == "0.0.0.0:3100")
+    );
+}
+
+/// The PrometheusRule of `metrics.prometheusRule.enabled`, as helm renders it for release
+/// "containment-chamber" in namespace "chamber": its `spec` (the rule groups) and the alerts.
+fn rendered_rules() -> (serde_yaml_ng::Value, Vec<serde_yaml_ng::Value>) {
+    assert!(kind(&documents(&template(&[]).unwrap()), "PrometheusRule").is_none());
+    let docs = documents(
+        &template(&[
+            "--namespace",
+            "chamber",
+            "--set",
+            "metrics.prometheusRule.enabled=true",
+        ])
+        .unwrap(),
+    );
+    let spec = kind(&docs, "PrometheusRule").unwrap()["spec"].clone();
+    let alerts = spec["groups"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_sequence().unwrap().clone())
+        .collect();
+    (spec, alerts)
+}
+
+/// `promtool check rules` accepts the rendered rules and `promtool test rules` runs
+/// tests/alerts/alerts_test.yaml against them: every alert firing on its input and quiet on
+/// a look-alike, a counter reset included.
+#[test]
+fn alert_rules_pass_promtool_check_and_unit_tests() {
+    let (spec, alerts) = rendered_rules();
+    assert!(alerts.len() >= 8, "{alerts:?}");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("rules.yaml"),
+        serde_yaml_ng::to_string(&spec).unwrap(),
+    )
+    .unwrap();
+    let tests = std::fs::read_to_string(chart().join("tests/alerts/alerts_test.yaml")).unwrap();
+    std::fs::write(dir.path().join("alerts_test.yaml"), &tests).unwrap();
+    let promtool = |args: &[&str]| {
+        Command::new(tool("promtool"))
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let o = promtool(&["check", "rules", "rules.yaml"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("SUCCESS: {} rules found", alerts.len())),
+        "{}",
+        text(&o)
+    );
+    let o = promtool(&["test", "rules", "alerts_test.yaml"]);
+    assert!(o.status.success(), "{}", text(&o));
+    // Every alert has a firing case in the unit tests.
+    for a in &alerts {
+        let name = a["alert"].as_str().unwrap();
+        assert!(
+            tests.contains(&format!(
+                "alertname: {name}\n        exp_alerts:\n          - "
+            )),
+            "no firing case for {name} in alerts_test.yaml"
+        );
+    }
+    // The unit tests can fail: a rule that never fires breaks them.
+    let broken = serde_yaml_ng::to_string(&spec)
+        .unwrap()
+        .replace("< 2", "< 0");
+    std::fs::write(dir.path().join("rules.yaml"), broken).unwrap();
+    let o = promtool(&["test", "rules", "alerts_test.yaml"]);
+    assert!(!o.status.success(), "{}", text(&o));
+}
+
+/// Metric names (`# TYPE` families, counters with `_total`) in one scrape.
+fn exported(scrape: &str) -> BTreeSet<String> {
+    scrape
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| {
+            let (name, ty) = l.split_once(' ')?;
+            Some(if ty == "counter" {
+                format!("{name}_total")
+            } else {
+                name.to_owned()
+            })
+        })
+        .collect()
+}
+
+/// The real proxy, serving metrics on a free port: vsock-stdout, or an egress forwarder named
+/// `kms` whose upstream refuses (one connection made through it, so its error series exists).
+fn proxy_scrape(egress: bool) -> String {
+    use cc_tests::{Proc, free_port, wait_for_tcp, wait_until};
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let sock = dir.path().join("listen.sock");
+    let listen = format!("unix://{}", sock.display());
+    let closed = format!("tcp://127.0.0.1:{}", free_port());
+    let metrics = format!("tcp://127.0.0.1:{port}");
+    let mut cmd = Command::new(bin("containment-chamber-enclave-proxy"));
+    cmd.args(["--metrics", &metrics]);
+    if egress {
+        cmd.args([
+            "egress", "--name", "kms", "--listen", &listen, "--target", &closed,
+        ]);
+    } else {
+        cmd.args(["vsock-stdout", "--listen", &listen]);
+    }
+    let mut p = Proc::start(&mut cmd);
+    wait_for_tcp(port);
+    let t = std::time::Duration::from_secs(20);
+    if egress {
+        wait_until("egress socket", t, || sock.exists());
+        drop(std::os::unix::net::UnixStream::connect(&sock).unwrap());
+        wait_until("connect error counted", t, || {
+            cc_tests::http_get(port, "/metrics").is_ok_and(|m| {
+                m.contains("containment_proxy_errors_total{forwarder=\"kms\",kind=\"connect\"} 1")
+            })
+        });
+    }
+    let scrape = cc_tests::http_get(port, "/metrics").unwrap();
+    p.stop(t);
+    scrape
+}
+
+/// Each alert: a runbook_url into a section of runbooks/ that exists, a severity, a summary
+/// naming the pod (the absent alert names the release), only metrics the binaries export
+/// (the enclave's contract in cc_proto::metrics; the proxy's scraped from the real proxy,
+/// with the label values the rules match), and a row in the README's alert table.
+#[test]
+fn alerts_link_runbook_sections_and_use_only_exported_metrics() {
+    let (_, alerts) = rendered_rules();
+    let root = chart().join("../..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let logs = proxy_scrape(false);
+    let egress = proxy_scrape(true);
+    assert!(logs.contains("forwarder=\"vsock-stdout\""), "{logs}");
+    let mut known: BTreeSet<String> = cc_proto::metrics::ENCLAVE_SERIES
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    known.extend(exported(&logs));
+    known.extend(exported(&egress));
+    known.insert("up".into());
+    assert!(
+        known.contains("containment_proxy_errors_total"),
+        "{known:?}"
+    );
+    let base = "https://example.invalid/containment-chamber/blob/main/runbooks/";
+    for a in &alerts {
+        let name = a["alert"].as_str().unwrap();
+        let ann = &a["annotations"];
+        let url = ann["runbook_url"].as_str().unwrap();
+        let (file, anchor) = url
+            .strip_prefix(base)
+            .and_then(|r| r.split_once('#'))
+            .unwrap_or_else(|| panic!("{name}: runbook_url {url}"));
+        let page = std::fs::read_to_string(root.join("runbooks").join(file))
+            .unwrap_or_else(|e| panic!("{name}: {file}: {e}"));
+        assert!(
+            page.lines().any(|l| l.trim() == format!("## {anchor}")),
+            "{name}: no section '## {anchor}' in runbooks/{file}"
+        );
+        let summary = ann["summary"].as_str().unwrap();
+        assert!(
+            summary.contains("{{ $labels.pod }}") || name == "ContainmentChamberMetricsAbsent",
+            "{name}: {summary}"
+        );
+        assert!(
+            ["warning", "critical"].contains(&a["labels"]["severity"].as_str().unwrap()),
+            "{name}"
+        );
+        let expr = a["expr"].as_str().unwrap();
+        let words = expr
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("containment_") || *w == "up");
+        for w in words {
+            assert!(
+                known.contains(w),
+                "{name} uses '{w}', which nothing exports"
+            );
+        }
+        assert!(
+            expr.contains("job=\"containment-chamber\", namespace=\"chamber\""),
+            "{name}: {expr}"
+        );
+        assert!(
+            readme.contains(&format!("| `{name}` |")),
+            "{name} not in README"
+        );
+    }
 }
