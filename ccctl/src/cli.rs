@@ -1,7 +1,7 @@
 //! The command line: composes each command's own arguments (every command module defines its
 //! clap `Args`) and dispatches. Nothing but `main.rs` imports this module.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::output::{CannotRun, Format, Outcome};
 
@@ -45,6 +45,10 @@ pub enum Command {
     /// Run the whole chamber on this machine (local KMS, enclave server, parent proxy) and
     /// diagnose it; --scenario injects a fault.
     Demo(crate::demo::DemoArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish) for ccctl.
+    Completion(crate::shell::CompletionArgs),
+    /// Man pages for ccctl and every subcommand, from the same definitions as --help.
+    Man(crate::shell::ManArgs),
 }
 
 /// Run the command the arguments name.
@@ -62,5 +66,7 @@ pub fn dispatch(cli: Cli) -> Result<Outcome, CannotRun> {
         Command::Rotate(c) => crate::rotate::run(c, fmt),
         Command::Tui(a) => crate::tui::run(*a),
         Command::Demo(a) => crate::demo::run(a, fmt),
+        Command::Completion(a) => crate::shell::completion(a, Cli::command()),
+        Command::Man(a) => crate::shell::man(a, Cli::command()),
     }
 }
