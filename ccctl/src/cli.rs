@@ -1,7 +1,10 @@
 //! The command line: composes each command's own arguments (every command module defines its
 //! clap `Args`) and dispatches. Nothing but `main.rs` imports this module.
 
-use clap::{CommandFactory, Parser, Subcommand};
+use std::ffi::OsStr;
+use std::path::Path;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::output::{CannotRun, Format, Outcome};
 
@@ -51,6 +54,32 @@ pub enum Command {
     Man(crate::shell::ManArgs),
 }
 
+/// The process arguments, parsed. The name in usage lines and errors follows argv[0]:
+/// `ccctl`, or `kubectl ccctl` when kubectl runs it as the plugin `kubectl-ccctl`.
+pub fn parse() -> Cli {
+    let argv0 = std::env::args_os().next();
+    let matches = Cli::command()
+        .bin_name(bin_name(argv0.as_deref()))
+        .get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// The name a user typed, from argv[0]'s file name: a kubectl plugin file `kubectl-a-b_c` is
+/// typed `kubectl a b-c` (kubectl's plugin naming).
+pub fn bin_name(argv0: Option<&OsStr>) -> String {
+    let base = argv0
+        .and_then(|a| Path::new(a).file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "ccctl".to_owned());
+    match base.strip_prefix("kubectl-") {
+        Some(plugin) if !plugin.is_empty() => {
+            format!("kubectl {}", plugin.replace('-', " ").replace('_', "-"))
+        }
+        _ => base,
+    }
+}
+
 /// Run the command the arguments name.
 pub fn dispatch(cli: Cli) -> Result<Outcome, CannotRun> {
     let fmt = cli.output;
@@ -68,5 +97,22 @@ pub fn dispatch(cli: Cli) -> Result<Outcome, CannotRun> {
         Command::Demo(a) => crate::demo::run(a, fmt),
         Command::Completion(a) => crate::shell::completion(a, Cli::command()),
         Command::Man(a) => crate::shell::man(a, Cli::command()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bin_name;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn the_name_follows_argv0() {
+        let name = |a: &str| bin_name(Some(OsStr::new(a)));
+        assert_eq!(name("/usr/local/bin/ccctl"), "ccctl");
+        assert_eq!(name("target/debug/ccctl-next"), "ccctl-next");
+        assert_eq!(name("/home/op/.krew/bin/kubectl-ccctl"), "kubectl ccctl");
+        assert_eq!(name("kubectl-cc-ctl_x"), "kubectl cc ctl-x");
+        assert_eq!(name("kubectl-"), "kubectl-");
+        assert_eq!(bin_name(None), "ccctl");
     }
 }
