@@ -8,10 +8,19 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::output::{CannotRun, Format, Outcome};
 
+/// `ccctl --version`: the crate version and the git commit it was built from (build.rs;
+/// "unknown" outside a git checkout).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("CCCTL_GIT_COMMIT"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "ccctl",
-    version,
+    version = VERSION,
     about = "Diagnose, measure and compare the containment chamber (Nitro Enclave signer).",
     after_help = "Exit status: 0 ok, 1 a finding or mismatch, 2 ccctl could not run."
 )]
