@@ -501,17 +501,118 @@ fn proxy_scrape(egress: bool) -> String {
     wait_for_tcp(port);
     let t = std::time::Duration::from_secs(20);
     if egress {
-        wait_until("egress socket", t, || sock.exists());
-        drop(std::os::unix::net::UnixStream::connect(&sock).unwrap());
+        // One connection (retried only while the socket is not listening yet).
+        wait_until("egress accepting", t, || {
+            std::os::unix::net::UnixStream::connect(&sock).is_ok()
+        });
         wait_until("connect error counted", t, || {
             cc_tests::http_get(port, "/metrics").is_ok_and(|m| {
                 m.contains("containment_proxy_errors_total{forwarder=\"kms\",kind=\"connect\"} 1")
             })
         });
+    } else {
+        // The listener registers its series once bound, just after the metrics server.
+        wait_until("vsock-stdout series", t, || {
+            cc_tests::http_get(port, "/metrics")
+                .is_ok_and(|m| m.contains("forwarder=\"vsock-stdout\""))
+        });
     }
     let scrape = cc_tests::http_get(port, "/metrics").unwrap();
     p.stop(t);
     scrape
+}
+
+/// Every series name the binaries export: the enclave's contract (`cc_proto::metrics`, a
+/// histogram with its `_bucket`/`_sum`/`_count`), the proxy's scraped from the real proxy
+/// (vsock-stdout, and an egress forwarder with a connect error), and Prometheus's `up`.
+fn exported_metric_names() -> BTreeSet<String> {
+    let logs = proxy_scrape(false);
+    let egress = proxy_scrape(true);
+    assert!(logs.contains("forwarder=\"vsock-stdout\""), "{logs}");
+    let mut known = BTreeSet::new();
+    for family in cc_proto::metrics::ENCLAVE_SERIES {
+        known.insert((*family).to_owned());
+        if *family == cc_proto::metrics::SIGNING_DURATION_SECONDS {
+            for suffix in ["_bucket", "_sum", "_count"] {
+                known.insert(format!("{family}{suffix}"));
+            }
+        }
+    }
+    known.extend(exported(&logs));
+    known.extend(exported(&egress));
+    known.insert("up".into());
+    assert!(
+        known.contains("containment_proxy_errors_total"),
+        "{known:?}"
+    );
+    known
+}
+
+/// The metric names a PromQL expression reads (ours and `up`).
+fn metric_words(expr: &str) -> impl Iterator<Item = &str> {
+    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("containment_") || *w == "up")
+}
+
+/// The Grafana dashboard (`metrics.grafanaDashboard.enabled`) helm puts in a ConfigMap: valid
+/// JSON, every query valid PromQL (promtool checks them as recording rules, Grafana's
+/// variables filled in) over metrics the binaries export.
+#[test]
+fn the_grafana_dashboard_queries_only_exported_metrics() {
+    assert!(!template(&[]).unwrap().contains("grafana_dashboard"));
+    let docs = documents(&template(&["--set", "metrics.grafanaDashboard.enabled=true"]).unwrap());
+    let cm = docs
+        .iter()
+        .find(|d| d["kind"] == "ConfigMap" && d["metadata"]["labels"]["grafana_dashboard"] == "1")
+        .expect("the dashboard ConfigMap with the sidecar's label");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(cm["data"]["containment-chamber.json"].as_str().unwrap()).unwrap();
+    let exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap().clone())
+        .map(|t| t["expr"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(exprs.len() >= 10, "{exprs:?}");
+    let known = exported_metric_names();
+    let mut used = BTreeSet::new();
+    for e in &exprs {
+        for w in metric_words(e) {
+            assert!(
+                known.contains(w),
+                "dashboard query uses '{w}', which nothing exports: {e}"
+            );
+            used.insert(w.to_owned());
+        }
+    }
+    // It shows the enclave's families and the proxy's.
+    for family in cc_proto::metrics::ENCLAVE_SERIES {
+        assert!(
+            used.iter().any(|u| u.starts_with(family)),
+            "no panel for {family}"
+        );
+    }
+    assert!(used.contains("containment_proxy_errors_total"));
+    // Valid PromQL: promtool parses each query as a recording rule.
+    let rules = serde_json::json!({"groups": [{"name": "dashboard", "rules": exprs.iter().enumerate().map(|(i, e)| serde_json::json!({
+        "record": format!("dashboard:query{i}"),
+        "expr": e.replace("$namespace", "chamber").replace("$pod", ".*"),
+    })).collect::<Vec<_>>()}]});
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dashboard-queries.yaml");
+    std::fs::write(&file, serde_yaml_ng::to_string(&rules).unwrap()).unwrap();
+    let o = Command::new(tool("promtool"))
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("SUCCESS: {} rules found", exprs.len())),
+        "{}",
+        text(&o)
+    );
 }
 
 /// Each alert: a runbook_url into a section of runbooks/ that exists, a severity, a summary
@@ -523,20 +624,7 @@ fn alerts_link_runbook_sections_and_use_only_exported_metrics() {
     let (_, alerts) = rendered_rules();
     let root = chart().join("../..");
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    let logs = proxy_scrape(false);
-    let egress = proxy_scrape(true);
-    assert!(logs.contains("forwarder=\"vsock-stdout\""), "{logs}");
-    let mut known: BTreeSet<String> = cc_proto::metrics::ENCLAVE_SERIES
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
-    known.extend(exported(&logs));
-    known.extend(exported(&egress));
-    known.insert("up".into());
-    assert!(
-        known.contains("containment_proxy_errors_total"),
-        "{known:?}"
-    );
+    let known = exported_metric_names();
     let base = "https://example.invalid/containment-chamber/blob/main/runbooks/";
     for a in &alerts {
         let name = a["alert"].as_str().unwrap();
@@ -562,10 +650,7 @@ fn alerts_link_runbook_sections_and_use_only_exported_metrics() {
             "{name}"
         );
         let expr = a["expr"].as_str().unwrap();
-        let words = expr
-            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .filter(|w| w.starts_with("containment_") || *w == "up");
-        for w in words {
+        for w in metric_words(expr) {
             assert!(
                 known.contains(w),
                 "{name} uses '{w}', which nothing exports"

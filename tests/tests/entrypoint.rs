@@ -143,7 +143,9 @@ fn proxy_metrics_are_served_per_process_when_asked() {
     let logs = cc_tests::http_get(base, "/metrics").unwrap();
     assert!(logs.contains("containment_proxy_log_lines_total"), "{logs}");
     // A connection through egress 0 (its upstream is closed) counts at base+1, not at base.
-    drop(std::os::unix::net::UnixStream::connect(&s.egress_sock).unwrap());
+    cc_tests::wait_until("egress accepting", T, || {
+        std::os::unix::net::UnixStream::connect(&s.egress_sock).is_ok()
+    });
     let series = "containment_proxy_connections_total{forwarder=\"127.0.0.1\"} 1";
     cc_tests::wait_until("egress connection counted", T, || {
         cc_tests::http_get(base + 1, "/metrics").is_ok_and(|m| m.contains(series))
