@@ -17,6 +17,8 @@
 #   EGRESS_LISTEN_DIR       listen on unix://DIR/egress-I.sock instead of vsock (local runs, tests)
 #   API_LISTEN / API_TARGET           tcp://0.0.0.0:9000 -> vsock://$ENCLAVE_CID:9000 ("off" to skip)
 #   METRICS_LISTEN / METRICS_TARGET   tcp://0.0.0.0:3000 -> vsock://$ENCLAVE_CID:3000 ("off" to skip)
+#   PROXY_METRICS           off, or HOST:PORT: the proxy's own metrics (containment_proxy_*),
+#                           vsock-stdout on tcp://HOST:PORT, egress forwarder i on PORT+1+i
 #   PROXY_BIN               containment-chamber-enclave-proxy
 #   NITRO_CLI               nitro-cli
 #   READY_TIMEOUT_S         10 (how long to wait for each listener before giving up)
@@ -51,6 +53,7 @@ API_LISTEN=${API_LISTEN:-tcp://0.0.0.0:9000}
 API_TARGET=${API_TARGET:-vsock://${ENCLAVE_CID}:9000}
 METRICS_LISTEN=${METRICS_LISTEN:-tcp://0.0.0.0:3000}
 METRICS_TARGET=${METRICS_TARGET:-vsock://${ENCLAVE_CID}:3000}
+PROXY_METRICS=${PROXY_METRICS:-off}
 PROXY_BIN=${PROXY_BIN:-containment-chamber-enclave-proxy}
 NITRO_CLI=${NITRO_CLI:-nitro-cli}
 READY_TIMEOUT_S=${READY_TIMEOUT_S:-10}
@@ -83,12 +86,22 @@ stop_all() {
 }
 trap 'stop_all 0' TERM INT
 
+# metrics_at OFFSET: the next proxy process serves its metrics OFFSET ports above
+# PROXY_METRICS ("" for none).
+metrics=()
+metrics_at() {
+  metrics=()
+  if [[ "$PROXY_METRICS" != off && -n "$1" ]]; then
+    metrics=(--metrics "tcp://${PROXY_METRICS%:*}:$((${PROXY_METRICS##*:} + $1))")
+  fi
+}
+
 # start NAME ARGS...: start one proxy process and wait until its listener is bound.
 start() {
   local name=$1
   shift
   local ready="$ready_dir/$name"
-  "$PROXY_BIN" --ready-file "$ready" "$@" &
+  "$PROXY_BIN" --ready-file "$ready" "${metrics[@]}" "$@" &
   pids+=("$!")
   local waited=0
   while [[ ! -e "$ready" ]]; do
@@ -106,6 +119,7 @@ start() {
 }
 
 # 1. Logs first: nothing the enclave prints during boot is lost.
+metrics_at 0
 start vsock-stdout vsock-stdout --listen "$LOG_LISTEN"
 
 # 2. Egress, one forwarder per endpoint, vsock port 8000+i.
@@ -120,12 +134,14 @@ for endpoint in $EGRESS_ENDPOINTS; do
   if [[ -n "${ALLOWLIST:-}" ]]; then
     args+=(--allowlist "$ALLOWLIST")
   fi
+  metrics_at $((1 + i))
   start "egress-$i" "${args[@]}"
   i=$((i + 1))
 done
 
 # 3. Ingress for the API and metrics ports. At its connection cap the API's ingress still
 #    passes the kubelet's probes (GET /upcheck, /healthcheck) through reserved slots.
+metrics_at ""
 if [[ "$API_LISTEN" != off ]]; then
   start ingress-api ingress --name api --listen "$API_LISTEN" --target "$API_TARGET" \
     --probe-path /upcheck --probe-path /healthcheck

@@ -1,14 +1,26 @@
 //! The command line: composes each command's own arguments (every command module defines its
 //! clap `Args`) and dispatches. Nothing but `main.rs` imports this module.
 
-use clap::{Parser, Subcommand};
+use std::ffi::OsStr;
+use std::path::Path;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::output::{CannotRun, Format, Outcome};
+
+/// `ccctl --version`: the crate version and the git commit it was built from (build.rs;
+/// "unknown" outside a git checkout).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("CCCTL_GIT_COMMIT"),
+    ")"
+);
 
 #[derive(Debug, Parser)]
 #[command(
     name = "ccctl",
-    version,
+    version = VERSION,
     about = "Diagnose, measure and compare the containment chamber (Nitro Enclave signer).",
     after_help = "Exit status: 0 ok, 1 a finding or mismatch, 2 ccctl could not run."
 )]
@@ -47,6 +59,36 @@ pub enum Command {
     Demo(crate::demo::DemoArgs),
     /// The runbook section of a finding code (embedded: works inside a pod), or --list.
     Explain(crate::explain::ExplainArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish) for ccctl.
+    Completion(crate::shell::CompletionArgs),
+    /// Man pages for ccctl and every subcommand, from the same definitions as --help.
+    Man(crate::shell::ManArgs),
+}
+
+/// The process arguments, parsed. The name in usage lines and errors follows argv[0]:
+/// `ccctl`, or `kubectl ccctl` when kubectl runs it as the plugin `kubectl-ccctl`.
+pub fn parse() -> Cli {
+    let argv0 = std::env::args_os().next();
+    let matches = Cli::command()
+        .bin_name(bin_name(argv0.as_deref()))
+        .get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// The name a user typed, from argv[0]'s file name: a kubectl plugin file `kubectl-a-b_c` is
+/// typed `kubectl a b-c` (kubectl's plugin naming).
+pub fn bin_name(argv0: Option<&OsStr>) -> String {
+    let base = argv0
+        .and_then(|a| Path::new(a).file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "ccctl".to_owned());
+    match base.strip_prefix("kubectl-") {
+        Some(plugin) if !plugin.is_empty() => {
+            format!("kubectl {}", plugin.replace('-', " ").replace('_', "-"))
+        }
+        _ => base,
+    }
 }
 
 /// Run the command the arguments name.
@@ -71,5 +113,24 @@ pub fn dispatch(cli: Cli) -> Result<Outcome, CannotRun> {
         Command::Tui(a) => crate::tui::run(*a),
         Command::Demo(a) => crate::demo::run(a, fmt),
         Command::Explain(a) => crate::explain::run(a, fmt),
+        Command::Completion(a) => crate::shell::completion(a, Cli::command()),
+        Command::Man(a) => crate::shell::man(a, Cli::command()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bin_name;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn the_name_follows_argv0() {
+        let name = |a: &str| bin_name(Some(OsStr::new(a)));
+        assert_eq!(name("/usr/local/bin/ccctl"), "ccctl");
+        assert_eq!(name("target/debug/ccctl-next"), "ccctl-next");
+        assert_eq!(name("/home/op/.krew/bin/kubectl-ccctl"), "kubectl ccctl");
+        assert_eq!(name("kubectl-cc-ctl_x"), "kubectl cc ctl-x");
+        assert_eq!(name("kubectl-"), "kubectl-");
+        assert_eq!(bin_name(None), "ccctl");
     }
 }

@@ -1,6 +1,6 @@
 //! `ccctl`: the operator's tool. Layers, dependencies pointing one way (README "Layout"):
 //! `cli` (composes the commands) → command modules (`eif`, `enclaves`, `attest`, `policy`,
-//! `doctor`, `tui`, `rotate`, `demo`; each owns its clap arguments) → `probe` (everything ccctl
+//! `doctor`, `tui`, `rotate`, `demo`, `shell`; each owns its clap arguments) → `probe` (everything ccctl
 //! reads: /status, /metrics, nitro-cli, egress, key policies, Kubernetes) → `output`, `config`,
 //! `x509` → `cc-proto`.
 
@@ -21,6 +21,7 @@ pub mod output;
 pub mod policy;
 pub mod probe;
 pub mod rotate;
+pub mod shell;
 pub mod tui;
 pub mod x509;
 

@@ -1,9 +1,8 @@
 use std::process::ExitCode;
 
-use ccctl::cli::{Cli, dispatch};
+use ccctl::cli::{dispatch, parse};
 use ccctl::output;
-use clap::Parser;
 
 fn main() -> ExitCode {
-    output::exit(dispatch(Cli::parse()))
+    output::exit(dispatch(parse()))
 }

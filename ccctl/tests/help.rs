@@ -23,6 +23,8 @@ fn help_snapshots() {
         vec!["rotate", "pcr0", "--help"],
         vec!["rotate", "pcr0", "start", "--help"],
         vec!["rotate", "pcr0", "next", "--help"],
+        vec!["completion", "--help"],
+        vec!["man", "--help"],
     ] {
         let o = ccctl(&args);
         assert_eq!(o.status.code(), Some(0));

@@ -335,6 +335,22 @@ pub fn venv() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/venv"))
 }
 
+/// A command-line tool `scripts/tools` installed (helm, promtool, kubectl): in
+/// `CC_TOOLS_BIN`, else `target/tools/bin`. Never one from `PATH`, so a test runs the version
+/// the script checked.
+pub fn tool(name: &str) -> PathBuf {
+    let dir = std::env::var_os("CC_TOOLS_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools/bin"));
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/tools (scripts/test does)",
+        path.display()
+    );
+    path
+}
+
 /// A real `moto_server` on a free loopback port, stopped when dropped.
 pub struct Moto {
     pub port: u16,

@@ -126,6 +126,39 @@ fn starts_the_proxies_first_then_the_enclave_and_stops_cleanly_on_sigterm() {
     });
 }
 
+/// PROXY_METRICS (what the chart sets) gives vsock-stdout and each egress forwarder their own
+/// /metrics, at the ports the chart's Service and ServiceMonitor name; the alert rules read them.
+#[test]
+fn proxy_metrics_are_served_per_process_when_asked() {
+    let (s, mut cmd) = setup(false);
+    // Two consecutive free ports (vsock-stdout, egress 0).
+    let base = (0..50)
+        .map(|_| free_port())
+        .find(|&p| p < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok())
+        .unwrap();
+    cmd.env("PROXY_METRICS", format!("127.0.0.1:{base}"));
+    let mut p = Proc::start(&mut cmd);
+    wait_for_tcp(base);
+    wait_for_tcp(base + 1);
+    let logs = cc_tests::http_get(base, "/metrics").unwrap();
+    assert!(logs.contains("containment_proxy_log_lines_total"), "{logs}");
+    // A connection through egress 0 (its upstream is closed) counts at base+1, not at base.
+    cc_tests::wait_until("egress accepting", T, || {
+        std::os::unix::net::UnixStream::connect(&s.egress_sock).is_ok()
+    });
+    let series = "containment_proxy_connections_total{forwarder=\"127.0.0.1\"} 1";
+    cc_tests::wait_until("egress connection counted", T, || {
+        cc_tests::http_get(base + 1, "/metrics").is_ok_and(|m| m.contains(series))
+    });
+    assert!(
+        !cc_tests::http_get(base, "/metrics")
+            .unwrap()
+            .contains(series)
+    );
+    let status = p.stop(T);
+    assert!(status.success(), "{status:?}\n{}", p.stderr());
+}
+
 #[test]
 fn enclave_debug_adds_debug_mode_and_console_outside_production() {
     let (s, mut cmd) = setup(false);

@@ -13,3 +13,14 @@ app.kubernetes.io/version: {{ .Values.image.tag | quote }}
 app: containment-chamber
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
+
+{{- /* The proxy's metrics ports (PROXY_METRICS in the entrypoint): vsock-stdout, then one per
+egress endpoint; the Service and the ServiceMonitor name the same ports. */}}
+{{- define "cc.proxyPorts" -}}
+- name: proxy-logs
+  containerPort: {{ .Values.metrics.proxyPort }}
+{{- range $i, $e := .Values.egress.endpoints }}
+- name: proxy-egress-{{ $i }}
+  containerPort: {{ add $.Values.metrics.proxyPort 1 $i }}
+{{- end }}
+{{- end -}}
