@@ -3,6 +3,8 @@
 //! types, on loopback; plus a kubeconfig pointing at it. The real `kube` client talks to it:
 //! the tests' Kubernetes API, and `ccctl demo`'s cluster view.
 
+mod exec;
+
 use std::sync::{Arc, Mutex};
 
 use axum::Json;
@@ -30,6 +32,12 @@ pub struct Objects {
     pub log_files: std::collections::BTreeMap<(String, String), std::path::PathBuf>,
     /// Answer pod log requests 403 (RBAC without `pods/log`).
     pub logs_forbidden: bool,
+    /// Serve `pods/exec` (WebSocket, `v5`/`v4.channel.k8s.io`) by running the command on this
+    /// machine; otherwise 403. The demo's pod is this machine.
+    pub exec_local: bool,
+    /// The exec'd command's environment on top of this process's (the pod's: `PATH`,
+    /// `CCCTL_*`).
+    pub exec_env: Vec<(String, String)>,
 }
 
 pub struct ApiServer {
@@ -266,6 +274,10 @@ impl ApiServer {
             .route("/api/v1/namespaces/{ns}/pods", get(pods))
             .route("/api/v1/namespaces/{ns}/pods/{name}", get(pod))
             .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(pod_log))
+            .route(
+                "/api/v1/namespaces/{ns}/pods/{name}/exec",
+                get(exec::pod_exec),
+            )
             .route("/api/v1/nodes/{name}", get(node))
             .route(
                 "/apis/apps/v1/namespaces/{ns}/daemonsets/{name}",

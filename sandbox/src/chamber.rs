@@ -626,6 +626,19 @@ async fn cluster(l: &Layout, scenario: Option<Scenario>) -> Result<apiserver::Ap
     objects
         .log_files
         .insert((NAMESPACE.into(), POD.into()), l.p("logs/enclave.log"));
+    // `kubectl exec` into the demo's pod runs here, with the pod's environment: its CCCTL_*
+    // and the demo's ccctl first on PATH (an image that ships ccctl).
+    objects.exec_local = true;
+    objects.exec_env = env_vars(l)
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    if let Some(d) = &l.ccctl_dir {
+        let path = std::env::var("PATH").unwrap_or_default();
+        objects
+            .exec_env
+            .push(("PATH".into(), format!("{}:{path}", d.display())));
+    }
     let server = apiserver::ApiServer::start_on(listener, objects, Duration::ZERO);
     write(&l.p("kubeconfig"), &server.kubeconfig_text(NAMESPACE))?;
     Ok(server)

@@ -433,6 +433,22 @@ fn without_once_it_keeps_running_until_sigterm_then_stops_everything() {
     let (code, out) = run(&["doctor", "-l", "app=containment-chamber", "--exec", "none"]);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("containment-chamber-0"), "{out}");
+    // The default, --exec kube: the in-pod probes through pods/exec over WebSocket (issue
+    // 14), for one pod and for the fleet.
+    for args in [
+        &["doctor", "--pod", "containment-chamber-0", "-o", "json"][..],
+        &["doctor", "-l", "app=containment-chamber", "-o", "json"][..],
+    ] {
+        let (code, out) = run(args);
+        assert_eq!(code, Some(0), "{args:?}: {out}");
+        assert!(!out.contains("enclave.in-pod-probe-failed"), "{out}");
+        for id in ["\"enclave.status\"", "\"pcr.policies\"", "\"kms.holders\""] {
+            assert!(
+                out.contains(id),
+                "{args:?}: {id} missing (no in-pod probes?): {out}"
+            );
+        }
+    }
     let status = demo.stop().unwrap();
     assert_eq!(status.code(), Some(0));
     for s in ["log.sock", "api.sock", "metrics.sock", "egress-kms.sock"] {

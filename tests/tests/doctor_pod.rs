@@ -41,8 +41,9 @@ async fn a_pod_deployed_as_the_chart_does_passes() {
         tokio::task::spawn_blocking(move || doctor(&kc, &["--pod", "signer-0", "-o", "json"]))
             .await
             .unwrap();
-    // The in-pod probes go through the API's exec (websocket), which this test server does
-    // not offer: reported as a warning; the API-side checks all pass.
+    // The in-pod probes go through the API's exec (WebSocket), which this test server refuses
+    // here (403, as without RBAC for pods/exec): reported as a warning; the API-side checks
+    // all pass.
     assert_eq!(code, Some(0), "{out}{err}");
     assert_eq!(
         cc_tests::finding_codes(&out),
@@ -63,7 +64,8 @@ async fn a_pod_deployed_as_the_chart_does_passes() {
         .unwrap_or_default()
         .to_owned();
     assert!(
-        summary.contains("the API server answered HTTP 404"),
+        summary
+            .contains("the API server answered HTTP 403 Forbidden: pods \"signer-0\" is forbidden"),
         "{out}"
     );
     assert!(
@@ -490,4 +492,58 @@ async fn a_pod_log_the_doctor_may_not_read_is_a_warning() {
         BTreeSet::from(["logs.pod-log-unreadable".to_owned()]),
         "{out}"
     );
+}
+
+/// `pods/exec` over WebSocket, as the API server speaks it (`v5`/`v4.channel.k8s.io`, stdout,
+/// stderr and the Status on channel 3), through the real kube client ccctl uses: output, a
+/// non-zero exit code, and a command that is not found (issue 14).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_exec_over_websocket_carries_output_exit_codes_and_not_found() {
+    use ccctl::probe::exec::{KubeExec, PodExec};
+    let dir = tempfile::tempdir().unwrap();
+    let mut objects = fleet(1);
+    objects.exec_local = true;
+    objects.exec_env = vec![("CC_EXEC_TEST".into(), "from-the-pod".into())];
+    let api = ApiServer::start(objects).await;
+    let kc = api.kubeconfig(dir.path(), "chamber");
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(&kc).unwrap(),
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    let exec = KubeExec(kube::Client::try_from(config).unwrap());
+    let sh = |script: &str| vec!["sh".to_owned(), "-c".to_owned(), script.to_owned()];
+    let o = exec
+        .exec(
+            "chamber",
+            "signer-0",
+            sh("echo \"out $CC_EXEC_TEST\"; echo err >&2; exit 3"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(o.status, Some(3));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "out from-the-pod\n");
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "err\n");
+    let o = exec
+        .exec("chamber", "signer-0", sh("printf ok"))
+        .await
+        .unwrap();
+    assert_eq!((o.status, o.stdout.as_slice()), (Some(0), b"ok".as_slice()));
+    // Not found: no exit status (the runtime could not start it).
+    let o = exec
+        .exec(
+            "chamber",
+            "signer-0",
+            vec!["no-such-command-in-the-pod".into()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(o.status, None, "{o:?}");
+    // A pod that does not exist: the API server's 404, in words.
+    let e = exec
+        .exec("chamber", "nobody", vec!["true".into()])
+        .await
+        .unwrap_err();
+    assert!(e.contains("HTTP 404"), "{e}");
 }
