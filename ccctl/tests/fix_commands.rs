@@ -4,6 +4,8 @@
 //! with the kind of value doctor fills them with, and parsed by the real clap parser. No fix
 //! command carries a `<placeholder>` for a value doctor has (issue 13 #6).
 
+mod common;
+
 use clap::Parser as _;
 
 const PCR: &str = "e359965f7bc9b9d7431ffda75dc7f2b8873c2f903cd56814d91000070ec12a406b1720e0b78024076625f25b4d0507dc";
@@ -22,19 +24,17 @@ const PROSE: &[&str] = &[
 
 fn sources() -> Vec<(std::path::PathBuf, String)> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut out = Vec::new();
-    let mut stack = vec![root.join("ccctl/src"), root.join("proto/src")];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "rs") {
-                out.push((p.clone(), std::fs::read_to_string(&p).unwrap()));
-            }
-        }
+    let mut files = Vec::new();
+    for d in ["ccctl/src", "proto/src"] {
+        common::sources(&root.join(d), &mut files);
     }
-    out
+    files
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap();
+            (p, text)
+        })
+        .collect()
 }
 
 /// The contents of every string literal (plain "…" literals; escapes kept as written).

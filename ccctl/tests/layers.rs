@@ -3,19 +3,12 @@
 //! nothing above it. Read from the sources, so `cargo test -p ccctl --test layers` checks any
 //! change.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+mod common;
 
-fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            sources(&p, out);
-        } else if p.extension().is_some_and(|x| x == "rs") {
-            out.push(p);
-        }
-    }
-}
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use common::sources;
 
 /// The top-level module a file belongs to (`doctor/checks.rs` → `doctor`).
 fn module_of(src: &Path, file: &Path) -> String {

@@ -192,7 +192,7 @@ fn measurements_from_an_eif_and_from_an_attestation_document() {
     assert_eq!(code, 1);
     assert!(codes(&v).contains(&"policy.pcr8-unsigned".to_owned()));
     // Only --pcr0 given: PCR8 is not known, which is not "unsigned" (issue 13 #3).
-    let (code, v, _) = run(&[
+    let only_pcr0 = [
         "--policy-file",
         &p,
         "--pcr0",
@@ -201,7 +201,8 @@ fn measurements_from_an_eif_and_from_an_attestation_document() {
         ROLE,
         "--threshold",
         "1",
-    ]);
+    ];
+    let (code, v, _) = run(&only_pcr0);
     assert_eq!(code, 1, "{v:#}");
     let c = codes(&v);
     assert!(!c.contains(&"policy.pcr8-unsigned".to_owned()), "{c:?}");
@@ -209,27 +210,7 @@ fn measurements_from_an_eif_and_from_an_attestation_document() {
     assert!(c.contains(&"policy.release-unknown".to_owned()), "{c:?}");
     assert!(!c.contains(&"policy.threshold-unmet".to_owned()), "{c:?}");
     assert_eq!(v["holders"][0]["verdict"], "unknown", "{v:#}");
-    let (_, human) = {
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_ccctl"))
-            .args([
-                "policy",
-                "check",
-                "--policy-file",
-                &p,
-                "--pcr0",
-                pcr0,
-                "--principal",
-                ROLE,
-                "--threshold",
-                "1",
-            ])
-            .output()
-            .unwrap();
-        (
-            o.status.code(),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-        )
-    };
+    let human = stdout(&ccctl(&[&["policy", "check"][..], &only_pcr0[..]].concat()));
     assert!(!human.contains("unsigned"), "{human}");
     assert!(
         human.contains("UNKNOWN whether the enclave can unseal (PCR8 not given)"),

@@ -10,6 +10,18 @@ use cc_tests::bin;
 struct Tmux(String);
 
 impl Tmux {
+    /// A detached session `t` of `w`×`h` running `cmd` on its own tmux server `name`.
+    fn start(name: String, w: u16, h: u16, cmd: &str) -> Tmux {
+        let t = Tmux(name);
+        let (w, h) = (w.to_string(), h.to_string());
+        let out = t.tmux(&["new-session", "-d", "-s", "t", "-x", &w, "-y", &h, cmd]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        t
+    }
     fn tmux(&self, args: &[&str]) -> std::process::Output {
         Command::new("tmux")
             .args(["-L", &self.0])
@@ -80,29 +92,13 @@ fn the_demo_dashboard_in_a_real_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("demo");
     let socket = format!("cc-tui-{}", std::process::id());
-    let t = Tmux(socket);
     let cmd = format!(
         "{} demo --api-port 0 --metrics-port 0 --dir {} 2>{}",
         bin("ccctl").display(),
         d.display(),
         dir.path().join("stderr").display()
     );
-    let out = t.tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "120",
-        "-y",
-        "36",
-        &cmd,
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let t = Tmux::start(socket, 120, 36, &cmd);
     let s = t.wait_for("UNSEALED", Duration::from_secs(60));
     assert!(s.contains("holder-a"), "{s}");
     t.wait_for("can unseal", Duration::from_secs(30));
@@ -192,28 +188,17 @@ fn each_scenario_names_its_cause_in_the_overview_verdict() {
         let sessions: Vec<(Tmux, &str)> = batch
             .iter()
             .map(|(scenario, want)| {
-                let t = Tmux(format!("cc-verdict-{}-{scenario}", std::process::id()));
                 let cmd = format!(
                     "{} demo --api-port 0 --metrics-port 0 --dir {} --scenario {scenario} 2>{}",
                     bin("ccctl").display(),
                     dir.path().join(scenario).display(),
                     dir.path().join(format!("{scenario}.err")).display()
                 );
-                let out = t.tmux(&[
-                    "new-session",
-                    "-d",
-                    "-s",
-                    "t",
-                    "-x",
-                    "200",
-                    "-y",
-                    "40",
+                let t = Tmux::start(
+                    format!("cc-verdict-{}-{scenario}", std::process::id()),
+                    200,
+                    40,
                     &cmd,
-                ]);
-                assert!(
-                    out.status.success(),
-                    "{}",
-                    String::from_utf8_lossy(&out.stderr)
                 );
                 (t, *want)
             })
@@ -242,27 +227,11 @@ fn the_dashboard_for_a_pod_through_the_kubernetes_api() {
         .iter()
         .map(|(k, v)| format!("{k}='{v}' "))
         .collect();
-    let t = Tmux(format!("cc-tui-pod-{}", std::process::id()));
     let cmd = format!(
         "env {env} {} tui --pod containment-chamber-0",
         bin("ccctl").display()
     );
-    let out = t.tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "120",
-        "-y",
-        "36",
-        &cmd,
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let t = Tmux::start(format!("cc-tui-pod-{}", std::process::id()), 120, 36, &cmd);
     let s = t.wait_for(
         "pod containment-chamber/containment-chamber-0",
         Duration::from_secs(30),

@@ -62,7 +62,8 @@ pub fn fix_crc(eif: &mut [u8]) {
     eif[544..548].copy_from_slice(&c.to_be_bytes());
 }
 
-fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
+/// Every `.rs` file below `dir`.
+pub fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
         if p.is_dir() {
