@@ -564,3 +564,24 @@ fn a_demo_dashboard_shows_where_the_demo_is() {
         "{out}"
     );
 }
+
+/// The pod table is not green once the pod list stops answering: its rows are dimmed and the
+/// title says UNREACHABLE with the age of the last good list.
+#[test]
+fn a_stale_pod_table_is_not_green() {
+    let mut app = healthy();
+    app.apply(Update::Pods(Ok(vec![ccctl::tui::app::PodRow {
+        name: "signer-0".into(),
+        node: "node-a".into(),
+        phase: "Running".into(),
+        errors: 0,
+        warnings: 0,
+        first_problem: String::new(),
+    }])));
+    let fresh = draw(&app, 140, 40);
+    assert!(fresh.contains("Pods (0s ago)"), "{fresh}");
+    app.now = 9.0;
+    app.apply(Update::Pods(Err("connection refused".into())));
+    let out = draw(&app, 140, 40);
+    assert!(out.contains("Pods (UNREACHABLE — last good"), "{out}");
+}

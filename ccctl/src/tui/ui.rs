@@ -343,13 +343,14 @@ fn pods(app: &App, f: &mut Frame, area: Rect) {
                 Cell::from(p.name.clone()),
                 Cell::from(p.node.clone()),
                 Cell::from(p.phase.clone()),
-                Cell::from(format!("{}", p.errors)).style(style),
+                // Green only while the pod list answers; a stale row is dimmed.
+                Cell::from(format!("{}", p.errors)).style(live(&app.pods, style)),
                 Cell::from(format!("{}", p.warnings)),
                 Cell::from(p.first_problem.clone()),
             ])
         })
         .collect();
-    let mut block = Block::bordered().title(format!(" Pods ({}) ", age(app, app.pods.at)));
+    let mut block = Block::bordered().title(titled(app, "Pods", &app.pods));
     if let Some(e) = &app.pods.error {
         block = block.title_bottom(Line::from(Span::styled(format!(" {e} "), RED)));
     }
@@ -365,7 +366,7 @@ fn pods(app: &App, f: &mut Frame, area: Rect) {
                 Constraint::Min(10),
             ],
         )
-        .header(Row::new(["POD", "NODE", "PHASE", "ERR", "WARN", "FIRST PROBLEM"]).style(BOLD))
+        .header(Row::new(["POD", "NODE", "PHASE", "ERR", "WARN", "TOP CAUSE"]).style(BOLD))
         .block(block),
         area,
     );
