@@ -4,6 +4,9 @@
 //! the tests' Kubernetes API, and `ccctl demo`'s cluster view.
 
 mod exec;
+mod proxy;
+
+pub(crate) use exec::status as exec_status;
 
 use std::sync::{Arc, Mutex};
 
@@ -14,8 +17,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetStatus};
 use k8s_openapi::api::core::v1::{
-    Container, EmptyDirVolumeSource, Event, Node, ObjectReference, Pod, PodSpec, PodStatus,
-    ResourceRequirements, Volume,
+    Container, ContainerPort, EmptyDirVolumeSource, Event, Node, ObjectReference, Pod, PodSpec,
+    PodStatus, ResourceRequirements, Volume,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -38,6 +41,9 @@ pub struct Objects {
     /// The exec'd command's environment on top of this process's (the pod's: `PATH`,
     /// `CCCTL_*`).
     pub exec_env: Vec<(String, String)>,
+    /// `pods/proxy`: where each (namespace, pod, port) answers (the demo: its enclave's API
+    /// and metrics). A port without an entry is refused, as a pod port nobody listens on.
+    pub proxies: std::collections::BTreeMap<(String, String, u16), cc_proto::Address>,
 }
 
 pub struct ApiServer {
@@ -278,6 +284,10 @@ impl ApiServer {
                 "/api/v1/namespaces/{ns}/pods/{name}/exec",
                 get(exec::pod_exec),
             )
+            .route(
+                "/api/v1/namespaces/{ns}/pods/{name}/proxy/{*path}",
+                get(proxy::pod_proxy),
+            )
             .route("/api/v1/nodes/{name}", get(node))
             .route(
                 "/apis/apps/v1/namespaces/{ns}/daemonsets/{name}",
@@ -339,6 +349,7 @@ pub fn healthy_pod(name: &str, ns: &str, node: &str) -> Pod {
             node_name: Some(node.to_owned()),
             containers: vec![Container {
                 name: "parent".into(),
+                ports: Some(vec![port("api", 9000), port("metrics", 3000)]),
                 resources: Some(ResourceRequirements {
                     limits: Some(limits),
                     ..ResourceRequirements::default()
@@ -359,6 +370,14 @@ pub fn healthy_pod(name: &str, ns: &str, node: &str) -> Pod {
             phase: Some("Running".into()),
             ..PodStatus::default()
         }),
+    }
+}
+
+fn port(name: &str, n: i32) -> ContainerPort {
+    ContainerPort {
+        name: Some(name.to_owned()),
+        container_port: n,
+        ..ContainerPort::default()
     }
 }
 

@@ -629,6 +629,16 @@ async fn cluster(l: &Layout, scenario: Option<Scenario>) -> Result<apiserver::Ap
     // `kubectl exec` into the demo's pod runs here, with the pod's environment: its CCCTL_*
     // and the demo's ccctl first on PATH (an image that ships ccctl).
     objects.exec_local = true;
+    // `pods/proxy` to the pod's ports reaches the enclave's API and metrics.
+    for (port, addr) in [(9000, l.api), (3000, l.metrics)] {
+        objects.proxies.insert(
+            (NAMESPACE.into(), POD.into(), port),
+            cc_proto::Address::Tcp {
+                host: addr.ip().to_string(),
+                port: addr.port(),
+            },
+        );
+    }
     objects.exec_env = env_vars(l)
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))

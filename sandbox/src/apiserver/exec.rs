@@ -23,7 +23,7 @@ const PROTOCOLS: [&str; 2] = ["v5.channel.k8s.io", "v4.channel.k8s.io"];
 /// Output read from the command at most (the rest is dropped): a bounded test double.
 const MAX_OUTPUT: usize = 16 << 20;
 
-fn status(code: StatusCode, reason: &str, message: String) -> Response {
+pub(crate) fn status(code: StatusCode, reason: &str, message: String) -> Response {
     (
         code,
         axum::Json(serde_json::json!({
