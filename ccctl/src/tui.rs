@@ -26,7 +26,8 @@ pub struct TuiArgs {
     /// Watch this pod through the Kubernetes API (its log stream, spec, node, device plugin).
     #[arg(long, value_name = "NAME")]
     pub pod: Option<String>,
-    /// Watch every pod matching this label selector (the log of the first one).
+    /// Watch every pod matching this label selector: the fleet screen (one row per pod,
+    /// worst first); Enter watches a pod on the other screens.
     #[arg(
         short = 'l',
         long = "selector",
@@ -37,9 +38,26 @@ pub struct TuiArgs {
     /// Namespace (default: the context's, else `default`).
     #[arg(short = 'n', long, value_name = "NAMESPACE")]
     pub namespace: Option<String>,
-    /// kubeconfig context to use.
+    /// kubeconfig context to use; with -l, repeat it to watch several clusters (a CLUSTER
+    /// column).
     #[arg(long, value_name = "CONTEXT")]
-    pub context: Option<String>,
+    pub context: Vec<String>,
+    /// With -l: every context of the kubeconfig.
+    #[arg(long, requires = "selector", conflicts_with = "context")]
+    pub all_contexts: bool,
+    /// With -l: the fleet's live fields from this Prometheus (`http://HOST:PORT`) instead of
+    /// every pod's /status and /metrics through the API server.
+    #[arg(
+        long,
+        env = "CCCTL_PROMETHEUS",
+        value_name = "URL",
+        requires = "selector"
+    )]
+    pub prometheus: Option<String>,
+    /// With --pod/-l: read /status and /metrics at --api/--metrics (a port-forward) instead
+    /// of through the API server's pod proxy.
+    #[arg(long)]
+    pub direct: bool,
     /// Lines kept by the log panel (a ring: older lines are dropped).
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     pub log_lines: usize,
@@ -69,29 +87,70 @@ pub fn run(a: TuiArgs) -> Result<Outcome, CannotRun> {
     }
     let rt = crate::output::runtime()?;
     let r = rt.block_on(async {
+        if a.pod.is_some() && a.context.len() > 1 {
+            return Err(CannotRun::new(
+                "--pod watches one pod: give one --context (several are for -l)",
+            ));
+        }
         let kube = if a.pod.is_some() || a.selector.is_some() {
-            let client = crate::probe::k8s::client(a.context.as_deref())
-                .await
-                .map_err(CannotRun::new)?;
-            let namespace = match &a.namespace {
-                Some(n) => n.clone(),
-                None => crate::probe::k8s::default_namespace(a.context.as_deref()).await,
+            let clusters =
+                crate::fleet::clusters(&a.context, a.all_contexts, a.namespace.as_deref())
+                    .await
+                    .map_err(CannotRun::new)?;
+            let source = match &a.prometheus {
+                Some(url) => crate::fleet::Source::Prometheus(
+                    cc_proto::http::parse_base(url)
+                        .map_err(|e| CannotRun::new(format!("--prometheus: {e}")))?,
+                ),
+                None => crate::fleet::Source::PodProxy,
+            };
+            // --pod: that pod (its ports from its spec when it can be read now).
+            let watching = match &a.pod {
+                Some(name) => {
+                    let c = &clusters[0];
+                    let api: kube::Api<k8s_openapi::api::core::v1::Pod> =
+                        kube::Api::namespaced(c.client.clone(), &c.namespace);
+                    let pod = tokio::time::timeout(a.timeout, api.get(name)).await;
+                    let port = |n, d| match &pod {
+                        Ok(Ok(p)) => crate::fleet::port(p, n, d),
+                        _ => d,
+                    };
+                    Some(app::PodKey {
+                        cluster: 0,
+                        cluster_name: c.label(),
+                        namespace: c.namespace.clone(),
+                        name: name.clone(),
+                        api_port: port("api", crate::fleet::API_PORT),
+                        metrics_port: port("metrics", crate::fleet::METRICS_PORT),
+                    })
+                }
+                None => None,
             };
             Some(sources::KubeTarget {
-                client,
-                namespace,
+                clusters,
                 pod: a.pod.clone(),
                 selector: a.selector.clone(),
+                watching: Arc::new(tokio::sync::watch::channel(watching).0),
+                direct: a.direct,
+                source,
             })
         } else {
             None
         };
         let title = match &kube {
-            Some(k) => match (&k.pod, &k.selector) {
-                (Some(p), _) => format!("pod {}/{p}", k.namespace),
-                (_, Some(s)) => format!("pods {} -l {s}", k.namespace),
-                _ => String::new(),
-            },
+            Some(k) => {
+                let ns = &k.clusters[0].namespace;
+                let where_ = if k.clusters.len() > 1 {
+                    format!("{} clusters", k.clusters.len())
+                } else {
+                    ns.clone()
+                };
+                match (&k.pod, &k.selector) {
+                    (Some(p), _) => format!("pod {ns}/{p}"),
+                    (_, Some(s)) => format!("pods {where_} -l {s}"),
+                    _ => String::new(),
+                }
+            }
             None => format!("local {}", a.probes.api),
         };
         let settings = Arc::new(sources::Settings {
@@ -104,6 +163,20 @@ pub fn run(a: TuiArgs) -> Result<Outcome, CannotRun> {
     });
     rt.shutdown_timeout(Duration::from_millis(500));
     r.map(|()| Outcome::Ok)
+}
+
+/// Point the per-pod sources at the pod the app now watches, and judge it afresh.
+fn watch(
+    settings: &Arc<sources::Settings>,
+    app: &mut App,
+    tx: &tokio::sync::mpsc::Sender<app::Update>,
+) {
+    let pod = app.fleet.as_ref().and_then(|f| f.watching.clone());
+    if let (Some(k), Some(p)) = (&settings.kube, pod) {
+        k.watching.send_replace(Some(p));
+        app.start_doctor();
+        sources::run_doctor(settings.clone(), tx.clone());
+    }
 }
 
 /// Restores the terminal when dropped (normal exit, error, unwinding panic); `ratatui::init`
@@ -147,6 +220,10 @@ async fn run_loop(
         }
     });
     let mut app = App::new(title, log_lines);
+    if settings.kube.as_ref().is_some_and(|k| k.selector.is_some()) {
+        app.fleet = Some(app::FleetState::default());
+        app.screen = app::Screen::Fleet;
+    }
     app.doctor_every = doctor_every.as_secs_f64();
     app.demo = std::env::var("CCCTL_DEMO_DIR")
         .ok()
@@ -174,6 +251,7 @@ async fn run_loop(
                     Some(Command::RerunDoctor) => {
                         sources::run_doctor(settings.clone(), tx.clone());
                     }
+                    Some(Command::Watch) => watch(&settings, &mut app, &tx),
                     None => {}
                 },
                 Some(_) => {}
@@ -181,6 +259,13 @@ async fn run_loop(
             },
             Some(u) = rx.recv() => {
                 app.apply(u);
+                // The fleet's first answer: the other screens watch its worst pod.
+                if app.fleet.as_ref().is_some_and(|f| f.watching.is_none())
+                    && let Some(p) = app.fleet_rows().first().map(|_| ()).and(app.selected_pod())
+                {
+                    app.watch(p);
+                    watch(&settings, &mut app, &tx);
+                }
                 // Take what else is queued before drawing again (bounded, so keys stay live).
                 for _ in 0..256 {
                     match rx.try_recv() {

@@ -42,6 +42,18 @@ pub struct DoctorArgs {
     /// Deadline for the whole run.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = cc_proto::parse_duration)]
     pub timeout: std::time::Duration,
+    /// Fleet mode: read each pod's live fields (signer state, shares, drop and signing rates)
+    /// from this Prometheus (`http://HOST:PORT`) instead of through the API server's pod proxy.
+    #[arg(
+        long,
+        env = "CCCTL_PROMETHEUS",
+        value_name = "URL",
+        requires = "selector"
+    )]
+    pub prometheus: Option<String>,
+    /// Fleet mode: do not read the pods' live fields (no `pods/proxy` requests).
+    #[arg(long, requires = "selector", conflicts_with = "prometheus")]
+    pub no_live: bool,
     /// Where the local probes look.
     #[command(flatten)]
     pub probes: crate::probe::Targets,
@@ -117,8 +129,15 @@ pub fn run(a: DoctorArgs, fmt: Format) -> Result<Outcome, CannotRun> {
         return finish(&report, fmt, a.fail_on);
     }
     if let Some(selector) = &a.selector {
+        let source = match &a.prometheus {
+            Some(url) => crate::fleet::Source::Prometheus(
+                cc_proto::http::parse_base(url)
+                    .map_err(|e| CannotRun::new(format!("--prometheus: {e}")))?,
+            ),
+            None => crate::fleet::Source::PodProxy,
+        };
         let rt = output::runtime()?;
-        let (ns, facts, inside, like) = rt
+        let (ns, facts, inside, lives, like) = rt
             .block_on(async {
                 let client = crate::probe::k8s::client(a.context.as_deref()).await?;
                 let ns = match &a.namespace {
@@ -149,6 +168,33 @@ pub fn run(a: DoctorArgs, fmt: Format) -> Result<Outcome, CannotRun> {
                         inside[i] = r;
                     }
                 }
+                // The live fields: two reads `--scrape-interval` apart through the pod proxy
+                // (the rates are taken between them), or one set of Prometheus queries.
+                let lives = if a.no_live || f.is_empty() {
+                    Vec::new()
+                } else {
+                    let fleet = crate::fleet::Fleet {
+                        clusters: vec![crate::fleet::Cluster {
+                            context: a.context.clone().or_else(crate::fleet::current_context),
+                            client: client.clone(),
+                            namespace: ns.clone(),
+                        }],
+                        selector: selector.clone(),
+                        source,
+                        config: a.probes.config.clone(),
+                        timeout: a.timeout,
+                        releases: Default::default(),
+                    };
+                    let listed: Vec<(usize, crate::probe::k8s::PodFacts)> =
+                        f.iter().cloned().map(|p| (0, p)).collect();
+                    let (first, counters) = fleet.live(&listed, &Default::default()).await;
+                    if counters.is_empty() {
+                        first
+                    } else {
+                        tokio::time::sleep(a.probes.scrape_interval).await;
+                        fleet.live(&listed, &counters).await.0
+                    }
+                };
                 // Nothing matched: which pods here look like chambers (and their labels)?
                 let like = if f.is_empty() {
                     crate::probe::k8s::chamber_like_pods(&client, &ns, a.timeout)
@@ -157,11 +203,11 @@ pub fn run(a: DoctorArgs, fmt: Format) -> Result<Outcome, CannotRun> {
                 } else {
                     Vec::new()
                 };
-                Ok::<_, String>((ns, f, inside, like))
+                Ok::<_, String>((ns, f, inside, lives, like))
             })
             .map_err(CannotRun::new)?;
         rt.shutdown_background();
-        let mut fleet = super::fleet::Fleet::new(&ns, selector, &facts, inside, &a.checks);
+        let mut fleet = super::fleet::Fleet::new(&ns, selector, &facts, inside, lives, &a.checks);
         fleet.chamber_like = like
             .into_iter()
             .map(|(pod, labels)| super::fleet::Candidate { pod, labels })

@@ -11,6 +11,10 @@ pub struct PodReport {
     pub pod: String,
     pub node: Option<String>,
     pub phase: Option<String>,
+    /// What the signer said now (through the pod proxy or Prometheus); absent with
+    /// `--no-live`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live: Option<crate::fleet::Live>,
     pub report: Report,
 }
 
@@ -37,9 +41,11 @@ impl Fleet {
         selector: &str,
         facts: &[PodFacts],
         inside: Vec<Report>,
+        lives: Vec<crate::fleet::Live>,
         only: &[String],
     ) -> Fleet {
         let mut inside = inside.into_iter();
+        let mut lives = lives.into_iter();
         Fleet {
             namespace: namespace.to_owned(),
             selector: selector.to_owned(),
@@ -48,7 +54,17 @@ impl Fleet {
                 .map(|f| {
                     let mut report = super::pod::report(f, only);
                     let inside = inside.next().unwrap_or_default();
-                    report.signer = inside.signer;
+                    let live = lives.next();
+                    // The in-pod probes' reading of the signer, else the live one.
+                    report.signer = inside
+                        .signer
+                        .or_else(|| live.as_ref().and_then(|l| l.judged_signer()));
+                    if let Some(l) = &live {
+                        let c = crate::fleet::check(l);
+                        if only.is_empty() || only.iter().any(|o| super::selects_id(&c.id, o)) {
+                            report.checks.push(c);
+                        }
+                    }
                     report.checks.extend(inside.checks.into_iter().filter(|c| {
                         only.is_empty() || only.iter().any(|o| super::selects_id(&c.id, o))
                     }));
@@ -58,6 +74,7 @@ impl Fleet {
                         pod: f.pod.metadata.name.clone().unwrap_or_default(),
                         node: f.pod.spec.as_ref().and_then(|s| s.node_name.clone()),
                         phase: f.pod.status.as_ref().and_then(|s| s.phase.clone()),
+                        live,
                         report,
                     }
                 })
@@ -68,7 +85,7 @@ impl Fleet {
 
     pub fn human(&self, st: Style) -> String {
         let mut out = format!(
-            "{} matching '{}' in '{}'\n\n{:<32} {:<20} {:<10} {:<9} {:>6} {:>6}  TOP CAUSE\n",
+            "{} matching '{}' in '{}'\n\n{:<32} {:<20} {:<10} {:<9} {:<12} {:>6} {:>6}  TOP CAUSE\n",
             crate::output::plural(self.pods.len(), "pod", "pods"),
             self.selector,
             self.namespace,
@@ -76,6 +93,7 @@ impl Fleet {
             "NODE",
             "PHASE",
             "VERDICT",
+            "SIGNER",
             "ERRORS",
             "WARN"
         );
@@ -98,11 +116,12 @@ impl Fleet {
         for p in &self.pods {
             let first = p.report.verdict.cause.as_deref().unwrap_or("-");
             out += &format!(
-                "{:<32} {:<20} {:<10} {:<9} {:>6} {:>6}  {first}\n",
+                "{:<32} {:<20} {:<10} {:<9} {:<12} {:>6} {:>6}  {first}\n",
                 p.pod,
                 p.node.as_deref().unwrap_or("-"),
                 p.phase.as_deref().unwrap_or("-"),
                 p.report.verdict.level.as_str(),
+                p.report.signer.as_deref().unwrap_or("not read"),
                 p.report.summary.errors,
                 p.report.summary.warnings
             );

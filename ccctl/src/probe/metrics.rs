@@ -15,12 +15,7 @@ pub async fn probe(addr: &Address, timeout: Duration) -> Probe<Samples> {
 
 /// GET `/metrics` at `addr` within `timeout` and parse it.
 pub async fn fetch(addr: &Address, timeout: Duration) -> Result<Samples, String> {
-    let r = super::http::get(addr, "/metrics", timeout).await?;
-    if r.status != 200 {
-        return Err(format!("{addr}/metrics answered {}", r.status));
-    }
-    cc_proto::metrics::parse(&String::from_utf8_lossy(&r.body))
-        .map_err(|e| format!("{addr}/metrics: {e}"))
+    fetch_at(&super::http::Endpoint::Direct(addr.clone()), timeout).await
 }
 
 /// The enclave's dropped-log-events counter, or why it cannot be read.
@@ -32,4 +27,14 @@ pub async fn dropped_events(addr: &Address, timeout: Duration) -> Result<f64, St
             cc_proto::metrics::LOG_EVENTS_DROPPED_TOTAL
         )
     })
+}
+
+/// GET `/metrics` at an endpoint (direct, or through the API server's pod proxy) and parse it.
+pub async fn fetch_at(at: &super::http::Endpoint, timeout: Duration) -> Result<Samples, String> {
+    let r = at.get("/metrics", timeout).await?;
+    if r.status != 200 {
+        return Err(format!("{at}/metrics answered {}", r.status));
+    }
+    cc_proto::metrics::parse(&String::from_utf8_lossy(&r.body))
+        .map_err(|e| format!("{at}/metrics: {e}"))
 }

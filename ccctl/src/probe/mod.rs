@@ -17,6 +17,7 @@ pub mod k8s;
 pub mod metrics;
 pub mod nitro_cli;
 pub mod policy;
+pub mod prometheus;
 pub mod status;
 
 use std::future::Future;

@@ -10,6 +10,8 @@ use crate::doctor::Report;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Screen {
+    /// Every pod of `tui -l`, worst first (only in fleet mode).
+    Fleet,
     Overview,
     Logs,
     Metrics,
@@ -23,8 +25,20 @@ impl Screen {
         Screen::Metrics,
         Screen::Findings,
     ];
+    /// The key that shows it (also its number in the tabs).
+    pub fn key(self) -> char {
+        match self {
+            Screen::Fleet => '0',
+            Screen::Overview => '1',
+            Screen::Logs => '2',
+            Screen::Metrics => '3',
+            Screen::Findings => '4',
+        }
+    }
+
     pub fn title(self) -> &'static str {
         match self {
+            Screen::Fleet => "Fleet",
             Screen::Overview => "Overview",
             Screen::Logs => "Logs",
             Screen::Metrics => "Metrics",
@@ -57,6 +71,10 @@ pub enum Action {
     FullPcrs,
     PrevScreen,
     Explain,
+    /// Fleet: filter the rows (substring of any column).
+    Filter,
+    /// Fleet: watch the selected pod on the other screens.
+    Drill,
 }
 
 pub struct Binding {
@@ -92,10 +110,35 @@ const fn b(
 use Action as A;
 use KeyCode as K;
 const LOGS: Option<Screen> = Some(Screen::Logs);
+const FLEET: Option<Screen> = Some(Screen::Fleet);
 
 pub const KEYMAP: &[Binding] = &[
     b(K::Char('q'), "q", A::Quit, None, "quit", true),
     b(K::Char('?'), "?", A::Help, None, "help (this list)", true),
+    b(
+        K::Char('0'),
+        "0",
+        A::Show(Screen::Fleet),
+        None,
+        "fleet (tui -l)",
+        false,
+    ),
+    b(
+        K::Enter,
+        "enter",
+        A::Drill,
+        FLEET,
+        "watch the selected pod (overview, logs, metrics, findings)",
+        true,
+    ),
+    b(
+        K::Char('/'),
+        "/",
+        A::Filter,
+        FLEET,
+        "filter rows (substring; empty clears)",
+        true,
+    ),
     b(
         K::Char('1'),
         "1",
@@ -337,6 +380,29 @@ pub enum Update {
     Policy(Result<crate::policy::Report, String>),
     Egress(Vec<EgressProbe>),
     Pods(Result<Vec<PodRow>, String>),
+    Fleet(Result<FleetView, String>),
+}
+
+/// One refresh of the fleet screen.
+#[derive(Debug, Clone)]
+pub struct FleetView {
+    /// Worst first.
+    pub rows: Vec<crate::fleet::Row>,
+    /// Clusters that could not be listed.
+    pub errors: Vec<String>,
+    /// How many clusters are watched (a CLUSTER column when more than one).
+    pub clusters: usize,
+}
+
+/// The pod the per-pod screens watch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodKey {
+    pub cluster: usize,
+    pub cluster_name: String,
+    pub namespace: String,
+    pub name: String,
+    pub api_port: u16,
+    pub metrics_port: u16,
 }
 
 /// What the loop must do after a key.
@@ -344,6 +410,8 @@ pub enum Update {
 pub enum Command {
     Quit,
     RerunDoctor,
+    /// Watch this fleet row's pod.
+    Watch,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -351,6 +419,7 @@ pub enum Prompt {
     None,
     Search(String),
     Target(String),
+    Filter(String),
 }
 
 #[derive(Debug)]
@@ -402,6 +471,18 @@ pub struct App {
     pub doctor_started: Option<f64>,
     /// A source changed between answering and failing since the last doctor run started.
     pub sources_changed: bool,
+    /// Fleet mode (`tui -l`): every pod, worst first.
+    pub fleet: Option<FleetState>,
+}
+
+#[derive(Debug, Default)]
+pub struct FleetState {
+    pub view: Sourced<FleetView>,
+    /// Index into the filtered rows.
+    pub selected: usize,
+    pub filter: String,
+    /// The pod the other screens watch.
+    pub watching: Option<PodKey>,
 }
 
 impl App {
@@ -440,6 +521,85 @@ impl App {
             doctor_every: 30.0,
             doctor_started: None,
             sources_changed: false,
+            fleet: None,
+        }
+    }
+
+    /// The screens, in tab order (the fleet first in fleet mode).
+    pub fn screens(&self) -> Vec<Screen> {
+        let mut v = Vec::new();
+        if self.fleet.is_some() {
+            v.push(Screen::Fleet);
+        }
+        v.extend(Screen::ALL);
+        v
+    }
+
+    /// The fleet rows that pass the filter (case-insensitive substring of the row's words).
+    pub fn fleet_rows(&self) -> Vec<&crate::fleet::Row> {
+        let Some(fl) = &self.fleet else {
+            return Vec::new();
+        };
+        let needle = fl.filter.to_lowercase();
+        fl.view
+            .value
+            .iter()
+            .flat_map(|v| v.rows.iter())
+            .filter(|r| needle.is_empty() || r.haystack().to_lowercase().contains(&needle))
+            .collect()
+    }
+
+    /// The fleet row under the cursor, as the pod to watch.
+    pub fn selected_pod(&self) -> Option<PodKey> {
+        let fl = self.fleet.as_ref()?;
+        let rows = self.fleet_rows();
+        let r = rows.get(fl.selected.min(rows.len().saturating_sub(1)))?;
+        Some(PodKey {
+            cluster: r.cluster_index,
+            cluster_name: r.cluster.clone(),
+            namespace: r.namespace.clone(),
+            name: r.pod.clone(),
+            api_port: r.api_port,
+            metrics_port: r.metrics_port,
+        })
+    }
+
+    /// The header's target: the fleet's selector, and on the per-pod screens the pod watched.
+    pub fn target(&self) -> String {
+        match self.fleet.as_ref().and_then(|f| f.watching.as_ref()) {
+            Some(p) if self.screen != Screen::Fleet => {
+                let multi = self
+                    .fleet
+                    .as_ref()
+                    .and_then(|f| f.view.value.as_ref())
+                    .is_some_and(|v| v.clusters > 1);
+                if multi {
+                    format!("pod {}:{}/{}", p.cluster_name, p.namespace, p.name)
+                } else {
+                    format!("pod {}/{}", p.namespace, p.name)
+                }
+            }
+            _ => self.title.clone(),
+        }
+    }
+
+    /// Watch another pod: what the per-pod screens showed was the other pod's, so it goes.
+    pub fn watch(&mut self, pod: PodKey) {
+        self.status = Sourced::default();
+        self.policy = Sourced::default();
+        self.findings = Sourced::default();
+        self.metrics = History::default();
+        self.metrics_src = Sourced::default();
+        self.metric_selected = 0;
+        self.logs = LogBuffer::new(self.logs.capacity());
+        self.log_error = None;
+        self.view.offset = 0;
+        self.view.follow = true;
+        self.view.mark = None;
+        self.findings_scroll = 0;
+        self.doctor_running = false;
+        if let Some(f) = &mut self.fleet {
+            f.watching = Some(pod);
         }
     }
 
@@ -513,6 +673,10 @@ impl App {
                 before.is_some_and(|b| Some(b) != self.egress.current().map(|v| egress_health(v)))
             }
             Update::Pods(r) => self.pods.set(r, now),
+            Update::Fleet(r) => match &mut self.fleet {
+                Some(f) => f.view.set(r, now),
+                None => false,
+            },
         };
         self.sources_changed |= changed;
     }
@@ -549,7 +713,7 @@ impl App {
         }
         match &mut self.prompt {
             Prompt::None => {}
-            Prompt::Search(text) | Prompt::Target(text) => {
+            Prompt::Search(text) | Prompt::Target(text) | Prompt::Filter(text) => {
                 match key.code {
                     KeyCode::Enter => {
                         let text = std::mem::take(text);
@@ -562,6 +726,12 @@ impl App {
                                 self.view.filter.target = (!text.is_empty()).then_some(text);
                                 self.view.offset = 0;
                                 self.view.follow = true;
+                            }
+                            Prompt::Filter(_) => {
+                                if let Some(f) = &mut self.fleet {
+                                    f.filter = text;
+                                    f.selected = 0;
+                                }
                             }
                             Prompt::None => {}
                         }
@@ -593,21 +763,29 @@ impl App {
         match action {
             Action::Quit => return Some(Command::Quit),
             Action::Help => self.help = true,
-            Action::Show(s) => self.screen = s,
-            Action::NextScreen => {
-                let i = Screen::ALL
-                    .iter()
-                    .position(|s| *s == self.screen)
-                    .unwrap_or(0);
-                self.screen = Screen::ALL[(i + 1) % Screen::ALL.len()];
+            Action::Show(s) => {
+                if self.screens().contains(&s) {
+                    self.screen = s;
+                }
             }
-            Action::PrevScreen => {
-                let i = Screen::ALL
-                    .iter()
-                    .position(|s| *s == self.screen)
-                    .unwrap_or(0);
-                let n = Screen::ALL.len();
-                self.screen = Screen::ALL[(i + n - 1) % n];
+            Action::NextScreen | Action::PrevScreen => {
+                let all = self.screens();
+                let i = all.iter().position(|s| *s == self.screen).unwrap_or(0);
+                let n = all.len();
+                let step = if action == Action::NextScreen {
+                    1
+                } else {
+                    n - 1
+                };
+                self.screen = all[(i + step) % n];
+            }
+            Action::Filter => self.prompt = Prompt::Filter(String::new()),
+            Action::Drill => {
+                if let Some(p) = self.selected_pod() {
+                    self.watch(p);
+                    self.screen = Screen::Overview;
+                    return Some(Command::Watch);
+                }
             }
             Action::Explain => {
                 self.explain = self.selected_finding().map(|f| f.code.clone());
@@ -715,6 +893,12 @@ impl App {
                     .saturating_sub(by)
                     .clamp(0, n);
                 self.findings_scroll = off as usize;
+            }
+            Screen::Fleet => {
+                let n = self.fleet_rows().len().saturating_sub(1) as isize;
+                if let Some(f) = &mut self.fleet {
+                    f.selected = (f.selected as isize).saturating_sub(by).clamp(0, n) as usize;
+                }
             }
             Screen::Overview => {}
         }

@@ -8,7 +8,7 @@ use futures::{AsyncBufReadExt as _, StreamExt as _};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::mpsc::Sender;
 
-use super::app::{PodRow, Update};
+use super::app::{FleetView, PodKey, PodRow, Update};
 use crate::probe::Targets;
 
 /// Run `fetch` every `every`; on `Err`, send it and wait the backoff instead.
@@ -45,36 +45,100 @@ pub struct Settings {
 
 #[derive(Clone)]
 pub struct KubeTarget {
-    pub client: kube::Client,
-    pub namespace: String,
+    /// The clusters watched (`--context`…, `--all-contexts`); the first is the default.
+    pub clusters: Vec<crate::fleet::Cluster>,
     pub pod: Option<String>,
     pub selector: Option<String>,
+    /// The pod the per-pod screens watch (`--pod`, or the fleet row Enter chose).
+    pub watching: Arc<tokio::sync::watch::Sender<Option<PodKey>>>,
+    /// Read `/status` and `/metrics` at `--api`/`--metrics` (a port-forward) instead of
+    /// through the API server's pod proxy.
+    pub direct: bool,
+    /// Where the fleet screen's live fields come from.
+    pub source: crate::fleet::Source,
+}
+
+impl KubeTarget {
+    /// The watched pod's cluster client and namespace (the first cluster's until one is
+    /// chosen).
+    fn cluster(&self) -> &crate::fleet::Cluster {
+        let i = self.watching.borrow().as_ref().map_or(0, |p| p.cluster);
+        &self.clusters[i.min(self.clusters.len() - 1)]
+    }
+}
+
+/// Where the per-pod screens read `what` (`api` or `metrics`): the `--api`/`--metrics`
+/// address locally or with `--direct`; else the watched pod's port through the API server.
+fn endpoint(s: &Settings, what: &str) -> Result<crate::probe::http::Endpoint, String> {
+    use crate::probe::http::Endpoint;
+    let direct = |a: &cc_proto::Address| Ok(Endpoint::Direct(a.clone()));
+    let addr = if what == "api" {
+        &s.probes.api
+    } else {
+        &s.probes.metrics
+    };
+    match &s.kube {
+        None => direct(addr),
+        Some(k) if k.direct => direct(addr),
+        Some(k) => {
+            let w = k.watching.borrow().clone();
+            let Some(p) = w else {
+                return Err("no pod chosen yet (the fleet's first answer picks the worst)".into());
+            };
+            let c = &k.clusters[p.cluster.min(k.clusters.len() - 1)];
+            Ok(Endpoint::PodProxy {
+                client: c.client.clone(),
+                namespace: p.namespace.clone(),
+                pod: p.name.clone(),
+                port: if what == "api" {
+                    p.api_port
+                } else {
+                    p.metrics_port
+                },
+            })
+        }
+    }
 }
 
 pub fn start(s: Arc<Settings>, tx: Sender<Update>) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
     let timeout = s.timeout.min(Duration::from_secs(5));
     {
-        let api = s.probes.api.clone();
+        let s = s.clone();
         tasks.push(poll(tx.clone(), s.refresh, move || {
-            let api = api.clone();
+            let at = endpoint(&s, "api");
             async move {
-                let r = crate::probe::status::fetch(&api, timeout).await;
+                let r = match at {
+                    Ok(at) => crate::probe::status::fetch_at(&at, timeout).await,
+                    Err(e) => Err(e),
+                };
                 let ok = r.is_ok();
                 (Update::Status(r), ok)
             }
         }));
     }
     {
-        let metrics = s.probes.metrics.clone();
+        let s = s.clone();
         tasks.push(poll(tx.clone(), s.refresh, move || {
-            let metrics = metrics.clone();
+            let at = endpoint(&s, "metrics");
             async move {
-                let r = crate::probe::metrics::fetch(&metrics, timeout).await;
+                let r = match at {
+                    Ok(at) => crate::probe::metrics::fetch_at(&at, timeout).await,
+                    Err(e) => Err(e),
+                };
                 let ok = r.is_ok();
                 (Update::Metrics(r), ok)
             }
         }));
+    }
+    if let Some(k) = s.kube.clone().filter(|k| k.selector.is_some()) {
+        tasks.push(tokio::spawn(fleet(
+            k,
+            s.probes.config.clone(),
+            s.refresh,
+            s.timeout,
+            tx.clone(),
+        )));
     }
     if s.kube.is_none() {
         let cli = s.probes.nitro_cli.clone();
@@ -90,12 +154,12 @@ pub fn start(s: Arc<Settings>, tx: Sender<Update>) -> Vec<tokio::task::JoinHandl
         }));
     }
     if let Some(cfg) = s.probes.config.clone() {
-        let api = s.probes.api.clone();
+        let s = s.clone();
         tasks.push(poll(tx.clone(), s.refresh * 15, move || {
-            let (api, cfg) = (api.clone(), cfg.clone());
+            let (at, cfg) = (endpoint(&s, "api"), cfg.clone());
             async move {
                 let r = async {
-                    let status = crate::probe::status::fetch(&api, timeout).await?;
+                    let status = crate::probe::status::fetch_at(&at?, timeout).await?;
                     crate::policy::report_for_status(&cfg, &status, timeout)
                         .await
                         .map_err(|f| f.summary)
@@ -120,14 +184,17 @@ pub fn start(s: Arc<Settings>, tx: Sender<Update>) -> Vec<tokio::task::JoinHandl
     match &s.kube {
         Some(k) => {
             let k2 = k.clone();
-            tasks.push(poll(tx.clone(), s.refresh * 10, move || {
-                let k = k2.clone();
-                async move {
-                    let r = pods(&k, timeout * 2).await;
-                    let ok = r.is_ok();
-                    (Update::Pods(r), ok)
-                }
-            }));
+            // -l: the fleet screen lists the pods; --pod: this table.
+            if k.selector.is_none() {
+                tasks.push(poll(tx.clone(), s.refresh * 10, move || {
+                    let k = k2.clone();
+                    async move {
+                        let r = pods(&k, timeout * 2).await;
+                        let ok = r.is_ok();
+                        (Update::Pods(r), ok)
+                    }
+                }));
+            }
             tasks.push(tokio::spawn(kube_logs(k.clone(), tx.clone())));
         }
         None => match s.probes.log_file.clone() {
@@ -157,7 +224,10 @@ pub fn run_doctor(s: Arc<Settings>, tx: Sender<Update>) -> tokio::task::JoinHand
             Some(k) => match first_pod(k, s.timeout).await {
                 Ok(facts) => crate::doctor::pod_report(&facts),
                 Err(e) => {
-                    let _ = tx.send(Update::Pods(Err(e))).await;
+                    // --pod: the pod table says why; -l: the fleet screen does.
+                    if k.selector.is_none() {
+                        let _ = tx.send(Update::Pods(Err(e))).await;
+                    }
                     crate::doctor::Report::default()
                 }
             },
@@ -166,28 +236,32 @@ pub fn run_doctor(s: Arc<Settings>, tx: Sender<Update>) -> tokio::task::JoinHand
     })
 }
 
+/// The watched pod's facts (`--pod`, or the fleet row chosen).
 async fn first_pod(
     k: &KubeTarget,
     timeout: Duration,
 ) -> Result<crate::probe::k8s::PodFacts, String> {
-    match (&k.pod, &k.selector) {
-        (Some(p), _) => crate::probe::k8s::pod_facts(&k.client, &k.namespace, p, timeout).await,
-        (None, Some(sel)) => crate::probe::k8s::fleet_facts(&k.client, &k.namespace, sel, timeout)
-            .await?
-            .into_iter()
-            .next()
-            .ok_or_else(|| format!("no pod matches '{sel}' in '{}'", k.namespace)),
-        (None, None) => Err("no pod given".into()),
+    let name = k
+        .watching
+        .borrow()
+        .as_ref()
+        .map(|p| p.name.clone())
+        .or(k.pod.clone());
+    let c = k.cluster();
+    match name {
+        Some(p) => crate::probe::k8s::pod_facts(&c.client, &c.namespace, &p, timeout).await,
+        None => Err("no pod chosen yet (the fleet's first answer picks the worst)".into()),
     }
 }
 
 async fn pods(k: &KubeTarget, timeout: Duration) -> Result<Vec<PodRow>, String> {
+    let c = k.cluster();
     let facts = match (&k.pod, &k.selector) {
         (Some(p), _) => {
-            vec![crate::probe::k8s::pod_facts(&k.client, &k.namespace, p, timeout).await?]
+            vec![crate::probe::k8s::pod_facts(&c.client, &c.namespace, p, timeout).await?]
         }
         (None, Some(sel)) => {
-            crate::probe::k8s::fleet_facts(&k.client, &k.namespace, sel, timeout).await?
+            crate::probe::k8s::fleet_facts(&c.client, &c.namespace, sel, timeout).await?
         }
         (None, None) => Vec::new(),
     };
@@ -216,6 +290,73 @@ async fn pods(k: &KubeTarget, timeout: Duration) -> Result<Vec<PodRow>, String> 
             }
         })
         .collect())
+}
+
+/// The fleet screen's source: the pods' API-side facts every 10 refreshes (pods, nodes, the
+/// device plugin, events, logs), their live fields every refresh.
+async fn fleet(
+    k: KubeTarget,
+    config: Option<std::path::PathBuf>,
+    refresh: Duration,
+    timeout: Duration,
+    tx: Sender<Update>,
+) {
+    let fleet = crate::fleet::Fleet {
+        clusters: k.clusters.clone(),
+        selector: k.selector.clone().unwrap_or_default(),
+        source: k.source.clone(),
+        config,
+        timeout,
+        releases: Default::default(),
+    };
+    let mut listed: Option<(Instant, crate::fleet::Listed)> = None;
+    let mut counters = Default::default();
+    let mut backoff = cc_proto::Backoff::default();
+    loop {
+        if listed
+            .as_ref()
+            .is_none_or(|(t, _)| t.elapsed() >= refresh * 10)
+        {
+            listed = Some((Instant::now(), fleet.list().await));
+        }
+        let Some((_, (pods, errors))) = &listed else {
+            continue;
+        };
+        let (lives, c) = fleet.live(pods, &counters).await;
+        counters = c;
+        let mut rows: Vec<crate::fleet::Row> = pods
+            .iter()
+            .zip(lives)
+            .map(|((i, f), live)| {
+                let cl = &fleet.clusters[*i];
+                let mut r = crate::fleet::Row::new(cl.label(), cl.namespace.clone(), f, live);
+                r.cluster_index = *i;
+                r
+            })
+            .collect();
+        crate::fleet::sort(&mut rows);
+        // Every cluster failed to list: the table is not current.
+        let all_failed = errors.len() == fleet.clusters.len();
+        let update = if all_failed {
+            Err(errors.join("; "))
+        } else {
+            Ok(FleetView {
+                rows,
+                errors: errors.clone(),
+                clusters: fleet.clusters.len(),
+            })
+        };
+        if tx.send(Update::Fleet(update)).await.is_err() {
+            return;
+        }
+        if all_failed {
+            listed = None;
+            tokio::time::sleep(backoff.next_delay().max(refresh)).await;
+        } else {
+            backoff.reset();
+            tokio::time::sleep(refresh).await;
+        }
+    }
 }
 
 /// At most this many lines per update (bounded memory between frames).
@@ -302,8 +443,9 @@ async fn kube_logs(k: KubeTarget, tx: Sender<Update>) {
         let r = async {
             let facts = first_pod(&k, Duration::from_secs(10)).await?;
             let name = facts.pod.metadata.name.clone().unwrap_or_default();
+            let c = k.cluster();
             let api: kube::Api<k8s_openapi::api::core::v1::Pod> =
-                kube::Api::namespaced(k.client.clone(), &k.namespace);
+                kube::Api::namespaced(c.client.clone(), &c.namespace);
             let stream = api
                 .log_stream(
                     &name,
@@ -318,7 +460,13 @@ async fn kube_logs(k: KubeTarget, tx: Sender<Update>) {
                 .map_err(|e| format!("log stream of '{name}': {e}"))?;
             let mut lines = Box::pin(stream.lines());
             let mut batch = Vec::new();
+            let mut watching = k.watching.subscribe();
+            watching.mark_unchanged();
             loop {
+                if watching.has_changed().unwrap_or(false) {
+                    // Another pod was chosen: its log starts over.
+                    return Err(String::new());
+                }
                 let next = if batch.is_empty() {
                     lines.next().await
                 } else {
@@ -360,12 +508,24 @@ async fn kube_logs(k: KubeTarget, tx: Sender<Update>) {
         if tx.is_closed() {
             return;
         }
-        if let Err(e) = r {
-            let _ = tx.send(Update::LogError(e)).await;
-        } else {
-            return;
+        match r {
+            Err(e) if e.is_empty() => {
+                resume = None;
+                backoff.reset();
+                continue;
+            }
+            Err(e) => {
+                let _ = tx.send(Update::LogError(e)).await;
+            }
+            Ok(()) => return,
         }
         resume = Some(Instant::now());
-        tokio::time::sleep(backoff.next_delay()).await;
+        // Wait the backoff, or less when another pod is chosen meanwhile.
+        let mut watching = k.watching.subscribe();
+        watching.mark_unchanged();
+        tokio::select! {
+            _ = tokio::time::sleep(backoff.next_delay()) => {}
+            _ = watching.changed() => { resume = None; }
+        }
     }
 }

@@ -27,6 +27,7 @@ pub fn render(app: &App, f: &mut Frame) {
     .areas(f.area());
     header(app, f, top);
     match app.screen {
+        Screen::Fleet => fleet(app, f, body),
         Screen::Overview => overview(app, f, body),
         Screen::Logs => logs(app, f, body),
         Screen::Metrics => metrics(app, f, body),
@@ -66,15 +67,10 @@ fn explain(code: &str, f: &mut Frame, body: Rect) {
 
 fn header(app: &App, f: &mut Frame, area: Rect) {
     let [tabs, title] =
-        Layout::horizontal([Constraint::Length(46), Constraint::Min(1)]).areas(area);
-    let i = Screen::ALL
-        .iter()
-        .position(|s| *s == app.screen)
-        .unwrap_or(0);
-    let titles = Screen::ALL
-        .iter()
-        .enumerate()
-        .map(|(n, s)| format!("{} {}", n + 1, s.title()));
+        Layout::horizontal([Constraint::Length(all_width(app)), Constraint::Min(1)]).areas(area);
+    let all = app.screens();
+    let i = all.iter().position(|s| *s == app.screen).unwrap_or(0);
+    let titles = all.iter().map(|s| format!("{} {}", s.key(), s.title()));
     f.render_widget(
         Tabs::new(titles)
             .select(i)
@@ -85,7 +81,8 @@ fn header(app: &App, f: &mut Frame, area: Rect) {
     // What is watched matters more than the program's name: on a narrow terminal the name
     // goes first, then the start of the target (never its port).
     let room = title.width as usize;
-    let target = app.title.as_str();
+    let target = app.target();
+    let target = target.as_str();
     let n = target.chars().count();
     let line = if n + 10 <= room {
         Line::from(vec![Span::styled("ccctl tui ", BOLD), Span::raw(target)])
@@ -96,6 +93,183 @@ fn header(app: &App, f: &mut Frame, area: Rect) {
         Line::from(format!("…{tail}"))
     };
     f.render_widget(Paragraph::new(line).right_aligned(), title);
+}
+
+/// The tabs' width.
+fn all_width(app: &App) -> u16 {
+    app.screens()
+        .iter()
+        .map(|s| s.title().len() as u16 + 5)
+        .sum::<u16>()
+        + 1
+}
+
+/// The fleet screen: one row per pod, worst first; the selected row is the one Enter watches.
+fn fleet(app: &App, f: &mut Frame, area: Rect) {
+    use crate::doctor::cause::Level;
+    let Some(fl) = &app.fleet else {
+        return;
+    };
+    let multi = fl.view.value.as_ref().is_some_and(|v| v.clusters > 1);
+    let rows = app.fleet_rows();
+    let total = fl.view.value.as_ref().map_or(0, |v| v.rows.len());
+    let selected = fl.selected.min(rows.len().saturating_sub(1));
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let table_rows: Vec<Row> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let level = r.level();
+            let lstyle = match level {
+                Level::Healthy => GREEN,
+                Level::Degraded => YELLOW,
+                Level::Down => RED,
+            };
+            let signer_style = match r.live.signer.as_str() {
+                "unsealed" => GREEN,
+                "unknown" => DIM,
+                _ => RED,
+            };
+            let num = |v: Option<f64>| v.map(|x| format!("{x:.1}")).unwrap_or("?".into());
+            let pcr = match (&r.live.pcr0, &r.live.release) {
+                (Some(p), Some(rel)) => format!("{} {rel}", &p[..p.len().min(12)]),
+                (Some(p), None) => format!("{} ?", &p[..p.len().min(12)]),
+                (None, _) if r.live.source == "prometheus" => "not exported".into(),
+                (None, _) => "?".into(),
+            };
+            let rel_style = match r.live.release.as_deref() {
+                Some("released") => Style::new(),
+                Some("not-released") => RED,
+                _ => DIM,
+            };
+            let shares = match (r.live.shares, r.live.threshold) {
+                (Some(s), Some(t)) => format!("{s} (≥{t})"),
+                (Some(s), None) => format!("{s} (≥?)"),
+                _ => "?".into(),
+            };
+            let age = if r.live.at_ms == 0 {
+                "-".into()
+            } else {
+                crate::output::duration_short(now_ms.saturating_sub(r.live.at_ms) / 1000)
+            };
+            let mut cells = Vec::new();
+            if multi {
+                cells.push(Cell::from(r.cluster.clone()));
+            }
+            cells.extend([
+                Cell::from(r.pod.clone()),
+                Cell::from(r.node.clone().unwrap_or_default()),
+                Cell::from(r.phase.clone().unwrap_or_default()),
+                Cell::from(r.live.signer.to_uppercase()).style(live(&fl.view, signer_style)),
+                Cell::from(pcr).style(live(&fl.view, rel_style)),
+                Cell::from(shares),
+                Cell::from(num(r.live.drop_rate)).style(
+                    if r.live.drop_rate.is_some_and(|d| d > 0.0) {
+                        RED
+                    } else {
+                        Style::new()
+                    },
+                ),
+                Cell::from(num(r.live.signing_rate)),
+                Cell::from(level.as_str()).style(live(&fl.view, lstyle)),
+                Cell::from(crate::output::clean(&r.top())),
+                Cell::from(age),
+            ]);
+            let row = Row::new(cells);
+            if i == selected {
+                row.style(BOLD.reversed())
+            } else {
+                row
+            }
+        })
+        .collect();
+    let mut widths = Vec::new();
+    let mut header = Vec::new();
+    if multi {
+        widths.push(Constraint::Length(14));
+        header.push("CLUSTER");
+    }
+    widths.extend([
+        Constraint::Length(24),
+        Constraint::Length(12),
+        Constraint::Length(9),
+        Constraint::Length(11),
+        Constraint::Length(26),
+        Constraint::Length(7),
+        Constraint::Length(7),
+        Constraint::Length(7),
+        Constraint::Length(9),
+        Constraint::Min(12),
+        Constraint::Length(5),
+    ]);
+    header.extend([
+        "POD",
+        "NODE",
+        "PHASE",
+        "SIGNER",
+        "PCR0 RELEASE",
+        "SHARES",
+        "DROP/s",
+        "SIGN/s",
+        "VERDICT",
+        "TOP PROBLEM",
+        "AGE",
+    ]);
+    let filter = if fl.filter.is_empty() {
+        String::new()
+    } else {
+        format!(" filter '{}': {} of {total}", fl.filter, rows.len())
+    };
+    let via = fl
+        .view
+        .value
+        .as_ref()
+        .and_then(|v| v.rows.first())
+        .map(|r| format!(" via {}", r.live.source))
+        .unwrap_or_default();
+    let mut block = Block::bordered().title(Line::from(vec![
+        Span::raw(format!(
+            " Fleet: {}{via}{filter} (",
+            crate::output::plural(total, "pod", "pods")
+        )),
+        state_span(app, &fl.view),
+        Span::raw(") "),
+    ]));
+    let mut errors: Vec<String> = fl.view.error.iter().cloned().collect();
+    errors.extend(fl.view.value.iter().flat_map(|v| v.errors.iter().cloned()));
+    if !errors.is_empty() {
+        block = block.title_bottom(Line::from(Span::styled(
+            format!(" {} ", crate::output::clean(&errors.join("; "))),
+            RED,
+        )));
+    } else if let Some(w) = &fl.watching {
+        block = block.title_bottom(Line::from(Span::styled(
+            format!(" other screens watch {}/{} ", w.namespace, w.name),
+            DIM,
+        )));
+    }
+    let empty = rows.is_empty();
+    let table = Table::new(table_rows, widths)
+        .header(Row::new(header).style(BOLD))
+        .block(block);
+    f.render_widget(table, area);
+    if empty && fl.view.value.is_some() {
+        let inner = Rect {
+            x: area.x + 2,
+            y: area.y + 2,
+            width: area.width.saturating_sub(4),
+            height: 1,
+        };
+        let text = if total == 0 {
+            "no pod matches the selector"
+        } else {
+            "no row matches the filter (/ then enter with nothing clears it)"
+        };
+        f.render_widget(Paragraph::new(Span::styled(text, DIM)), inner);
+    }
 }
 
 fn footer(app: &App, f: &mut Frame, area: Rect) {
@@ -123,6 +297,11 @@ fn footer(app: &App, f: &mut Frame, area: Rect) {
             Span::styled("search: ", BOLD),
             Span::raw(t.as_str()),
             Span::raw("▏  enter: find  esc: cancel"),
+        ]),
+        Prompt::Filter(t) => Line::from(vec![
+            Span::styled("filter pods: ", BOLD),
+            Span::raw(t.as_str()),
+            Span::raw("▏  enter: apply (empty clears)  esc: cancel"),
         ]),
         Prompt::Target(t) => Line::from(vec![
             Span::styled("target contains: ", BOLD),

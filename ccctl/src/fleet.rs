@@ -1,0 +1,715 @@
+//! The fleet, live: for every pod a selector matches — in one cluster or several — what its
+//! signer says now, read through the API server's pod proxy ([`Source::PodProxy`]) or from a
+//! Prometheus that scrapes the chambers ([`Source::Prometheus`]), judged with the pod's
+//! API-side report by doctor's one verdict function, and one order: worst first. `doctor -l`
+//! (JSON `live`) and the dashboard's fleet screen (`tui -l`) both read it from here.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+
+use crate::doctor::cause::{self, Level};
+use crate::probe::http::Endpoint;
+use crate::probe::k8s::PodFacts;
+
+/// The pod ports read when the pod spec does not name them (DESIGN.md).
+pub const API_PORT: u16 = 9000;
+pub const METRICS_PORT: u16 = 3000;
+
+/// Requests in flight at most, over the whole fleet.
+pub const MAX_IN_FLIGHT: usize = 256;
+
+/// One cluster to look in: a kubeconfig context and the namespace there.
+#[derive(Clone)]
+pub struct Cluster {
+    /// The context's name; `None`: the kubeconfig's current context.
+    pub context: Option<String>,
+    pub client: kube::Client,
+    pub namespace: String,
+}
+
+impl Cluster {
+    pub fn label(&self) -> String {
+        self.context.clone().unwrap_or_else(|| "-".into())
+    }
+}
+
+/// The clusters `--context` (repeatable) or `--all-contexts` name; none: the current context.
+pub async fn clusters(
+    contexts: &[String],
+    all: bool,
+    namespace: Option<&str>,
+) -> Result<Vec<Cluster>, String> {
+    let names: Vec<Option<String>> = if all {
+        let kc =
+            kube::config::Kubeconfig::read().map_err(|e| format!("cannot read kubeconfig: {e}"))?;
+        if kc.contexts.is_empty() {
+            return Err("--all-contexts: the kubeconfig has no contexts".into());
+        }
+        kc.contexts.iter().map(|c| Some(c.name.clone())).collect()
+    } else if contexts.is_empty() {
+        vec![None]
+    } else {
+        contexts.iter().cloned().map(Some).collect()
+    };
+    let mut out = Vec::new();
+    for c in names {
+        let client = crate::probe::k8s::client(c.as_deref())
+            .await
+            .map_err(|e| match &c {
+                Some(c) => format!("context '{c}': {e}"),
+                None => e,
+            })?;
+        let namespace = match namespace {
+            Some(n) => n.to_owned(),
+            None => crate::probe::k8s::default_namespace(c.as_deref()).await,
+        };
+        out.push(Cluster {
+            // The current context by its name (Prometheus' `cluster` label is matched to it).
+            context: c.or_else(current_context),
+            client,
+            namespace,
+        });
+    }
+    Ok(out)
+}
+
+/// The kubeconfig's current context.
+pub fn current_context() -> Option<String> {
+    kube::config::Kubeconfig::read().ok()?.current_context
+}
+
+/// Where the live fields come from.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// Each pod's `/status` and `/metrics` through the API server (`pods/proxy`).
+    PodProxy,
+    /// The chambers' series in Prometheus (its HTTP API at this base address).
+    Prometheus(cc_proto::Address),
+}
+
+/// What one pod's signer says now.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Live {
+    /// `pod-proxy` or `prometheus`.
+    pub source: &'static str,
+    /// `unsealed`, `unsealing`, `sealed`, `failed`; `unreachable` when it did not answer;
+    /// `unknown` when the source has nothing on it.
+    pub signer: String,
+    /// Why `unreachable` / `unknown`, or what could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pcr0: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pcr8: Option<String>,
+    /// The key policies' verdict on the running PCR0/PCR8 (with `--config`): `released`,
+    /// `not-released`, `unknown`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
+    /// Shares released so far, and how many are needed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shares: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<u32>,
+    /// Log events dropped per second (between two scrapes, or Prometheus' rate over 5m).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drop_rate: Option<f64>,
+    /// Signing requests per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_rate: Option<f64>,
+    /// Unix milliseconds of the data (the read, or Prometheus' last scrape of the pod).
+    pub at_ms: u64,
+}
+
+impl Live {
+    fn unreachable(source: &'static str, error: String) -> Live {
+        Live {
+            signer: "unreachable".into(),
+            ..Live::unknown(source, error)
+        }
+    }
+
+    /// Not looked at: the source could not say (refused, no series).
+    pub fn unknown(source: &'static str, error: String) -> Live {
+        Live {
+            source,
+            signer: "unknown".into(),
+            error: Some(crate::output::clean(&error)),
+            pcr0: None,
+            pcr8: None,
+            release: None,
+            shares: None,
+            threshold: None,
+            drop_rate: None,
+            signing_rate: None,
+            at_ms: now_ms(),
+        }
+    }
+}
+
+impl Live {
+    /// The signer's state for doctor's verdict: `None` when it was not looked at (`unknown`),
+    /// so a refusal to proxy is not taken for a down signer.
+    pub fn judged_signer(&self) -> Option<String> {
+        (self.signer != "unknown").then(|| self.signer.clone())
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A pod's named container port (`api`, `metrics`), else the contract's default.
+pub fn port(pod: &k8s_openapi::api::core::v1::Pod, name: &str, default: u16) -> u16 {
+    pod.spec
+        .iter()
+        .flat_map(|s| s.containers.iter())
+        .flat_map(|c| c.ports.iter().flatten())
+        .find(|p| p.name.as_deref() == Some(name))
+        .and_then(|p| u16::try_from(p.container_port).ok())
+        .unwrap_or(default)
+}
+
+/// The pod's `/status` and `/metrics` through the API server's pod proxy.
+pub fn endpoints(
+    client: &kube::Client,
+    namespace: &str,
+    pod: &k8s_openapi::api::core::v1::Pod,
+) -> (Endpoint, Endpoint) {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let at = |port| Endpoint::PodProxy {
+        client: client.clone(),
+        namespace: namespace.to_owned(),
+        pod: name.clone(),
+        port,
+    };
+    (
+        at(port(pod, "api", API_PORT)),
+        at(port(pod, "metrics", METRICS_PORT)),
+    )
+}
+
+/// The counters a rate is taken from, and when they were read.
+#[derive(Debug, Clone, Copy)]
+pub struct Counters {
+    pub at: Instant,
+    pub dropped: Option<f64>,
+    pub signing: Option<f64>,
+}
+
+fn counters(s: &cc_proto::metrics::Samples) -> Counters {
+    let sum = |prefix: &str| {
+        let v: Vec<f64> = s
+            .iter()
+            .filter(|(k, _)| {
+                k.as_str() == prefix || k.strip_prefix(prefix).is_some_and(|r| r.starts_with('{'))
+            })
+            .map(|(_, v)| *v)
+            .collect();
+        (!v.is_empty()).then(|| v.iter().sum())
+    };
+    Counters {
+        at: Instant::now(),
+        dropped: sum(cc_proto::metrics::LOG_EVENTS_DROPPED_TOTAL),
+        signing: sum(cc_proto::metrics::SIGNING_REQUESTS_TOTAL),
+    }
+}
+
+/// Per second between two reads (a counter reset gives none).
+fn rate(
+    before: Option<Counters>,
+    now: Counters,
+    pick: fn(&Counters) -> Option<f64>,
+) -> Option<f64> {
+    let b = before?;
+    let dt = now.at.duration_since(b.at).as_secs_f64();
+    let (x, y) = (pick(&b)?, pick(&now)?);
+    (dt > 0.0 && y >= x).then(|| (y - x) / dt)
+}
+
+/// Key-policy verdicts already taken, by (PCR0, PCR8): a fleet runs one release, so one
+/// evaluation serves every pod that runs it.
+#[derive(Default)]
+pub struct ReleaseCache(std::sync::Mutex<BTreeMap<(String, String), (Instant, String)>>);
+
+/// How long a release verdict is reused.
+const RELEASE_FOR: Duration = Duration::from_secs(60);
+
+impl ReleaseCache {
+    async fn verdict(
+        &self,
+        config: &std::path::Path,
+        status: &cc_proto::status::Status,
+        timeout: Duration,
+    ) -> String {
+        let pcr = |n: &str| {
+            status
+                .attestation
+                .as_ref()
+                .and_then(|a| a.pcrs.get(n).cloned())
+                .unwrap_or_default()
+        };
+        let key = (pcr("PCR0"), pcr("PCR8"));
+        if let Some((t, v)) = self.0.lock().ok().and_then(|m| m.get(&key).cloned())
+            && t.elapsed() < RELEASE_FOR
+        {
+            return v;
+        }
+        let v = match crate::policy::report_for_status(config, status, timeout).await {
+            Ok(r) if r.unreadable() => "unknown".to_owned(),
+            Ok(r) if r.release_possible => "released".to_owned(),
+            Ok(_) => "not-released".to_owned(),
+            Err(_) => "unknown".to_owned(),
+        };
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(key, (Instant::now(), v.clone()));
+        }
+        v
+    }
+}
+
+/// One pod's live fields through the pod proxy. `before`: the pod's counters at the last
+/// read (for the rates); returns the counters read now.
+pub async fn read_pod(
+    api: &Endpoint,
+    metrics: &Endpoint,
+    before: Option<Counters>,
+    config: Option<&std::path::Path>,
+    releases: &ReleaseCache,
+    timeout: Duration,
+) -> (Live, Option<Counters>) {
+    let (status, scrape) = tokio::join!(
+        crate::probe::status::fetch_at(api, timeout),
+        crate::probe::metrics::fetch_at(metrics, timeout)
+    );
+    let status = match status {
+        Ok(s) => s,
+        // The API server refused to proxy (RBAC without pods/proxy, no such pod): the signer
+        // was not looked at. Anything else (refused connection, no answer) is unreachable.
+        Err(e)
+            if ["HTTP 401", "HTTP 403", "HTTP 404"]
+                .iter()
+                .any(|c| e.contains(c)) =>
+        {
+            return (Live::unknown("pod-proxy", e), None);
+        }
+        Err(e) => return (Live::unreachable("pod-proxy", e), None),
+    };
+    let (now, metrics_error) = match &scrape {
+        Ok(s) => (Some(counters(s)), None),
+        Err(e) => (None, Some(e.clone())),
+    };
+    let pcr = |n: &str| {
+        status.attestation.as_ref().map(|a| {
+            a.pcrs
+                .get(n)
+                .cloned()
+                // /status omits all-zero registers: a missing PCR0 is the debug value.
+                .unwrap_or_else(|| "0".repeat(96))
+        })
+    };
+    let release = match config {
+        Some(c) if status.attestation.is_some() => {
+            Some(releases.verdict(c, &status, timeout).await)
+        }
+        _ => None,
+    };
+    let live = Live {
+        source: "pod-proxy",
+        signer: status.state.as_str().to_owned(),
+        error: metrics_error.map(|e| crate::output::clean(&e)),
+        pcr0: pcr("PCR0"),
+        pcr8: status
+            .attestation
+            .as_ref()
+            .and_then(|a| a.pcrs.get("PCR8").cloned()),
+        release,
+        shares: Some(status.decrypted() as u32),
+        threshold: Some(status.threshold),
+        drop_rate: now.and_then(|n| rate(before, n, |c| c.dropped)),
+        signing_rate: now.and_then(|n| rate(before, n, |c| c.signing)),
+        at_ms: now_ms(),
+    };
+    (live, now)
+}
+
+/// One row of the fleet: the pod, its API-side report, its live fields, and the verdict on
+/// both.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// The kubeconfig context (`-` for the current one).
+    pub cluster: String,
+    pub namespace: String,
+    pub pod: String,
+    pub node: Option<String>,
+    pub phase: Option<String>,
+    pub live: Live,
+    pub report: crate::doctor::Report,
+    /// Where the dashboard reads the pod (its cluster among those watched, its ports).
+    #[serde(skip)]
+    pub cluster_index: usize,
+    #[serde(skip)]
+    pub api_port: u16,
+    #[serde(skip)]
+    pub metrics_port: u16,
+}
+
+impl Row {
+    /// The pod's API-side report judged with its signer's live state (doctor's verdict).
+    pub fn new(cluster: String, namespace: String, facts: &PodFacts, live: Live) -> Row {
+        let mut report = crate::doctor::pod_report(facts);
+        report.signer = live.judged_signer();
+        report.verdict = cause::verdict(&report, report.signer.as_deref());
+        Row {
+            cluster,
+            namespace,
+            pod: facts.pod.metadata.name.clone().unwrap_or_default(),
+            node: facts.pod.spec.as_ref().and_then(|s| s.node_name.clone()),
+            phase: facts.pod.status.as_ref().and_then(|s| s.phase.clone()),
+            live,
+            report,
+            cluster_index: 0,
+            api_port: port(&facts.pod, "api", API_PORT),
+            metrics_port: port(&facts.pod, "metrics", METRICS_PORT),
+        }
+    }
+
+    /// The top problem in a few words: the verdict's cause, else why the signer is not
+    /// looked at, else the release verdict.
+    pub fn top(&self) -> String {
+        if let Some(c) = &self.report.verdict.cause {
+            return c.clone();
+        }
+        if self.live.signer == "unreachable" || self.live.signer == "unknown" {
+            return format!("signer {}", self.live.signer);
+        }
+        if self.live.release.as_deref() == Some("not-released") {
+            return "release not allowed by the key policies".into();
+        }
+        if self.live.drop_rate.is_some_and(|r| r > 0.0) {
+            return "log events dropped".into();
+        }
+        "-".into()
+    }
+
+    /// Worst first: DOWN, then DEGRADED, then HEALTHY; within a level, a release the
+    /// policies refuse, dropping logs, more errors, more warnings; then by name.
+    pub fn rank(&self) -> impl Ord + use<> {
+        let level = match self.report.verdict.level {
+            Level::Down => 0u8,
+            Level::Degraded => 1,
+            Level::Healthy => 2,
+        };
+        let refused = self.live.release.as_deref() != Some("not-released");
+        let dropping = !self.live.drop_rate.is_some_and(|r| r > 0.0);
+        (
+            level,
+            refused,
+            dropping,
+            std::cmp::Reverse(self.report.summary.errors),
+            std::cmp::Reverse(self.report.summary.warnings),
+            self.cluster.clone(),
+            self.pod.clone(),
+        )
+    }
+
+    /// The level shown: a pod whose release the policies refuse is at least DEGRADED.
+    pub fn level(&self) -> Level {
+        match self.report.verdict.level {
+            Level::Healthy
+                if self.live.release.as_deref() == Some("not-released")
+                    || self.live.drop_rate.is_some_and(|r| r > 0.0) =>
+            {
+                Level::Degraded
+            }
+            l => l,
+        }
+    }
+
+    /// Words of the row that `/` filters on.
+    pub fn haystack(&self) -> String {
+        format!(
+            "{} {}/{} {} {} {} {} {}",
+            self.cluster,
+            self.namespace,
+            self.pod,
+            self.node.as_deref().unwrap_or(""),
+            self.phase.as_deref().unwrap_or(""),
+            self.live.signer,
+            self.level().as_str(),
+            self.top()
+        )
+    }
+}
+
+/// Sort worst first (the fleet screen's and `doctor -l`'s order).
+pub fn sort(rows: &mut [Row]) {
+    rows.sort_by_key(|r| r.rank());
+}
+
+/// Doctor's row for the live read: what the signer said through the pod proxy (or
+/// Prometheus), or why it said nothing.
+pub fn check(live: &Live) -> crate::doctor::CheckResult {
+    use cc_proto::findings::{Finding, Severity};
+    let via = match live.source {
+        "prometheus" => "in Prometheus",
+        _ => "through the API server's pod proxy",
+    };
+    let mut findings = Vec::new();
+    if live.signer == "unreachable" || live.signer == "unknown" {
+        findings.push(Finding::new(
+            "enclave.pod-unreachable",
+            Severity::Warn,
+            format!(
+                "the signer's /status could not be read {via}: {}",
+                live.error.as_deref().unwrap_or(&live.signer)
+            ),
+        ));
+    }
+    let mut c = crate::doctor::CheckResult::of(
+        "enclave.live",
+        "the signer's /status and /metrics, read through the API server's pod proxy or from Prometheus",
+        findings,
+    );
+    c.observed = Some(live.observed());
+    c
+}
+
+impl Live {
+    /// A few words: `unsealed, 3 of 3 shares (threshold 2), 0 drops/s`.
+    pub fn observed(&self) -> String {
+        let mut out = self.signer.clone();
+        if let Some(s) = self.shares {
+            out += &format!(
+                ", {s} of {} shares",
+                self.threshold.map(|t| t.to_string()).unwrap_or("?".into())
+            );
+        }
+        if let Some(r) = self.drop_rate {
+            out += &format!(", {r:.1} drops/s");
+        }
+        if let Some(r) = &self.release {
+            out += &format!(", release {r}");
+        }
+        out + &format!(" ({})", self.source)
+    }
+}
+
+/// The fleet's rows and the counters each pod's rates continue from.
+pub struct Snapshot {
+    pub rows: Vec<Row>,
+    /// Errors of clusters that could not be listed (each row of a cluster that answered
+    /// stands).
+    pub errors: Vec<String>,
+    pub counters: BTreeMap<(String, String, String), Counters>,
+}
+
+/// The pods listed (with their cluster's index) and the clusters that could not be listed.
+pub type Listed = (Vec<(usize, PodFacts)>, Vec<String>);
+
+/// Everything one refresh needs.
+pub struct Fleet {
+    pub clusters: Vec<Cluster>,
+    pub selector: String,
+    pub source: Source,
+    pub config: Option<std::path::PathBuf>,
+    pub timeout: Duration,
+    pub releases: ReleaseCache,
+}
+
+impl Fleet {
+    /// The API-side facts of every pod in every cluster (concurrently): each pod with the
+    /// index of its cluster, and the errors of clusters that could not be listed.
+    pub async fn list(&self) -> Listed {
+        let lists = futures::future::join_all(self.clusters.iter().map(|c| {
+            crate::probe::k8s::fleet_facts(&c.client, &c.namespace, &self.selector, self.timeout)
+        }))
+        .await;
+        let mut listed = Vec::new();
+        let mut errors = Vec::new();
+        for (i, r) in lists.into_iter().enumerate() {
+            match r {
+                Ok(facts) => listed.extend(facts.into_iter().map(|f| (i, f))),
+                Err(e) => errors.push(format!("{}: {e}", self.clusters[i].label())),
+            }
+        }
+        (listed, errors)
+    }
+
+    fn key(&self, cluster: usize, f: &PodFacts) -> (String, String, String) {
+        let c = &self.clusters[cluster];
+        (
+            c.label(),
+            c.namespace.clone(),
+            f.pod.metadata.name.clone().unwrap_or_default(),
+        )
+    }
+
+    /// Every listed pod's live fields (through the pod proxy at most [`MAX_IN_FLIGHT`]
+    /// requests at once, or from Prometheus in one set of queries), and the counters the
+    /// next read's rates continue from.
+    pub async fn live(
+        &self,
+        listed: &[(usize, PodFacts)],
+        before: &BTreeMap<(String, String, String), Counters>,
+    ) -> (Vec<Live>, BTreeMap<(String, String, String), Counters>) {
+        let mut counters = BTreeMap::new();
+        match &self.source {
+            Source::PodProxy => {
+                // Two requests per pod.
+                let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT / 2));
+                let reads = futures::future::join_all(listed.iter().map(|(i, f)| {
+                    let sem = sem.clone();
+                    let k = self.key(*i, f);
+                    let c = &self.clusters[*i];
+                    async move {
+                        let _permit = sem.acquire().await;
+                        let (api, metrics) = endpoints(&c.client, &c.namespace, &f.pod);
+                        read_pod(
+                            &api,
+                            &metrics,
+                            before.get(&k).copied(),
+                            self.config.as_deref(),
+                            &self.releases,
+                            self.timeout,
+                        )
+                        .await
+                    }
+                }))
+                .await;
+                let mut out = Vec::with_capacity(reads.len());
+                for ((i, f), (live, now)) in listed.iter().zip(reads) {
+                    if let Some(n) = now {
+                        counters.insert(self.key(*i, f), n);
+                    }
+                    out.push(live);
+                }
+                (out, counters)
+            }
+            Source::Prometheus(base) => {
+                let all = crate::probe::prometheus::fleet(base, self.timeout).await;
+                let out = listed
+                    .iter()
+                    .map(|(i, f)| {
+                        let c = &self.clusters[*i];
+                        let name = f.pod.metadata.name.clone().unwrap_or_default();
+                        match &all {
+                            Ok(series) => series.live(c.context.as_deref(), &c.namespace, &name),
+                            Err(e) => Live::unknown("prometheus", e.clone()),
+                        }
+                    })
+                    .collect();
+                (out, counters)
+            }
+        }
+    }
+
+    /// List, read live, judge and sort worst first: one refresh of the fleet screen.
+    pub async fn snapshot(
+        &self,
+        before: &BTreeMap<(String, String, String), Counters>,
+    ) -> Snapshot {
+        let (listed, errors) = self.list().await;
+        let (lives, counters) = self.live(&listed, before).await;
+        let mut rows: Vec<Row> = listed
+            .iter()
+            .zip(lives)
+            .map(|((i, f), live)| {
+                let c = &self.clusters[*i];
+                let mut r = Row::new(c.label(), c.namespace.clone(), f, live);
+                r.cluster_index = *i;
+                r
+            })
+            .collect();
+        sort(&mut rows);
+        Snapshot {
+            rows,
+            errors,
+            counters,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live(signer: &str) -> Live {
+        Live {
+            source: "pod-proxy",
+            signer: signer.into(),
+            error: None,
+            pcr0: None,
+            pcr8: None,
+            release: None,
+            shares: Some(3),
+            threshold: Some(2),
+            drop_rate: Some(0.0),
+            signing_rate: Some(0.0),
+            at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn worst_first_and_judged_by_doctors_verdict() {
+        let facts = |n: &str| PodFacts {
+            pod: cc_sandbox_free_pod(n),
+            node: None,
+            device_plugin: None,
+            events: vec![],
+            logs: None,
+        };
+        let mut dropping = live("unsealed");
+        dropping.drop_rate = Some(4.0);
+        let mut refused = live("unsealed");
+        refused.release = Some("not-released".into());
+        let mut rows = vec![
+            Row::new("a".into(), "ns".into(), &facts("p-ok"), live("unsealed")),
+            Row::new("a".into(), "ns".into(), &facts("p-drop"), dropping),
+            Row::new(
+                "b".into(),
+                "ns".into(),
+                &facts("p-down"),
+                live("unreachable"),
+            ),
+            Row::new("a".into(), "ns".into(), &facts("p-refused"), refused),
+            Row::new("a".into(), "ns".into(), &facts("p-sealed"), live("sealed")),
+        ];
+        sort(&mut rows);
+        let order: Vec<&str> = rows.iter().map(|r| r.pod.as_str()).collect();
+        assert_eq!(order, ["p-sealed", "p-down", "p-refused", "p-drop", "p-ok"]);
+        assert_eq!(rows[1].level(), Level::Down);
+        assert_eq!(rows[3].level(), Level::Degraded);
+    }
+
+    /// A pod without the device plugin facts: the pod checks judge only what they see.
+    fn cc_sandbox_free_pod(name: &str) -> k8s_openapi::api::core::v1::Pod {
+        let mut p = k8s_openapi::api::core::v1::Pod::default();
+        p.metadata.name = Some(name.into());
+        p
+    }
+
+    #[test]
+    fn rates_need_two_reads_and_no_reset() {
+        let t = Instant::now();
+        let a = Counters {
+            at: t,
+            dropped: Some(10.0),
+            signing: Some(5.0),
+        };
+        let b = Counters {
+            at: t + Duration::from_secs(2),
+            dropped: Some(14.0),
+            signing: Some(1.0),
+        };
+        assert_eq!(rate(None, b, |c| c.dropped), None);
+        assert_eq!(rate(Some(a), b, |c| c.dropped), Some(2.0));
+        // A restarted enclave's counter went down: no rate, not a negative one.
+        assert_eq!(rate(Some(a), b, |c| c.signing), None);
+    }
+}

@@ -1,0 +1,206 @@
+//! Prometheus as the fleet's source (`--prometheus URL`): the chambers' series read with the
+//! HTTP API's instant queries (`GET /api/v1/query`) instead of scraping every pod.
+//!
+//! Series are mapped to pods by their `namespace` and `pod` labels (what Prometheus'
+//! Kubernetes service discovery and a prometheus-operator ServiceMonitor attach to every
+//! target), and by `cluster` when the series carry one (an external label, or a relabelling
+//! in a multi-cluster setup): it must equal the kubeconfig context's name. Series without
+//! `cluster` match a pod of that namespace and name in any context.
+//!
+//! What is read, per pod:
+//! - `up` and `timestamp(up)`: whether Prometheus' last scrape of the pod answered, and when;
+//! - `containment_signer_state == 1`: the signer's state (its `state` label);
+//! - `sum by (cluster, namespace, pod) (rate(containment_enclave_log_events_dropped_total[5m]))`;
+//! - `sum by (cluster, namespace, pod) (rate(containment_signing_requests_total[5m]))`;
+//! - `count by (cluster, namespace, pod) (containment_kms_decrypt_total{outcome="decrypted"} > 0)`:
+//!   holders whose share was released.
+//!
+//! The running PCRs and the threshold are not in the metrics: with Prometheus as the source
+//! those columns say so instead of guessing.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use cc_proto::Address;
+
+/// A scrape older than this is not current: the signer's state is then `unknown`.
+pub const STALE_AFTER: Duration = Duration::from_secs(60);
+
+type Key = (Option<String>, String, String);
+
+/// Sets one field of a pod's series from a sample (its labels, its value).
+type Setter = dyn Fn(&mut PodSeries, &BTreeMap<String, String>, f64);
+
+/// One instant query's answer: each series' labels and (sample time, value).
+pub type Vector = Vec<(BTreeMap<String, String>, f64, f64)>;
+
+/// Run an instant query.
+pub async fn query(base: &Address, promql: &str, timeout: Duration) -> Result<Vector, String> {
+    let q = percent_encoding::utf8_percent_encode(promql, percent_encoding::NON_ALPHANUMERIC);
+    let r = super::http::get(base, &format!("/api/v1/query?query={q}"), timeout)
+        .await
+        .map_err(|e| format!("Prometheus at {base}: {e}"))?;
+    let v: serde_json::Value = serde_json::from_slice(&r.body).map_err(|e| {
+        format!(
+            "Prometheus at {base} answered HTTP {} with something that is not its API's JSON: {e}",
+            r.status
+        )
+    })?;
+    if v["status"] != "success" {
+        return Err(format!(
+            "Prometheus at {base}: query '{promql}' failed: {}",
+            crate::output::clean(v["error"].as_str().unwrap_or("no error given"))
+        ));
+    }
+    let result = v["data"]["result"]
+        .as_array()
+        .ok_or_else(|| format!("Prometheus at {base}: '{promql}' gave no vector"))?;
+    let mut out = Vector::new();
+    for s in result {
+        let labels = s["metric"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), crate::output::clean(v.as_str().unwrap_or(""))))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let at = s["value"][0].as_f64();
+        let val = s["value"][1].as_str().and_then(|x| x.parse::<f64>().ok());
+        if let (Some(at), Some(val)) = (at, val) {
+            out.push((labels, at, val));
+        }
+    }
+    Ok(out)
+}
+
+fn key(labels: &BTreeMap<String, String>) -> Option<Key> {
+    Some((
+        labels.get("cluster").cloned(),
+        labels.get("namespace")?.clone(),
+        labels.get("pod")?.clone(),
+    ))
+}
+
+#[derive(Debug, Default, Clone)]
+struct PodSeries {
+    up: Option<f64>,
+    scraped: Option<f64>,
+    state: Option<String>,
+    drop_rate: Option<f64>,
+    signing_rate: Option<f64>,
+    shares: Option<u32>,
+}
+
+/// The chambers' series, by pod.
+#[derive(Debug, Default)]
+pub struct Series {
+    pods: BTreeMap<Key, PodSeries>,
+    /// Prometheus' clock at the query (the "now" sample ages are taken from).
+    now: f64,
+}
+
+/// Read every chamber's series (one query per field, concurrently).
+pub async fn fleet(base: &Address, timeout: Duration) -> Result<Series, String> {
+    const BY: &str = "sum by (cluster, namespace, pod)";
+    let drops = format!(
+        "{BY} (rate({}[5m]))",
+        cc_proto::metrics::LOG_EVENTS_DROPPED_TOTAL
+    );
+    let signing = format!(
+        "{BY} (rate({}[5m]))",
+        cc_proto::metrics::SIGNING_REQUESTS_TOTAL
+    );
+    let shares = format!(
+        "count by (cluster, namespace, pod) ({}{{outcome=\"decrypted\"}} > 0)",
+        cc_proto::metrics::KMS_DECRYPT_TOTAL
+    );
+    let state = format!("{} == 1", cc_proto::metrics::SIGNER_STATE);
+    let (up, scraped, state, drops, signing, shares) = tokio::join!(
+        query(base, "up", timeout),
+        query(base, "timestamp(up)", timeout),
+        query(base, &state, timeout),
+        query(base, &drops, timeout),
+        query(base, &signing, timeout),
+        query(base, &shares, timeout),
+    );
+    let mut out = Series::default();
+    let mut each = |v: Vector, f: &Setter| {
+        for (labels, at, val) in v {
+            out.now = out.now.max(at);
+            if let Some(k) = key(&labels) {
+                f(out.pods.entry(k).or_default(), &labels, val);
+            }
+        }
+    };
+    each(up?, &|p, _, v| p.up = Some(v));
+    each(scraped?, &|p, _, v| p.scraped = Some(v));
+    each(state?, &|p, l, _| p.state = l.get("state").cloned());
+    each(drops?, &|p, _, v| p.drop_rate = Some(v));
+    each(signing?, &|p, _, v| p.signing_rate = Some(v));
+    each(shares?, &|p, _, v| p.shares = Some(v as u32));
+    Ok(out)
+}
+
+impl Series {
+    /// The pod's live fields from its series (a `cluster` label must match `context`).
+    pub fn live(&self, context: Option<&str>, namespace: &str, pod: &str) -> crate::fleet::Live {
+        let exact = context.and_then(|c| {
+            self.pods
+                .get(&(Some(c.to_owned()), namespace.to_owned(), pod.to_owned()))
+        });
+        let any = self.pods.get(&(None, namespace.to_owned(), pod.to_owned()));
+        let mut live = crate::fleet::Live {
+            source: "prometheus",
+            signer: "unknown".into(),
+            error: None,
+            pcr0: None,
+            pcr8: None,
+            release: None,
+            shares: None,
+            threshold: None,
+            drop_rate: None,
+            signing_rate: None,
+            at_ms: 0,
+        };
+        let Some(s) = exact.or(any) else {
+            live.error = Some(format!(
+                "Prometheus has no `up` series with namespace=\"{namespace}\", pod=\"{pod}\"{}: is the pod scraped?",
+                context
+                    .map(|c| format!(" (and cluster=\"{c}\" or none)"))
+                    .unwrap_or_default()
+            ));
+            return live;
+        };
+        live.at_ms = s.scraped.map(|t| (t * 1000.0) as u64).unwrap_or(0);
+        let age = s.scraped.map(|t| self.now - t);
+        match (s.up, age) {
+            (None, _) | (_, None) => {
+                live.error = Some("no `up` series for this pod in Prometheus".into());
+            }
+            (Some(_), Some(a)) if a > STALE_AFTER.as_secs_f64() => {
+                live.error = Some(format!(
+                    "Prometheus' last scrape of this pod is {} old",
+                    crate::output::duration_short(a as u64)
+                ));
+            }
+            (Some(u), _) if u < 1.0 => {
+                live.signer = "unreachable".into();
+                live.error = Some("Prometheus' last scrape of this pod failed (up == 0)".into());
+            }
+            (Some(_), _) => {
+                live.signer = s.state.clone().unwrap_or_else(|| "unknown".into());
+                if s.state.is_none() {
+                    live.error = Some(format!(
+                        "the pod is scraped but has no {} series",
+                        cc_proto::metrics::SIGNER_STATE
+                    ));
+                }
+                live.drop_rate = s.drop_rate;
+                live.signing_rate = s.signing_rate;
+                live.shares = Some(s.shares.unwrap_or(0));
+            }
+        }
+        live
+    }
+}
