@@ -6,6 +6,9 @@
 /// The Kubernetes API test double lives in ccctl (it also backs `ccctl demo`'s cluster view).
 pub use cc_sandbox::apiserver;
 
+mod tmux;
+pub use tmux::Tmux;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};

@@ -352,8 +352,14 @@ async fn in_pod_probes_merge_into_the_pod_report() {
             .env("KUBECONFIG", &kc1)
             .env("PATH", path1)
             // Nothing answers here (not whatever may run on the default 127.0.0.1:9000).
-            .env("CCCTL_API", format!("tcp://127.0.0.1:{}", cc_tests::free_port()))
-            .env("CCCTL_METRICS", format!("tcp://127.0.0.1:{}", cc_tests::free_port()))
+            .env(
+                "CCCTL_API",
+                format!("tcp://127.0.0.1:{}", cc_tests::free_port()),
+            )
+            .env(
+                "CCCTL_METRICS",
+                format!("tcp://127.0.0.1:{}", cc_tests::free_port()),
+            )
             .output()
             .unwrap()
     })

@@ -49,9 +49,13 @@ pub async fn client(context: Option<&str>) -> Result<kube::Client, String> {
         context: context.map(str::to_owned),
         ..KubeConfigOptions::default()
     };
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &opts)
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &opts)
         .await
         .map_err(|e| format!("kubeconfig: {e}"))?;
+    // No silent retries of 429/503/504 (kube's default, up to 15 with backoff): a 503 from
+    // the pod proxy is the answer "nothing listens on the pod's port", and every caller has
+    // its own deadline and backoff; a retried answer would arrive only at the deadline.
+    config.default_retry = false;
     kube::Client::try_from(config).map_err(|e| format!("kube client: {e}"))
 }
 
