@@ -731,10 +731,17 @@ async fn pods_running(k: &KubeWatch, timeout: Duration) -> Vec<PodRunning> {
             let parsed = match r {
                 Err(_) => Err(format!("nitro-cli did not answer within {timeout:?}")),
                 Ok(Err(e)) => Err(e),
-                Ok(Ok(o)) if o.status != Some(0) => Err(format!(
-                    "nitro-cli describe-enclaves failed: {}",
-                    crate::output::clean(String::from_utf8_lossy(&o.stderr).trim())
-                )),
+                Ok(Ok(o)) if o.status.is_none() => {
+                    Err("nitro-cli is not in the pod's image (it could not be started)".into())
+                }
+                Ok(Ok(o)) if o.status != Some(0) => {
+                    let stderr = crate::output::clean(String::from_utf8_lossy(&o.stderr).trim());
+                    Err(format!(
+                        "nitro-cli describe-enclaves exited {}: {}",
+                        o.status.unwrap_or(-1),
+                        if stderr.is_empty() { "(no output)" } else { &stderr }
+                    ))
+                }
                 Ok(Ok(o)) => cc_proto::nitro_cli::parse_describe_enclaves(
                     &String::from_utf8_lossy(&o.stdout),
                 ),

@@ -626,8 +626,8 @@ async fn cluster(l: &Layout, scenario: Option<Scenario>) -> Result<apiserver::Ap
     objects
         .log_files
         .insert((NAMESPACE.into(), POD.into()), l.p("logs/enclave.log"));
-    // `kubectl exec` into the demo's pod runs here, with the pod's environment: its CCCTL_*
-    // and the demo's ccctl first on PATH (an image that ships ccctl).
+    // `kubectl exec` into the demo's pod runs here, with the pod's environment: its CCCTL_*,
+    // its nitro-cli and the demo's ccctl first on PATH (an image that ships both).
     objects.exec_local = true;
     // `pods/proxy` to the pod's ports reaches the enclave's API and metrics.
     for (port, addr) in [(9000, l.api), (3000, l.metrics)] {
@@ -643,12 +643,13 @@ async fn cluster(l: &Layout, scenario: Option<Scenario>) -> Result<apiserver::Ap
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
+    // The pod's PATH: its nitro-cli (the demo's stand-in, in the demo's folder), then ccctl.
+    let mut path = format!("{}:", l.dir.display());
     if let Some(d) = &l.ccctl_dir {
-        let path = std::env::var("PATH").unwrap_or_default();
-        objects
-            .exec_env
-            .push(("PATH".into(), format!("{}:{path}", d.display())));
+        path += &format!("{}:", d.display());
     }
+    path += &std::env::var("PATH").unwrap_or_default();
+    objects.exec_env.push(("PATH".into(), path));
     let server = apiserver::ApiServer::start_on(listener, objects, Duration::ZERO);
     write(&l.p("kubeconfig"), &server.kubeconfig_text(NAMESPACE))?;
     Ok(server)

@@ -290,8 +290,9 @@ fn a_whole_pcr0_rotation_against_the_demo() {
         &api,
         "-l",
         "app=containment-chamber",
+        // The default: the pods' nitro-cli through the API server's exec (WebSocket).
         "--exec",
-        "local",
+        "kube",
         "--image-tag",
         "v2",
         "--state",
