@@ -119,6 +119,15 @@ pub struct Live {
     /// Signing requests per second.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signing_rate: Option<f64>,
+    /// Mean signing latency (milliseconds) over the same interval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_latency_ms: Option<f64>,
+    /// kms:Decrypt attempts so far by outcome (`decrypted`, `denied`, `unreachable`, `error`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub kms_decrypt: BTreeMap<String, f64>,
+    /// Prometheus only (a range query): the highest drop rate over the last 5 minutes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drop_rate_peak_5m: Option<f64>,
     /// Unix milliseconds of the data (the read, or Prometheus' last scrape of the pod).
     pub at_ms: u64,
 }
@@ -144,6 +153,9 @@ impl Live {
             threshold: None,
             drop_rate: None,
             signing_rate: None,
+            signing_latency_ms: None,
+            kms_decrypt: BTreeMap::new(),
+            drop_rate_peak_5m: None,
             at_ms: now_ms(),
         }
     }
@@ -200,6 +212,9 @@ pub struct Counters {
     pub at: Instant,
     pub dropped: Option<f64>,
     pub signing: Option<f64>,
+    /// The signing latency histogram's `_sum` and `_count`.
+    pub latency_sum: Option<f64>,
+    pub latency_count: Option<f64>,
 }
 
 fn counters(s: &cc_proto::metrics::Samples) -> Counters {
@@ -213,11 +228,37 @@ fn counters(s: &cc_proto::metrics::Samples) -> Counters {
             .collect();
         (!v.is_empty()).then(|| v.iter().sum())
     };
+    let h = cc_proto::metrics::SIGNING_DURATION_SECONDS;
     Counters {
         at: Instant::now(),
         dropped: sum(cc_proto::metrics::LOG_EVENTS_DROPPED_TOTAL),
         signing: sum(cc_proto::metrics::SIGNING_REQUESTS_TOTAL),
+        latency_sum: sum(&format!("{h}_sum")),
+        latency_count: sum(&format!("{h}_count")),
     }
+}
+
+/// kms:Decrypt attempts by outcome, from one scrape.
+fn kms_outcomes(s: &cc_proto::metrics::Samples) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for (k, v) in s {
+        if let Some(labels) = k.strip_prefix(cc_proto::metrics::KMS_DECRYPT_TOTAL)
+            && let Some(i) = labels.find("outcome=\"")
+        {
+            let rest = &labels[i + 9..];
+            let outcome = rest.split('"').next().unwrap_or_default();
+            *out.entry(crate::output::clean(outcome)).or_insert(0.0) += v;
+        }
+    }
+    out
+}
+
+/// Mean milliseconds per request between two reads of the latency histogram.
+fn mean_latency_ms(before: Option<Counters>, now: Counters) -> Option<f64> {
+    let b = before?;
+    let n = now.latency_count? - b.latency_count?;
+    let t = now.latency_sum? - b.latency_sum?;
+    (n > 0.0 && t >= 0.0).then(|| t / n * 1000.0)
 }
 
 /// Per second between two reads (a counter reset gives none).
@@ -333,6 +374,9 @@ pub async fn read_pod(
         threshold: Some(status.threshold),
         drop_rate: now.and_then(|n| rate(before, n, |c| c.dropped)),
         signing_rate: now.and_then(|n| rate(before, n, |c| c.signing)),
+        signing_latency_ms: now.and_then(|n| mean_latency_ms(before, n)),
+        kms_decrypt: scrape.as_ref().map(kms_outcomes).unwrap_or_default(),
+        drop_rate_peak_5m: None,
         at_ms: now_ms(),
     };
     (live, now)
@@ -651,6 +695,9 @@ mod tests {
             threshold: Some(2),
             drop_rate: Some(0.0),
             signing_rate: Some(0.0),
+            signing_latency_ms: None,
+            kms_decrypt: BTreeMap::new(),
+            drop_rate_peak_5m: None,
             at_ms: 0,
         }
     }
@@ -701,15 +748,31 @@ mod tests {
             at: t,
             dropped: Some(10.0),
             signing: Some(5.0),
+            latency_sum: Some(1.0),
+            latency_count: Some(5.0),
         };
         let b = Counters {
             at: t + Duration::from_secs(2),
             dropped: Some(14.0),
             signing: Some(1.0),
+            latency_sum: Some(1.5),
+            latency_count: Some(10.0),
         };
         assert_eq!(rate(None, b, |c| c.dropped), None);
         assert_eq!(rate(Some(a), b, |c| c.dropped), Some(2.0));
         // A restarted enclave's counter went down: no rate, not a negative one.
         assert_eq!(rate(Some(a), b, |c| c.signing), None);
+        // 0.5 s over 5 requests.
+        assert_eq!(mean_latency_ms(Some(a), b), Some(100.0));
+        let s = cc_proto::metrics::parse(
+            "containment_kms_decrypt_total{holder=\"a\",outcome=\"denied\"} 2\n\
+             containment_kms_decrypt_total{holder=\"b\",outcome=\"denied\"} 1\n\
+             containment_kms_decrypt_total{holder=\"c\",outcome=\"decrypted\"} 1\n",
+        )
+        .unwrap();
+        assert_eq!(
+            kms_outcomes(&s),
+            BTreeMap::from([("decrypted".into(), 1.0), ("denied".into(), 3.0)])
+        );
     }
 }

@@ -739,7 +739,11 @@ async fn pods_running(k: &KubeWatch, timeout: Duration) -> Vec<PodRunning> {
                     Err(format!(
                         "nitro-cli describe-enclaves exited {}: {}",
                         o.status.unwrap_or(-1),
-                        if stderr.is_empty() { "(no output)" } else { &stderr }
+                        if stderr.is_empty() {
+                            "(no output)"
+                        } else {
+                            &stderr
+                        }
                     ))
                 }
                 Ok(Ok(o)) => cc_proto::nitro_cli::parse_describe_enclaves(

@@ -1,6 +1,12 @@
-//! Fleet doctor over 200 pods served by the test API server with 50 ms latency per request,
-//! side by side with the slowest single pod (`doctor --pod`, its requests one after another)
-//! and the one-after-another total for the fleet. Run with `scripts/bench`.
+//! The fleet over 200 pods served by the test API server with 50 ms latency per request
+//! (the pod proxy too: every pod's `/status` and `/metrics` answer through it from one
+//! loopback stand-in), side by side with one pod:
+//! - `doctor -l` (whole processes) against `doctor --pod` and the one-after-another total;
+//! - the dashboard's fleet screen (`ccctl::fleet::Fleet`, what `tui -l` runs): its first full
+//!   table over 200 pods against the same over 1 pod (the limit: ≤ 2×), and a refresh
+//!   (the live fields only) per pod.
+//!
+//! Run with `scripts/bench` or `cargo bench -p cc-tests --bench fleet`.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -30,16 +36,45 @@ fn run(kubeconfig: &std::path::Path, args: &[&str]) -> Duration {
     t.elapsed()
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
+/// One loopback server answering `/status` (unsealed, 3 of 3) and `/metrics` for every pod.
+async fn signer_stand_in() -> std::net::SocketAddr {
+    use cc_proto::status::*;
+    let status = Status {
+        state: SealState::Unsealed,
+        reason: None,
+        platform: Platform::Software,
+        attestation: Some(AttestationSummary {
+            module_id: "bench".into(),
+            timestamp_ms: 0,
+            pcrs: [("PCR0".to_owned(), "ab".repeat(48))].into(),
+            debug_mode: false,
+        }),
+        threshold: 2,
+        holders: Vec::new(),
+        log_forwarding: LogForwarding::default(),
+        validator_keys: 1,
+        uptime_seconds: 1,
+        version: "bench".into(),
+    };
+    let body = serde_json::to_string(&status).unwrap();
+    let app = axum::Router::new()
+        .route("/status", axum::routing::get(move || async move { body }))
+        .route(
+            "/metrics",
+            axum::routing::get(|| async {
+                "containment_enclave_log_events_dropped_total 0\ncontainment_signing_requests_total{status=\"200\"} 10\n"
+            }),
+        );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await });
+    addr
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
+async fn objects(pods: usize, signer: std::net::SocketAddr) -> Objects {
     let nodes: Vec<String> = (0..10).map(|i| format!("node-{i}")).collect();
-    let objects = Objects {
-        pods: (0..PODS)
+    let mut o = Objects {
+        pods: (0..pods)
             .map(|i| healthy_pod(&format!("signer-{i}"), "chamber", &nodes[i % 10]))
             .collect(),
         nodes: nodes.iter().map(|n| labelled_node(n)).collect(),
@@ -47,13 +82,97 @@ async fn main() {
         events: vec![],
         ..Default::default()
     };
+    for i in 0..pods {
+        for port in [9000, 3000] {
+            o.proxies.insert(
+                ("chamber".into(), format!("signer-{i}"), port),
+                cc_proto::Address::Tcp {
+                    host: signer.ip().to_string(),
+                    port: signer.port(),
+                },
+            );
+        }
+    }
+    o
+}
+
+async fn fleet_of(kc: &std::path::Path) -> ccctl::fleet::Fleet {
+    let kubeconfig = kube::config::Kubeconfig::read_from(kc).unwrap();
+    let mut config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    config.default_retry = false;
+    ccctl::fleet::Fleet {
+        clusters: vec![ccctl::fleet::Cluster {
+            context: Some("test".into()),
+            client: kube::Client::try_from(config).unwrap(),
+            namespace: "chamber".into(),
+        }],
+        selector: "app=containment-chamber".into(),
+        source: ccctl::fleet::Source::PodProxy,
+        config: None,
+        timeout: Duration::from_secs(10),
+        releases: Default::default(),
+    }
+}
+
+/// The fleet screen's first full table (a fresh client each time: connections included), and
+/// one refresh of the live fields; medians of 5.
+async fn screen(kc: &std::path::Path, pods: usize) -> (Duration, Duration) {
+    let mut first = Vec::new();
+    let mut refresh = Vec::new();
+    for _ in 0..5 {
+        let fleet = fleet_of(kc).await;
+        let t = Instant::now();
+        let snap = fleet.snapshot(&Default::default()).await;
+        first.push(t.elapsed());
+        assert_eq!(snap.rows.len(), pods);
+        assert!(snap.rows.iter().all(|r| r.live.signer == "unsealed"));
+        let (listed, _) = fleet.list().await;
+        let t = Instant::now();
+        let (lives, _) = fleet.live(&listed, &snap.counters).await;
+        refresh.push(t.elapsed());
+        assert!(lives.iter().all(|l| l.signing_rate.is_some()));
+    }
+    (median(first), median(refresh))
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let signer = signer_stand_in().await;
+    let objects = objects(PODS, signer).await;
     let api = ApiServer::start_with_latency(objects, LATENCY).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let kc = api.kubeconfig(dir.path(), "chamber");
+    let one_api = ApiServer::start_with_latency(objects_one(signer).await, LATENCY).await;
+    let one_dir = tempfile::tempdir().expect("tempdir");
+    let one_kc = one_api.kubeconfig(one_dir.path(), "chamber");
+    let (screen_many, refresh_many) = screen(&kc, PODS).await;
+    let (screen_one, refresh_one) = screen(&one_kc, 1).await;
     let (fleet, one) = tokio::task::spawn_blocking(move || {
         let fleet = median(
             (0..3)
-                .map(|_| run(&kc, &["-l", "app=containment-chamber", "--exec", "none"]))
+                .map(|_| {
+                    run(
+                        &kc,
+                        &[
+                            "-l",
+                            "app=containment-chamber",
+                            "--exec",
+                            "none",
+                            "--scrape-interval",
+                            "100ms",
+                        ],
+                    )
+                })
                 .collect(),
         );
         let one = median(
@@ -66,8 +185,9 @@ async fn main() {
     .await
     .expect("join");
     // Requests a fleet run makes: the list, the DaemonSet, 10 nodes, per pod one events list
-    // and one log read.
-    let requests = 1 + 1 + 10 + 2 * PODS;
+    // and one log read, and the live fields: /status and /metrics through the pod proxy,
+    // twice (the rates).
+    let requests = 1 + 1 + 10 + 2 * PODS + 4 * PODS;
     println!(
         "Fleet doctor, {PODS} pods on 10 nodes, test API server answering after {LATENCY:?}, median of 3 (whole processes):\n"
     );
@@ -78,11 +198,34 @@ async fn main() {
         one.as_secs_f64() * 1e3
     );
     println!(
-        "| `doctor -l` over {PODS} pods | {:.0} ms |",
+        "| `doctor -l` over {PODS} pods (live fields: two reads 100 ms apart) | {:.0} ms |",
         fleet.as_secs_f64() * 1e3
     );
     println!(
         "| the same {requests} requests one after another (computed) | {:.0} ms |",
         (requests as f64) * LATENCY.as_secs_f64() * 1e3
     );
+    println!(
+        "\nFleet screen (`tui -l`), in process, median of 5 (fresh client each: connections included):\n"
+    );
+    println!("| run | 1 pod | {PODS} pods | ratio | limit |");
+    println!("|---|---:|---:|---:|---:|");
+    println!(
+        "| first full table (list, facts, live) | {:.0} ms | {:.0} ms | {:.2}× | 2× |",
+        screen_one.as_secs_f64() * 1e3,
+        screen_many.as_secs_f64() * 1e3,
+        screen_many.as_secs_f64() / screen_one.as_secs_f64(),
+    );
+    println!(
+        "| refresh (live fields: 2 requests per pod, ≤ {} in flight) | {:.0} ms | {:.0} ms ({:.2} ms per pod) | {:.2}× | - |",
+        ccctl::fleet::MAX_IN_FLIGHT,
+        refresh_one.as_secs_f64() * 1e3,
+        refresh_many.as_secs_f64() * 1e3,
+        refresh_many.as_secs_f64() * 1e3 / PODS as f64,
+        refresh_many.as_secs_f64() / refresh_one.as_secs_f64(),
+    );
+}
+
+async fn objects_one(signer: std::net::SocketAddr) -> Objects {
+    objects(1, signer).await
 }

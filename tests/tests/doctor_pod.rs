@@ -436,7 +436,14 @@ async fn fleet_mode_merges_each_pods_in_pod_probes() {
             .find(|c| c["id"] == "enclave.nitro-cli")
             .expect("in-pod nitro-cli check");
         assert_eq!(nitro["status"], "passed", "{p:#}");
-        assert_eq!(p["report"]["summary"]["checks"], 9);
+        // 8 API-side and in-pod checks, and the live read (no pod proxy here: unreachable).
+        assert_eq!(p["report"]["summary"]["checks"], 10);
+        let live = checks.iter().find(|c| c["id"] == "enclave.live").unwrap();
+        assert_eq!(
+            live["findings"][0]["code"], "enclave.pod-unreachable",
+            "{p:#}"
+        );
+        assert_eq!(p["live"]["signer"], "unreachable", "{p:#}");
     }
 }
 

@@ -217,3 +217,44 @@ fn the_dashboard_for_a_pod_through_the_kubernetes_api() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// `. DIR/env.sh && ccctl tui -l app=containment-chamber`, nothing else: the demo's cluster
+/// serves the fleet screen (its pod read through the API double's pod proxy), and enter
+/// watches the pod.
+#[test]
+fn the_demo_fleet_with_no_other_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = cc_tests::RunningDemo::start(&dir.path().join("demo"));
+    let env: String = demo
+        .env
+        .iter()
+        .map(|(k, v)| format!("{k}='{v}' "))
+        .collect();
+    let cmd = format!(
+        "env {env} {} tui -l app=containment-chamber",
+        bin("ccctl").display()
+    );
+    let t = Tmux::start(
+        format!("cc-tui-fleet-{}", std::process::id()),
+        180,
+        30,
+        &cmd,
+    );
+    let s = t.wait_for("via pod-proxy", Duration::from_secs(30));
+    assert!(s.contains("0 Fleet"), "{s}");
+    let s = t.wait_for("HEALTHY", Duration::from_secs(30));
+    let row = s
+        .lines()
+        .find(|l| l.contains("containment-chamber-0"))
+        .unwrap_or_default();
+    for want in ["demo-node", "Running", "UNSEALED", "released", "3 (≥2)"] {
+        assert!(row.contains(want), "{want}:\n{s}");
+    }
+    t.keys(&["Enter"]);
+    t.wait_for(
+        "pod containment-chamber/containment-chamber-0",
+        Duration::from_secs(10),
+    );
+    t.wait_for("/status: UNSEALED", Duration::from_secs(20));
+    t.keys(&["q"]);
+}

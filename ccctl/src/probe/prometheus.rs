@@ -13,7 +13,13 @@
 //! - `sum by (cluster, namespace, pod) (rate(containment_enclave_log_events_dropped_total[5m]))`;
 //! - `sum by (cluster, namespace, pod) (rate(containment_signing_requests_total[5m]))`;
 //! - `count by (cluster, namespace, pod) (containment_kms_decrypt_total{outcome="decrypted"} > 0)`:
-//!   holders whose share was released.
+//!   holders whose share was released;
+//! - `sum by (cluster, namespace, pod, outcome) (containment_kms_decrypt_total)`: decrypt
+//!   attempts by outcome;
+//! - the mean signing latency, `rate(…_sum[5m]) / rate(…_count[5m])` of
+//!   `containment_signing_duration_seconds`;
+//! - a range query (`/api/v1/query_range`, the last 5 minutes at 15 s steps) of the drop
+//!   rate over 1m windows: its peak.
 //!
 //! The running PCRs and the threshold are not in the metrics: with Prometheus as the source
 //! those columns say so instead of guessing.
@@ -37,34 +43,13 @@ pub type Vector = Vec<(BTreeMap<String, String>, f64, f64)>;
 /// Run an instant query.
 pub async fn query(base: &Address, promql: &str, timeout: Duration) -> Result<Vector, String> {
     let q = percent_encoding::utf8_percent_encode(promql, percent_encoding::NON_ALPHANUMERIC);
-    let r = super::http::get(base, &format!("/api/v1/query?query={q}"), timeout)
-        .await
-        .map_err(|e| format!("Prometheus at {base}: {e}"))?;
-    let v: serde_json::Value = serde_json::from_slice(&r.body).map_err(|e| {
-        format!(
-            "Prometheus at {base} answered HTTP {} with something that is not its API's JSON: {e}",
-            r.status
-        )
-    })?;
-    if v["status"] != "success" {
-        return Err(format!(
-            "Prometheus at {base}: query '{promql}' failed: {}",
-            crate::output::clean(v["error"].as_str().unwrap_or("no error given"))
-        ));
-    }
+    let v = api(base, &format!("/api/v1/query?query={q}"), promql, timeout).await?;
     let result = v["data"]["result"]
         .as_array()
         .ok_or_else(|| format!("Prometheus at {base}: '{promql}' gave no vector"))?;
     let mut out = Vector::new();
     for s in result {
-        let labels = s["metric"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.clone(), crate::output::clean(v.as_str().unwrap_or(""))))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let labels = labels(&s["metric"]);
         let at = s["value"][0].as_f64();
         let val = s["value"][1].as_str().and_then(|x| x.parse::<f64>().ok());
         if let (Some(at), Some(val)) = (at, val) {
@@ -82,6 +67,79 @@ fn key(labels: &BTreeMap<String, String>) -> Option<Key> {
     ))
 }
 
+/// Run a range query over the last `window` at `step`: each series' labels and values.
+pub async fn query_range(
+    base: &Address,
+    promql: &str,
+    window: Duration,
+    step: Duration,
+    timeout: Duration,
+) -> Result<Vec<(BTreeMap<String, String>, Vec<f64>)>, String> {
+    let end = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let q = percent_encoding::utf8_percent_encode(promql, percent_encoding::NON_ALPHANUMERIC);
+    let path = format!(
+        "/api/v1/query_range?query={q}&start={:.3}&end={end:.3}&step={}",
+        end - window.as_secs_f64(),
+        step.as_secs_f64()
+    );
+    let v = api(base, &path, promql, timeout).await?;
+    let result = v["data"]["result"]
+        .as_array()
+        .ok_or_else(|| format!("Prometheus at {base}: '{promql}' gave no matrix"))?;
+    Ok(result
+        .iter()
+        .map(|s| {
+            let values = s["values"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|p| p[1].as_str().and_then(|x| x.parse::<f64>().ok()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            (labels(&s["metric"]), values)
+        })
+        .collect())
+}
+
+/// GET an API path; the JSON when `status` is `success`.
+async fn api(
+    base: &Address,
+    path: &str,
+    promql: &str,
+    timeout: Duration,
+) -> Result<serde_json::Value, String> {
+    let r = super::http::get(base, path, timeout)
+        .await
+        .map_err(|e| format!("Prometheus at {base}: {e}"))?;
+    let v: serde_json::Value = serde_json::from_slice(&r.body).map_err(|e| {
+        format!(
+            "Prometheus at {base} answered HTTP {} with something that is not its API's JSON: {e}",
+            r.status
+        )
+    })?;
+    if v["status"] != "success" {
+        return Err(format!(
+            "Prometheus at {base}: query '{promql}' failed: {}",
+            crate::output::clean(v["error"].as_str().unwrap_or("no error given"))
+        ));
+    }
+    Ok(v)
+}
+
+fn labels(m: &serde_json::Value) -> BTreeMap<String, String> {
+    m.as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), crate::output::clean(v.as_str().unwrap_or(""))))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[derive(Debug, Default, Clone)]
 struct PodSeries {
     up: Option<f64>,
@@ -89,7 +147,10 @@ struct PodSeries {
     state: Option<String>,
     drop_rate: Option<f64>,
     signing_rate: Option<f64>,
+    latency_ms: Option<f64>,
     shares: Option<u32>,
+    kms: BTreeMap<String, f64>,
+    drop_peak: Option<f64>,
 }
 
 /// The chambers' series, by pod.
@@ -116,13 +177,32 @@ pub async fn fleet(base: &Address, timeout: Duration) -> Result<Series, String> 
         cc_proto::metrics::KMS_DECRYPT_TOTAL
     );
     let state = format!("{} == 1", cc_proto::metrics::SIGNER_STATE);
-    let (up, scraped, state, drops, signing, shares) = tokio::join!(
+    let h = cc_proto::metrics::SIGNING_DURATION_SECONDS;
+    let latency = format!("1000 * {BY} (rate({h}_sum[5m])) / {BY} (rate({h}_count[5m]))");
+    let kms = format!(
+        "sum by (cluster, namespace, pod, outcome) ({})",
+        cc_proto::metrics::KMS_DECRYPT_TOTAL
+    );
+    let peak = format!(
+        "{BY} (rate({}[1m]))",
+        cc_proto::metrics::LOG_EVENTS_DROPPED_TOTAL
+    );
+    let (up, scraped, state, drops, signing, shares, latency, kms, peak) = tokio::join!(
         query(base, "up", timeout),
         query(base, "timestamp(up)", timeout),
         query(base, &state, timeout),
         query(base, &drops, timeout),
         query(base, &signing, timeout),
         query(base, &shares, timeout),
+        query(base, &latency, timeout),
+        query(base, &kms, timeout),
+        query_range(
+            base,
+            &peak,
+            Duration::from_secs(300),
+            Duration::from_secs(15),
+            timeout
+        ),
     );
     let mut out = Series::default();
     let mut each = |v: Vector, f: &Setter| {
@@ -139,6 +219,19 @@ pub async fn fleet(base: &Address, timeout: Duration) -> Result<Series, String> 
     each(drops?, &|p, _, v| p.drop_rate = Some(v));
     each(signing?, &|p, _, v| p.signing_rate = Some(v));
     each(shares?, &|p, _, v| p.shares = Some(v as u32));
+    each(latency?, &|p, _, v| {
+        p.latency_ms = v.is_finite().then_some(v)
+    });
+    each(kms?, &|p, l, v| {
+        if let Some(o) = l.get("outcome") {
+            p.kms.insert(o.clone(), v);
+        }
+    });
+    for (labels, values) in peak? {
+        if let Some(k) = key(&labels) {
+            out.pods.entry(k).or_default().drop_peak = values.into_iter().reduce(f64::max);
+        }
+    }
     Ok(out)
 }
 
@@ -161,6 +254,9 @@ impl Series {
             threshold: None,
             drop_rate: None,
             signing_rate: None,
+            signing_latency_ms: None,
+            kms_decrypt: BTreeMap::new(),
+            drop_rate_peak_5m: None,
             at_ms: 0,
         };
         let Some(s) = exact.or(any) else {
@@ -198,6 +294,9 @@ impl Series {
                 }
                 live.drop_rate = s.drop_rate;
                 live.signing_rate = s.signing_rate;
+                live.signing_latency_ms = s.latency_ms;
+                live.kms_decrypt = s.kms.clone();
+                live.drop_rate_peak_5m = s.drop_peak;
                 live.shares = Some(s.shares.unwrap_or(0));
             }
         }
