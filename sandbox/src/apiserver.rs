@@ -21,11 +21,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetStatus};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EmptyDirVolumeSource, Event, Node, ObjectReference, Pod, PodSpec,
-    PodStatus, ResourceRequirements, Volume,
+    Container, ContainerPort, EmptyDirVolumeSource, Event, Namespace, NamespaceStatus, Node,
+    ObjectReference, Pod, PodSpec, PodStatus, ResourceRequirements, Volume,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
 #[derive(Debug, Default, Clone)]
 pub struct Objects {
@@ -67,7 +67,8 @@ fn not_found(kind: &str, name: &str) -> Response {
         StatusCode::NOT_FOUND,
         Json(serde_json::json!({
             "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": format!("{kind} \"{name}\" not found"), "reason": "NotFound", "code": 404
+            "message": format!("{kind} \"{name}\" not found"), "reason": "NotFound",
+            "details": {"name": name, "kind": kind}, "code": 404
         })),
     )
         .into_response()
@@ -299,12 +300,21 @@ fn selector(sel: &str) -> Result<Vec<Requirement>, String> {
             }
             i += 1;
         }
+        if part.contains(['(', ')']) || part.split_whitespace().nth(1).is_some() && op.is_none() {
+            // `k in (a,b)`, `k notin (…)`: set-based requirements, which the double does not
+            // evaluate; refused rather than answered wrong.
+            return Err(format!(
+                "unable to parse requirement: {part:?}: only equality-based selectors are served"
+            ));
+        }
         out.push(match op {
             Some((at, len, eq)) => {
                 let key = part[..at].trim().to_owned();
                 let value = unescape(part[at + len..].trim());
                 if key.is_empty() {
-                    return Err(format!("invalid selector: '{sel}'; can't understand '{part}'"));
+                    return Err(format!(
+                        "invalid selector: '{sel}'; can't understand '{part}'"
+                    ));
                 }
                 if eq {
                     Requirement::Eq(key, value)
@@ -354,8 +364,8 @@ fn bad_request(message: String) -> Response {
 /// The `labelSelector` requirements of a list request (labels: a missing label is absent).
 fn label_filter(
     q: &std::collections::HashMap<String, String>,
-) -> Result<impl Fn(&ObjectMeta) -> bool + use<>, Response> {
-    let reqs = selector(q.get("labelSelector").map_or("", String::as_str)).map_err(bad_request)?;
+) -> Result<impl Fn(&ObjectMeta) -> bool + use<>, String> {
+    let reqs = selector(q.get("labelSelector").map_or("", String::as_str))?;
     Ok(move |m: &ObjectMeta| {
         matches(&reqs, |k| {
             m.labels
@@ -393,6 +403,13 @@ fn event_field(e: &Event, field: &str) -> Option<String> {
     })
 }
 
+/// Whether an object is in the request's namespace (a request without one lists all, as
+/// `kubectl get -A` asks).
+fn in_namespace(m: &ObjectMeta, ns: &Option<Path<String>>) -> bool {
+    ns.as_ref()
+        .is_none_or(|Path(ns)| m.namespace.as_deref() == Some(ns.as_str()))
+}
+
 type Params = std::collections::HashMap<String, String>;
 
 /// A `*List` of the objects, as the API server answers a list (`limit` is honoured by answering
@@ -402,6 +419,15 @@ fn list<T>(items: Vec<T>, headers: &HeaderMap, q: &Params) -> Response
 where
     T: k8s_openapi::ListableResource + table::Printed,
 {
+    // `watch` is not served (discovery does not list the verb): refused as the API server
+    // refuses a verb a resource does not take.
+    if q.get("watch").is_some_and(|w| w == "true" || w == "1") {
+        return exec_status(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource".into(),
+        );
+    }
     if table::wanted(headers) {
         return table::table(&items, q.get("includeObject").map(String::as_str));
     }
@@ -415,7 +441,10 @@ where
 /// One object, or its one-row Table when the client asks for one.
 fn one<T: table::Printed>(item: &T, headers: &HeaderMap, q: &Params) -> Response {
     if table::wanted(headers) {
-        return table::table(std::slice::from_ref(item), q.get("includeObject").map(String::as_str));
+        return table::table(
+            std::slice::from_ref(item),
+            q.get("includeObject").map(String::as_str),
+        );
     }
     Json(item).into_response()
 }
@@ -425,7 +454,7 @@ fn one<T: table::Printed>(item: &T, headers: &HeaderMap, q: &Params) -> Response
 /// (`involvedObject.name=X,involvedObject.namespace=Y,involvedObject.uid=Z`).
 async fn events(
     State(s): State<Shared>,
-    Path(ns): Path<String>,
+    ns: Option<Path<String>>,
     Query(q): Query<Params>,
     headers: HeaderMap,
 ) -> Response {
@@ -441,13 +470,13 @@ async fn events(
     }
     let labels = match label_filter(&q) {
         Ok(l) => l,
-        Err(r) => return r,
+        Err(e) => return bad_request(e),
     };
     let o = s.get().await;
     let items = o
         .events
         .iter()
-        .filter(|e| e.metadata.namespace.as_deref() == Some(ns.as_str()))
+        .filter(|e| in_namespace(&e.metadata, &ns))
         .filter(|e| labels(&e.metadata))
         .filter(|e| matches(&fields, |f| event_field(e, f).unwrap_or_default()))
         .cloned()
@@ -458,19 +487,19 @@ async fn events(
 /// `GET /api/v1/namespaces/NS/pods?labelSelector=…`.
 async fn pods(
     State(s): State<Shared>,
-    Path(ns): Path<String>,
+    ns: Option<Path<String>>,
     Query(q): Query<Params>,
     headers: HeaderMap,
 ) -> Response {
     let labels = match label_filter(&q) {
         Ok(l) => l,
-        Err(r) => return r,
+        Err(e) => return bad_request(e),
     };
     let o = s.get().await;
     list(
         o.pods
             .iter()
-            .filter(|p| p.metadata.namespace.as_deref() == Some(ns.as_str()))
+            .filter(|p| in_namespace(&p.metadata, &ns))
             .filter(|p| labels(&p.metadata))
             .cloned()
             .collect(),
@@ -479,15 +508,87 @@ async fn pods(
     )
 }
 
-/// `GET /api/v1/nodes?labelSelector=…`.
-async fn nodes(
+/// The namespaces that exist: a cluster's own (`default`, `kube-system`, `kube-public`,
+/// `kube-node-lease`) and every namespace an object is in; Active, as old as the oldest
+/// object.
+fn namespaces_of(o: &Objects) -> Vec<Namespace> {
+    let mut names: std::collections::BTreeMap<String, Option<Time>> =
+        ["default", "kube-system", "kube-public", "kube-node-lease"]
+            .into_iter()
+            .map(|n| (n.to_owned(), None))
+            .collect();
+    let metas = o
+        .pods
+        .iter()
+        .map(|p| &p.metadata)
+        .chain(o.daemonsets.iter().map(|d| &d.metadata))
+        .chain(o.events.iter().map(|e| &e.metadata))
+        .chain(o.nodes.iter().map(|n| &n.metadata));
+    let mut oldest: Option<Time> = None;
+    for m in metas {
+        if let Some(t) = &m.creation_timestamp
+            && oldest.as_ref().is_none_or(|o| t.0 < o.0)
+        {
+            oldest = Some(t.clone());
+        }
+        if let Some(ns) = &m.namespace {
+            names.entry(ns.clone()).or_default();
+        }
+    }
+    names
+        .into_keys()
+        .map(|name| Namespace {
+            metadata: ObjectMeta {
+                creation_timestamp: oldest.clone(),
+                ..meta(&name, None)
+            },
+            status: Some(NamespaceStatus {
+                phase: Some("Active".into()),
+                ..NamespaceStatus::default()
+            }),
+            ..Namespace::default()
+        })
+        .collect()
+}
+
+/// `GET /api/v1/namespaces` (kubectl `get ns`).
+async fn namespaces(
     State(s): State<Shared>,
     Query(q): Query<Params>,
     headers: HeaderMap,
 ) -> Response {
     let labels = match label_filter(&q) {
         Ok(l) => l,
-        Err(r) => return r,
+        Err(e) => return bad_request(e),
+    };
+    let all = namespaces_of(&*s.get().await);
+    list(
+        all.into_iter().filter(|n| labels(&n.metadata)).collect(),
+        &headers,
+        &q,
+    )
+}
+
+/// `GET /api/v1/namespaces/NS`: kubectl asks it when an object is not found, to say whether
+/// the namespace is missing instead.
+async fn namespace(
+    State(s): State<Shared>,
+    Path(name): Path<String>,
+    Query(q): Query<Params>,
+    headers: HeaderMap,
+) -> Response {
+    let all = namespaces_of(&*s.get().await);
+    match named(&all, None, &name, |n| &n.metadata) {
+        Some(n) => one(n, &headers, &q),
+        None => not_found("namespaces", &name),
+    }
+}
+
+/// `GET /api/v1/nodes?labelSelector=…`.
+async fn nodes(State(s): State<Shared>, Query(q): Query<Params>, headers: HeaderMap) -> Response {
+    let labels = match label_filter(&q) {
+        Ok(l) => l,
+        Err(e) => return bad_request(e),
     };
     let o = s.get().await;
     list(
@@ -504,19 +605,19 @@ async fn nodes(
 /// `GET /apis/apps/v1/namespaces/NS/daemonsets?labelSelector=…`.
 async fn daemonsets(
     State(s): State<Shared>,
-    Path(ns): Path<String>,
+    ns: Option<Path<String>>,
     Query(q): Query<Params>,
     headers: HeaderMap,
 ) -> Response {
     let labels = match label_filter(&q) {
         Ok(l) => l,
-        Err(r) => return r,
+        Err(e) => return bad_request(e),
     };
     let o = s.get().await;
     list(
         o.daemonsets
             .iter()
-            .filter(|d| d.metadata.namespace.as_deref() == Some(ns.as_str()))
+            .filter(|d| in_namespace(&d.metadata, &ns))
             .filter(|d| labels(&d.metadata))
             .cloned()
             .collect(),
@@ -555,6 +656,11 @@ impl ApiServer {
             .route("/apis", get(discovery::groups))
             .route("/api/v1", get(discovery::core_v1))
             .route("/apis/apps/v1", get(discovery::apps_v1))
+            .route("/api/v1/namespaces", get(namespaces))
+            .route("/api/v1/namespaces/{ns}", get(namespace))
+            .route("/api/v1/pods", get(pods))
+            .route("/api/v1/events", get(events))
+            .route("/apis/apps/v1/daemonsets", get(daemonsets))
             .route("/api/v1/namespaces/{ns}/pods", get(pods))
             .route("/api/v1/namespaces/{ns}/pods/{name}", get(pod))
             .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(pod_log))
@@ -791,7 +897,10 @@ pub fn started(objects: &mut Objects) {
         };
         let event = |reason: &str, component: &str, message: String, n: usize| Event {
             metadata: ObjectMeta {
-                name: Some(format!("{name}.{:016x}", 0x1800_0000_0000_0000u64 + n as u64)),
+                name: Some(format!(
+                    "{name}.{:016x}",
+                    0x1800_0000_0000_0000u64 + n as u64
+                )),
                 namespace: Some(ns.clone()),
                 creation_timestamp: Some(now.clone()),
                 ..ObjectMeta::default()
@@ -857,5 +966,56 @@ pub fn started(objects: &mut Objects) {
             },
             ..NodeSystemInfo::default()
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Requirement, matches, selector};
+
+    fn eq(k: &str, v: &str) -> Requirement {
+        Requirement::Eq(k.into(), v.into())
+    }
+
+    #[test]
+    fn field_selectors_are_comma_separated_requirements() {
+        assert_eq!(
+            selector("involvedObject.name=p-0,involvedObject.namespace==ns,involvedObject.uid=u-1")
+                .unwrap(),
+            [
+                eq("involvedObject.name", "p-0"),
+                eq("involvedObject.namespace", "ns"),
+                eq("involvedObject.uid", "u-1")
+            ]
+        );
+        assert_eq!(
+            selector("type!=Normal,reason=a\\,b\\=c").unwrap(),
+            [
+                Requirement::Ne("type".into(), "Normal".into()),
+                eq("reason", "a,b=c")
+            ]
+        );
+        assert_eq!(selector("").unwrap(), []);
+        assert_eq!(
+            selector("app,!tier").unwrap(),
+            [
+                Requirement::Exists("app".into()),
+                Requirement::Absent("tier".into())
+            ]
+        );
+        assert!(selector("app in (a,b)").is_err());
+        assert!(selector("=x").is_err());
+    }
+
+    #[test]
+    fn every_requirement_must_hold() {
+        let reqs = selector("a=1,b!=2,c=").unwrap();
+        let value = |k: &str| match k {
+            "a" => "1".to_owned(),
+            "b" => "3".to_owned(),
+            _ => String::new(),
+        };
+        assert!(matches(&reqs, value));
+        assert!(!matches(&selector("a=1,b=2").unwrap(), value));
     }
 }

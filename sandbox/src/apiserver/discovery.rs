@@ -93,13 +93,30 @@ fn resource(
 }
 
 /// `GET /api/v1`: pods (get, list) and the subresources served (`log`, `exec`, `proxy`),
-/// nodes (get, list), events (list).
+/// nodes and namespaces (get, list), events (list).
 pub async fn core_v1() -> Json<APIResourceList> {
     Json(APIResourceList {
         group_version: "v1".into(),
         resources: vec![
             resource("events", "event", true, "Event", &["list"], &["ev"], &[]),
-            resource("nodes", "node", false, "Node", &["get", "list"], &["no"], &[]),
+            resource(
+                "namespaces",
+                "namespace",
+                false,
+                "Namespace",
+                &["get", "list"],
+                &["ns"],
+                &[],
+            ),
+            resource(
+                "nodes",
+                "node",
+                false,
+                "Node",
+                &["get", "list"],
+                &["no"],
+                &[],
+            ),
             resource(
                 "pods",
                 "pod",
@@ -109,9 +126,25 @@ pub async fn core_v1() -> Json<APIResourceList> {
                 &["po"],
                 &["all"],
             ),
-            resource("pods/exec", "", true, "PodExecOptions", &["get"], &[], &[]),
+            resource(
+                "pods/exec",
+                "",
+                true,
+                "PodExecOptions",
+                &["create", "get"],
+                &[],
+                &[],
+            ),
             resource("pods/log", "", true, "Pod", &["get"], &[], &[]),
-            resource("pods/proxy", "", true, "PodProxyOptions", &["get"], &[], &[]),
+            resource(
+                "pods/proxy",
+                "",
+                true,
+                "PodProxyOptions",
+                &["get"],
+                &[],
+                &[],
+            ),
         ],
     })
 }

@@ -9,7 +9,7 @@ use axum::Json;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use serde_json::{Value, json};
 
@@ -192,7 +192,11 @@ impl Printed for Pod {
             .unwrap_or_default();
         for c in statuses.iter().rev() {
             let state = c.state.clone().unwrap_or_default();
-            if let Some(r) = state.waiting.and_then(|w| w.reason).filter(|r| !r.is_empty()) {
+            if let Some(r) = state
+                .waiting
+                .and_then(|w| w.reason)
+                .filter(|r| !r.is_empty())
+            {
                 reason = r;
             } else if let Some(t) = state.terminated {
                 reason = t.reason.unwrap_or_else(|| match t.signal {
@@ -396,6 +400,31 @@ impl Printed for DaemonSet {
             json!(names.join(",")),
             json!(images.join(",")),
             json!(labels(spec.selector.match_labels.as_ref())),
+        ]
+    }
+}
+
+impl Printed for Namespace {
+    const COLUMNS: &'static [(&'static str, &'static str, u8, &'static str)] = &[
+        ("Name", "string", 0, "name"),
+        ("Status", "string", 0, ""),
+        ("Age", "string", 0, ""),
+    ];
+
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+
+    fn cells(&self, now: i64) -> Vec<Value> {
+        vec![
+            json!(self.metadata.name.clone().unwrap_or_default()),
+            json!(
+                self.status
+                    .as_ref()
+                    .and_then(|s| s.phase.clone())
+                    .unwrap_or_default()
+            ),
+            json!(age(self.metadata.creation_timestamp.as_ref(), now)),
         ]
     }
 }
