@@ -2,6 +2,13 @@
 //! reads (pods, pod logs, nodes, DaemonSets, events), with objects built from k8s-openapi
 //! types, on loopback; plus a kubeconfig pointing at it. The real `kube` client talks to it:
 //! the tests' Kubernetes API, and `ccctl demo`'s cluster view.
+//!
+//! kubectl (1.20, the tests' proof of conformance) talks to it too: it answers discovery
+//! (`discovery`), server-side Tables for `kubectl get` (`table`), lists in a namespace and
+//! across all, namespaces, equality label and field selectors (`describe`'s
+//! `involvedObject.name=…,involvedObject.namespace=…,involvedObject.uid=…`). Whatever it does
+//! not serve answers as the API server does: a 404 `Status`, 405 for a verb a served path does
+//! not take (`watch` included), 400 for SPDY exec (`exec`).
 
 mod discovery;
 mod exec;
