@@ -293,6 +293,25 @@ async fn kubectl_sees_what_the_double_does_not_serve_as_the_api_server_says_it()
     assert!(!out.contains("BackOff"), "{out}");
     assert!(!out.contains("Evicted"), "{out}");
 
+    // Lists across namespaces (`-A`) and the namespaces there are.
+    let out = ok(run(&["get", "pods", "-A"]).await, "get pods -A");
+    assert_eq!(
+        // No container statuses in this fixture: none of its one container is ready yet.
+        row(&out, "signer-1")[..4],
+        ["chamber", "signer-1", "0/1", "Running"],
+        "{out}"
+    );
+    assert!(out.starts_with("NAMESPACE"), "{out}");
+    let out = ok(run(&["get", "ns"]).await, "get ns");
+    for ns in ["chamber", "other", "default", "kube-system"] {
+        assert_eq!(row(&out, &format!("{ns} "))[..2], [ns, "Active"], "{out}");
+    }
+    let o = run(&["get", "pod", "signer-0", "-n", "nowhere"]).await;
+    assert_eq!(
+        stderr(&o),
+        "Error from server (NotFound): namespaces \"nowhere\" not found\n"
+    );
+
     // A resource the double does not list in discovery.
     let o = run(&["get", "configmaps"]).await;
     assert_eq!(o.status.code(), Some(1));
@@ -314,7 +333,16 @@ async fn kubectl_sees_what_the_double_does_not_serve_as_the_api_server_says_it()
         stderr(&o),
         "Error from server (NotFound): pods \"signer-9\" not found\n"
     );
-    // A verb it does not serve on a path it does: 405 Status.
+    // Verbs it does not serve on paths it does: 405 Status.
+    let o = run(&["get", "pods", "--watch"]).await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).ends_with(
+            "Error from server (MethodNotAllowed): the server does not allow this method on the requested resource (get pods)\n"
+        ),
+        "{}",
+        stderr(&o)
+    );
     let o = run(&["delete", "pod", "signer-0"]).await;
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(
