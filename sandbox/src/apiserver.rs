@@ -15,7 +15,7 @@ mod exec;
 mod proxy;
 mod table;
 
-pub use table::now;
+use table::now;
 
 pub(crate) use exec::status as exec_status;
 
@@ -129,8 +129,19 @@ async fn pod_log(
     Query(q): Query<Params>,
 ) -> Response {
     let o = s.get().await;
-    if named(&o.pods, Some(&ns), &name, |p| &p.metadata).is_none() {
+    let Some(pod) = named(&o.pods, Some(&ns), &name, |p| &p.metadata) else {
         return not_found("pods", &name);
+    };
+    // `container=NAME` (kubectl always sends it): one of the pod's containers. The double keeps
+    // one log per pod, which is that container's.
+    if let Some(c) = q.get("container")
+        && !pod
+            .spec
+            .iter()
+            .flat_map(|s| s.containers.iter())
+            .any(|k| &k.name == c)
+    {
+        return bad_request(format!("container {c} is not valid for pod {name}"));
     }
     if o.logs_forbidden {
         return (
@@ -307,7 +318,7 @@ fn selector(sel: &str) -> Result<Vec<Requirement>, String> {
             }
             i += 1;
         }
-        if part.contains(['(', ')']) || part.split_whitespace().nth(1).is_some() && op.is_none() {
+        if part.contains(['(', ')']) || (op.is_none() && part.split_whitespace().nth(1).is_some()) {
             // `k in (a,b)`, `k notin (…)`: set-based requirements, which the double does not
             // evaluate; refused rather than answered wrong.
             return Err(format!(
@@ -369,9 +380,7 @@ fn bad_request(message: String) -> Response {
 }
 
 /// The `labelSelector` requirements of a list request (labels: a missing label is absent).
-fn label_filter(
-    q: &std::collections::HashMap<String, String>,
-) -> Result<impl Fn(&ObjectMeta) -> bool + use<>, String> {
+fn label_filter(q: &Params) -> Result<impl Fn(&ObjectMeta) -> bool + use<>, String> {
     let reqs = selector(q.get("labelSelector").map_or("", String::as_str))?;
     Ok(move |m: &ObjectMeta| {
         matches(&reqs, |k| {
@@ -519,10 +528,10 @@ async fn pods(
 /// `kube-node-lease`) and every namespace an object is in; Active, as old as the oldest
 /// object.
 fn namespaces_of(o: &Objects) -> Vec<Namespace> {
-    let mut names: std::collections::BTreeMap<String, Option<Time>> =
+    let mut names: std::collections::BTreeSet<String> =
         ["default", "kube-system", "kube-public", "kube-node-lease"]
             .into_iter()
-            .map(|n| (n.to_owned(), None))
+            .map(str::to_owned)
             .collect();
     let metas = o
         .pods
@@ -539,11 +548,11 @@ fn namespaces_of(o: &Objects) -> Vec<Namespace> {
             oldest = Some(t.clone());
         }
         if let Some(ns) = &m.namespace {
-            names.entry(ns.clone()).or_default();
+            names.insert(ns.clone());
         }
     }
     names
-        .into_keys()
+        .into_iter()
         .map(|name| Namespace {
             metadata: ObjectMeta {
                 creation_timestamp: oldest.clone(),
