@@ -293,6 +293,21 @@ async fn kubectl_sees_what_the_double_does_not_serve_as_the_api_server_says_it()
     assert!(!out.contains("BackOff"), "{out}");
     assert!(!out.contains("Evicted"), "{out}");
 
+    // Without a human-readable printer kubectl asks for plain JSON: the PodList's objects.
+    let out = ok(
+        run(&["get", "pods", "-o", "json"]).await,
+        "get pods -o json",
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let names: Vec<&str> = v["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{out}"))
+        .iter()
+        .filter_map(|p| p["metadata"]["name"].as_str())
+        .collect();
+    assert_eq!(names, ["signer-0", "signer-1"], "{out}");
+    assert_eq!(v["items"][0]["kind"], "Pod", "{out}");
+
     // Lists across namespaces (`-A`) and the namespaces there are.
     let out = ok(run(&["get", "pods", "-A"]).await, "get pods -A");
     assert_eq!(
