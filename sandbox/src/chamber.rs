@@ -623,6 +623,9 @@ async fn cluster(l: &Layout, scenario: Option<Scenario>) -> Result<apiserver::Ap
         daemonsets: vec![apiserver::device_plugin(1, 1)],
         ..Default::default()
     };
+    // Created now, running and ready, with the events a started pod has (what `kubectl get`
+    // and `describe` show).
+    apiserver::started(&mut objects);
     objects
         .log_files
         .insert((NAMESPACE.into(), POD.into()), l.p("logs/enclave.log"));

@@ -5,6 +5,10 @@
 //! code in `details.causes[reason=ExitCode]`; a command that cannot start is a `Failure` whose
 //! message says `executable file not found in $PATH`, as the container runtime does). The
 //! command runs on this machine (the demo's pod is this machine); stdin and TTY are not served.
+//!
+//! SPDY/3.1 (what kubectl before 1.30 speaks: a `POST` with `Upgrade: SPDY/3.1`) is not served:
+//! that request is answered 400 with a `Status` saying so, as an API server that cannot upgrade
+//! to the protocol asked, and kubectl reports it as `Error from server (BadRequest): …`.
 
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -98,6 +102,22 @@ pub async fn pod_exec(
         );
     }
     let h = req.headers();
+    if let Some(spdy) = h
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.to_ascii_uppercase().starts_with("SPDY/"))
+    {
+        return status(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            format!(
+                "unable to upgrade connection: {spdy} is not served by this API server: pods/exec \
+                 speaks WebSocket only ({}); use a client that execs over WebSocket (kubectl 1.30 \
+                 or later, kube-rs, ccctl)",
+                PROTOCOLS.join(", ")
+            ),
+        );
+    }
     let upgrade = h
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
