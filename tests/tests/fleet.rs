@@ -236,6 +236,13 @@ fn three_chambers_through_the_pod_proxy_then_through_prometheus() {
     assert_eq!(live["source"], "prometheus", "{v:#}");
     assert_eq!(live["signer"], "unsealed", "{v:#}");
     assert_eq!(live["shares"], 3, "{v:#}");
+    // The decrypt outcomes, the 5-minute peak drop rate (a range query), the signing latency.
+    assert!(
+        live["kms_decrypt"]["decrypted"].as_f64() >= Some(3.0),
+        "{v:#}"
+    );
+    assert_eq!(live["drop_rate_peak_5m"], 0.0, "{v:#}");
+    assert!(live["signing_latency_ms"].as_f64().is_some(), "{v:#}");
     let v = doctor_json(&env, &["--context", "demo-b", "--prometheus", &url]);
     assert_eq!(v["pods"][0]["live"]["signer"], "unreachable", "{v:#}");
     assert_eq!(
