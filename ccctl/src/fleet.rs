@@ -551,6 +551,8 @@ pub struct Snapshot {
     /// stands).
     pub errors: Vec<String>,
     pub counters: BTreeMap<(String, String, String), Counters>,
+    /// The pods' facts (for refreshes of the live fields alone).
+    pub listed: Vec<(usize, PodFacts)>,
 }
 
 /// The pods listed (with their cluster's index) and the clusters that could not be listed.
@@ -567,30 +569,16 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    /// The API-side facts of every pod in every cluster (concurrently): each pod with the
-    /// index of its cluster, and the errors of clusters that could not be listed.
-    pub async fn list(&self) -> Listed {
-        let lists = futures::future::join_all(self.clusters.iter().map(|c| {
-            crate::probe::k8s::fleet_facts(&c.client, &c.namespace, &self.selector, self.timeout)
-        }))
-        .await;
-        let mut listed = Vec::new();
-        let mut errors = Vec::new();
-        for (i, r) in lists.into_iter().enumerate() {
-            match r {
-                Ok(facts) => listed.extend(facts.into_iter().map(|f| (i, f))),
-                Err(e) => errors.push(format!("{}: {e}", self.clusters[i].label())),
-            }
-        }
-        (listed, errors)
-    }
-
-    fn key(&self, cluster: usize, f: &PodFacts) -> (String, String, String) {
+    fn key(
+        &self,
+        cluster: usize,
+        pod: &k8s_openapi::api::core::v1::Pod,
+    ) -> (String, String, String) {
         let c = &self.clusters[cluster];
         (
             c.label(),
             c.namespace.clone(),
-            f.pod.metadata.name.clone().unwrap_or_default(),
+            pod.metadata.name.clone().unwrap_or_default(),
         )
     }
 
@@ -599,7 +587,7 @@ impl Fleet {
     /// next read's rates continue from.
     pub async fn live(
         &self,
-        listed: &[(usize, PodFacts)],
+        listed: &[(usize, &k8s_openapi::api::core::v1::Pod)],
         before: &BTreeMap<(String, String, String), Counters>,
     ) -> (Vec<Live>, BTreeMap<(String, String, String), Counters>) {
         let mut counters = BTreeMap::new();
@@ -613,7 +601,7 @@ impl Fleet {
                     let c = &self.clusters[*i];
                     async move {
                         let _permit = sem.acquire().await;
-                        let (api, metrics) = endpoints(&c.client, &c.namespace, &f.pod);
+                        let (api, metrics) = endpoints(&c.client, &c.namespace, f);
                         read_pod(
                             &api,
                             &metrics,
@@ -641,7 +629,7 @@ impl Fleet {
                     .iter()
                     .map(|(i, f)| {
                         let c = &self.clusters[*i];
-                        let name = f.pod.metadata.name.clone().unwrap_or_default();
+                        let name = f.metadata.name.clone().unwrap_or_default();
                         match &all {
                             Ok(series) => series.live(c.context.as_deref(), &c.namespace, &name),
                             Err(e) => Live::unknown("prometheus", e.clone()),
@@ -653,28 +641,67 @@ impl Fleet {
         }
     }
 
-    /// List, read live, judge and sort worst first: one refresh of the fleet screen.
+    /// List, read live, judge and sort worst first: one refresh of the fleet screen. The
+    /// pods are listed first; then their other facts (DaemonSet, nodes, events, logs) and
+    /// their live fields are read at the same time: two rounds of requests in all.
     pub async fn snapshot(
         &self,
         before: &BTreeMap<(String, String, String), Counters>,
     ) -> Snapshot {
-        let (listed, errors) = self.list().await;
-        let (lives, counters) = self.live(&listed, before).await;
-        let mut rows: Vec<Row> = listed
-            .iter()
-            .zip(lives)
-            .map(|((i, f), live)| {
-                let c = &self.clusters[*i];
-                let mut r = Row::new(c.label(), c.namespace.clone(), f, live);
-                r.cluster_index = *i;
-                r
-            })
-            .collect();
+        let lists = futures::future::join_all(self.clusters.iter().map(|c| {
+            crate::probe::k8s::list_pods(&c.client, &c.namespace, &self.selector, self.timeout)
+        }))
+        .await;
+        let mut errors = Vec::new();
+        let mut pods: Vec<(usize, k8s_openapi::api::core::v1::Pod)> = Vec::new();
+        let mut per_cluster = Vec::new();
+        for (i, r) in lists.into_iter().enumerate() {
+            match r {
+                Ok(items) => {
+                    pods.extend(items.iter().cloned().map(|p| (i, p)));
+                    per_cluster.push((i, items));
+                }
+                Err(e) => errors.push(format!("{}: {e}", self.clusters[i].label())),
+            }
+        }
+        let refs: Vec<(usize, &k8s_openapi::api::core::v1::Pod)> =
+            pods.iter().map(|(i, p)| (*i, p)).collect();
+        let facts = futures::future::join_all(per_cluster.into_iter().map(|(i, items)| {
+            let c = &self.clusters[i];
+            async move {
+                (
+                    i,
+                    crate::probe::k8s::facts_of(&c.client, &c.namespace, items, self.timeout).await,
+                )
+            }
+        }));
+        let (facts, (lives, counters)) = tokio::join!(facts, self.live(&refs, before));
+        // Facts come back per cluster in the listed order, as the live fields do.
+        let mut listed = Vec::new();
+        let mut lives = lives.into_iter();
+        let mut rows = Vec::new();
+        for (i, r) in facts {
+            let c = &self.clusters[i];
+            let n = pods.iter().filter(|(j, _)| *j == i).count();
+            let cluster_lives: Vec<Live> = lives.by_ref().take(n).collect();
+            match r {
+                Ok(fs) => {
+                    for (f, live) in fs.into_iter().zip(cluster_lives) {
+                        let mut row = Row::new(c.label(), c.namespace.clone(), &f, live);
+                        row.cluster_index = i;
+                        rows.push(row);
+                        listed.push((i, f));
+                    }
+                }
+                Err(e) => errors.push(format!("{}: {e}", c.label())),
+            }
+        }
         sort(&mut rows);
         Snapshot {
             rows,
             errors,
             counters,
+            listed,
         }
     }
 }

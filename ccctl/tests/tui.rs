@@ -585,3 +585,140 @@ fn a_stale_pod_table_is_not_green() {
     let out = draw(&app, 140, 40);
     assert!(out.contains("Pods (UNREACHABLE — last good"), "{out}");
 }
+
+/// The fleet screen (`tui -l`) over two clusters: rows worst first, the filter, and enter
+/// watching the selected pod on the other screens.
+fn fleet_app() -> App {
+    use ccctl::fleet::{Live, Row};
+    use ccctl::probe::k8s::PodFacts;
+    let facts = |name: &str, node: &str| {
+        let mut pod = cc_sandbox::apiserver::healthy_pod(name, "chamber", node);
+        // A started pod.
+        pod.metadata.uid = Some(format!("uid-{name}"));
+        PodFacts {
+            pod,
+            node: Some(cc_sandbox::apiserver::labelled_node(node)),
+            device_plugin: Some(cc_sandbox::apiserver::device_plugin(2, 2)),
+            events: vec![],
+            logs: None,
+        }
+    };
+    let live = |signer: &str, shares: u32, drops: f64, release: Option<&str>| Live {
+        source: "pod-proxy",
+        signer: signer.into(),
+        error: (signer == "unreachable").then(|| "HTTP 503 ServiceUnavailable".into()),
+        pcr0: (signer != "unreachable").then(|| PCR0.into()),
+        pcr8: None,
+        release: release.map(str::to_owned),
+        shares: (signer != "unreachable").then_some(shares),
+        threshold: (signer != "unreachable").then_some(2),
+        drop_rate: (signer != "unreachable").then_some(drops),
+        signing_rate: (signer != "unreachable").then_some(4.5),
+        signing_latency_ms: None,
+        kms_decrypt: BTreeMap::new(),
+        drop_rate_peak_5m: None,
+        // No age column drift in a snapshot.
+        at_ms: 0,
+    };
+    let mut rows = vec![
+        Row::new(
+            "eu-1".into(),
+            "chamber".into(),
+            &facts("signer-0", "node-a"),
+            live("unsealed", 3, 0.0, Some("released")),
+        ),
+        Row::new(
+            "eu-1".into(),
+            "chamber".into(),
+            &facts("signer-1", "node-b"),
+            live("unsealed", 2, 12.5, Some("released")),
+        ),
+        Row::new(
+            "us-2".into(),
+            "chamber".into(),
+            &facts("signer-0", "node-c"),
+            live("unreachable", 0, 0.0, None),
+        ),
+        Row::new(
+            "us-2".into(),
+            "chamber".into(),
+            &facts("signer-1", "node-d"),
+            live("unsealed", 3, 0.0, Some("not-released")),
+        ),
+    ];
+    rows[2].cluster_index = 1;
+    rows[3].cluster_index = 1;
+    ccctl::fleet::sort(&mut rows);
+    let mut app = App::new("pods 2 clusters -l app=containment-chamber", 100);
+    app.fleet = Some(Default::default());
+    app.screen = Screen::Fleet;
+    app.apply(Update::Fleet(Ok(ccctl::tui::app::FleetView {
+        rows,
+        errors: vec![],
+        clusters: 2,
+    })));
+    app
+}
+
+#[test]
+fn fleet_screen_worst_first_filter_and_drill_in() {
+    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    let key = |c| KeyEvent::new(c, KeyModifiers::NONE);
+    let mut app = fleet_app();
+    insta::assert_snapshot!("fleet_two_clusters", draw(&app, 160, 10));
+    let order: Vec<String> = app
+        .fleet_rows()
+        .iter()
+        .map(|r| format!("{}/{}", r.cluster, r.pod))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "us-2/signer-0",
+            "us-2/signer-1",
+            "eu-1/signer-1",
+            "eu-1/signer-0"
+        ]
+    );
+    // `/` then text then enter: only the matching rows.
+    app.on_key(key(KeyCode::Char('/')));
+    for c in "eu-1".chars() {
+        app.on_key(key(KeyCode::Char(c)));
+    }
+    app.on_key(key(KeyCode::Enter));
+    assert_eq!(app.fleet_rows().len(), 2);
+    assert!(draw(&app, 160, 10).contains("filter 'eu-1': 2 of 4"));
+    // ↓ then enter: watch eu-1/signer-0 on the other screens.
+    app.on_key(key(KeyCode::Down));
+    assert_eq!(
+        app.on_key(key(KeyCode::Enter)),
+        Some(ccctl::tui::app::Command::Watch)
+    );
+    assert_eq!(app.screen, Screen::Overview);
+    let w = app.fleet.as_ref().unwrap().watching.clone().unwrap();
+    assert_eq!(
+        (w.cluster, w.name.as_str(), w.api_port),
+        (0, "signer-0", 9000)
+    );
+    assert_eq!(app.target(), "pod eu-1:chamber/signer-0");
+    // Tab order: the fleet first, and `0` comes back to it.
+    app.on_key(key(KeyCode::Char('0')));
+    assert_eq!(app.screen, Screen::Fleet);
+    app.on_key(key(KeyCode::BackTab));
+    assert_eq!(app.screen, Screen::Findings);
+    // The fleet source failing: the table is stale, not green.
+    app.screen = Screen::Fleet;
+    app.apply(Update::Fleet(
+        Err("context eu-1: connection refused".into()),
+    ));
+    let s = draw(&app, 160, 10);
+    assert!(s.contains("UNREACHABLE — last good"), "{s}");
+}
+
+#[test]
+fn without_a_selector_there_is_no_fleet_screen() {
+    let mut app = App::new("local", 10);
+    app.act(ccctl::tui::app::Action::Show(Screen::Fleet));
+    assert_eq!(app.screen, Screen::Overview);
+    assert_eq!(app.screens().len(), 4);
+}

@@ -642,6 +642,16 @@ async fn daemonsets(
     )
 }
 
+/// A listener on 127.0.0.1:`port` (0: any) with the backlog the API server has (Go's
+/// `net.Listen` uses the kernel's `somaxconn`, 4096 here), not tokio's 128: a fleet's burst
+/// of new connections would otherwise overflow it and wait out a 1 s SYN retransmission.
+pub fn listen(port: u16) -> std::io::Result<tokio::net::TcpListener> {
+    let s = tokio::net::TcpSocket::new_v4()?;
+    s.set_reuseaddr(true)?;
+    s.bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)))?;
+    s.listen(4096)
+}
+
 impl ApiServer {
     pub async fn start(objects: Objects) -> ApiServer {
         Self::start_with_latency(objects, std::time::Duration::ZERO).await
@@ -649,9 +659,7 @@ impl ApiServer {
 
     /// Every answer waits `latency` first.
     pub async fn start_with_latency(objects: Objects, latency: std::time::Duration) -> ApiServer {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let l = listen(0).expect("bind");
         Self::start_on(l, objects, latency)
     }
 

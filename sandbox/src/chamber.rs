@@ -598,9 +598,8 @@ pub const POD: &str = "containment-chamber-0";
 /// The cluster view: one pod as the chart deploys it (on a labelled node, device plugin
 /// ready), whose log is the demo's pod log.
 async fn cluster(l: &Layout, scenario: Option<Scenario>) -> Result<apiserver::ApiServer, String> {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-        .await
-        .map_err(|e| err(format!("cannot listen on loopback: {e}")))?;
+    let listener =
+        apiserver::listen(0).map_err(|e| err(format!("cannot listen on loopback: {e}")))?;
     let mut pod = apiserver::healthy_pod(POD, NAMESPACE, "demo-node");
     if scenario == Some(Scenario::NsmMissing)
         && let Some(r) = pod

@@ -65,7 +65,7 @@ async fn signer_stand_in() -> std::net::SocketAddr {
                 "containment_enclave_log_events_dropped_total 0\ncontainment_signing_requests_total{status=\"200\"} 10\n"
             }),
         );
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let l = cc_sandbox::apiserver::listen(0).unwrap();
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(l, app).await });
     addr
@@ -131,9 +131,10 @@ async fn screen(kc: &std::path::Path, pods: usize) -> (Duration, Duration) {
         first.push(t.elapsed());
         assert_eq!(snap.rows.len(), pods);
         assert!(snap.rows.iter().all(|r| r.live.signer == "unsealed"));
-        let (listed, _) = fleet.list().await;
+        let refs: Vec<(usize, &k8s_openapi::api::core::v1::Pod)> =
+            snap.listed.iter().map(|(i, f)| (*i, &f.pod)).collect();
         let t = Instant::now();
-        let (lives, _) = fleet.live(&listed, &snap.counters).await;
+        let (lives, _) = fleet.live(&refs, &snap.counters).await;
         refresh.push(t.elapsed());
         assert!(lives.iter().all(|l| l.signing_rate.is_some()));
     }

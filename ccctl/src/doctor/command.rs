@@ -185,8 +185,8 @@ pub fn run(a: DoctorArgs, fmt: Format) -> Result<Outcome, CannotRun> {
                         timeout: a.timeout,
                         releases: Default::default(),
                     };
-                    let listed: Vec<(usize, crate::probe::k8s::PodFacts)> =
-                        f.iter().cloned().map(|p| (0, p)).collect();
+                    let listed: Vec<(usize, &k8s_openapi::api::core::v1::Pod)> =
+                        f.iter().map(|p| (0, &p.pod)).collect();
                     let (first, counters) = fleet.live(&listed, &Default::default()).await;
                     if counters.is_empty() {
                         first

@@ -149,25 +149,55 @@ pub async fn chamber_like_pods(
         .collect())
 }
 
-/// Facts for every pod matching `selector`, fetched concurrently: the device-plugin DaemonSet
-/// once, each node once, then per pod its events. A fleet takes about as long as its slowest
-/// pod, not the sum.
+/// Facts for every pod matching `selector`, fetched concurrently: the pods listed, then the
+/// device-plugin DaemonSet once, each node once and per pod its events and log. A fleet takes
+/// about as long as its slowest pod, not the sum.
 pub async fn fleet_facts(
     client: &kube::Client,
     namespace: &str,
     selector: &str,
     timeout: Duration,
 ) -> Result<Vec<PodFacts>, String> {
+    let start = std::time::Instant::now();
+    let pods = list_pods(client, namespace, selector, timeout).await?;
+    facts_of(
+        client,
+        namespace,
+        pods,
+        timeout.saturating_sub(start.elapsed()),
+    )
+    .await
+}
+
+/// The pods matching `selector` (one request).
+pub async fn list_pods(
+    client: &kube::Client,
+    namespace: &str,
+    selector: &str,
+    timeout: Duration,
+) -> Result<Vec<Pod>, String> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let lp = ListParams::default().labels(selector);
+    tokio::time::timeout(timeout, pods.list(&lp))
+        .await
+        .map_err(|_| format!("the Kubernetes API did not answer within {timeout:?}"))?
+        .map(|l| l.items)
+        .map_err(|e| format!("listing pods '{selector}' in '{namespace}': {e}"))
+}
+
+/// The rest of the listed pods' facts: the DaemonSet, their nodes, events and logs, all at once.
+pub async fn facts_of(
+    client: &kube::Client,
+    namespace: &str,
+    items: Vec<Pod>,
+    timeout: Duration,
+) -> Result<Vec<PodFacts>, String> {
     let fetch = async {
-        let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
         let ds: Api<DaemonSet> = Api::namespaced(client.clone(), DEVICE_PLUGIN_NAMESPACE);
-        let lp = ListParams::default().labels(selector);
-        let (list, plugin) = tokio::join!(pods.list(&lp), ds.get(DEVICE_PLUGIN));
-        let list = list.map_err(|e| format!("listing pods '{selector}' in '{namespace}': {e}"))?;
-        let device_plugin = match plugin {
-            Ok(d) => Some(d),
-            Err(e) if not_found(&e) => None,
-            Err(e) => return Err(format!("reading DaemonSet {DEVICE_PLUGIN}: {e}")),
+        let plugin = ds.get(DEVICE_PLUGIN);
+        let list = k8s_openapi::List {
+            items,
+            ..Default::default()
         };
         let node_names: std::collections::BTreeSet<String> = list
             .items
@@ -191,6 +221,11 @@ pub async fn fleet_facts(
                 (i, (ev.map(|l| l.items).unwrap_or_default(), log))
             });
         }
+        let device_plugin = match plugin.await {
+            Ok(d) => Some(d),
+            Err(e) if not_found(&e) => None,
+            Err(e) => return Err(format!("reading DaemonSet {DEVICE_PLUGIN}: {e}")),
+        };
         let mut nodes = std::collections::BTreeMap::new();
         while let Some(Ok((n, node))) = node_tasks.join_next().await {
             nodes.insert(n, node);

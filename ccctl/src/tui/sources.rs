@@ -313,27 +313,38 @@ async fn fleet(
     let mut counters = Default::default();
     let mut backoff = cc_proto::Backoff::default();
     loop {
-        if listed
-            .as_ref()
-            .is_none_or(|(t, _)| t.elapsed() >= refresh * 10)
-        {
-            listed = Some((Instant::now(), fleet.list().await));
-        }
-        let Some((_, (pods, errors))) = &listed else {
+        // Every 10 refreshes the pods and their facts again (with the live fields, in the
+        // same two rounds); in between the live fields alone.
+        let mut rows: Vec<crate::fleet::Row> = match &listed {
+            Some((t, _)) if t.elapsed() < refresh * 10 => {
+                let Some((_, (pods, _))) = &listed else {
+                    continue;
+                };
+                let refs: Vec<(usize, &k8s_openapi::api::core::v1::Pod)> =
+                    pods.iter().map(|(i, f)| (*i, &f.pod)).collect();
+                let (lives, c) = fleet.live(&refs, &counters).await;
+                counters = c;
+                pods.iter()
+                    .zip(lives)
+                    .map(|((i, f), live)| {
+                        let cl = &fleet.clusters[*i];
+                        let mut r =
+                            crate::fleet::Row::new(cl.label(), cl.namespace.clone(), f, live);
+                        r.cluster_index = *i;
+                        r
+                    })
+                    .collect()
+            }
+            _ => {
+                let snap = fleet.snapshot(&counters).await;
+                counters = snap.counters;
+                listed = Some((Instant::now(), (snap.listed, snap.errors)));
+                snap.rows
+            }
+        };
+        let Some((_, (_, errors))) = &listed else {
             continue;
         };
-        let (lives, c) = fleet.live(pods, &counters).await;
-        counters = c;
-        let mut rows: Vec<crate::fleet::Row> = pods
-            .iter()
-            .zip(lives)
-            .map(|((i, f), live)| {
-                let cl = &fleet.clusters[*i];
-                let mut r = crate::fleet::Row::new(cl.label(), cl.namespace.clone(), f, live);
-                r.cluster_index = *i;
-                r
-            })
-            .collect();
         crate::fleet::sort(&mut rows);
         // Every cluster failed to list: the table is not current.
         let all_failed = errors.len() == fleet.clusters.len();
