@@ -80,6 +80,32 @@ pub fn current_context() -> Option<String> {
     kube::config::Kubeconfig::read().ok()?.current_context
 }
 
+/// `--prometheus URL` (env `CCCTL_PROMETHEUS`), for `doctor -l` and `tui -l`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SourceArgs {
+    /// With -l: the pods' live fields (signer state, shares, drop and signing rates) from
+    /// this Prometheus (`http://HOST:PORT`) instead of each pod's /status and /metrics
+    /// through the API server's pod proxy.
+    #[arg(
+        long,
+        env = "CCCTL_PROMETHEUS",
+        value_name = "URL",
+        requires = "selector"
+    )]
+    pub prometheus: Option<String>,
+}
+
+impl SourceArgs {
+    pub fn source(&self) -> Result<Source, String> {
+        match &self.prometheus {
+            Some(url) => cc_proto::http::parse_base(url)
+                .map(Source::Prometheus)
+                .map_err(|e| format!("--prometheus: {e}")),
+            None => Ok(Source::PodProxy),
+        }
+    }
+}
+
 /// Where the live fields come from.
 #[derive(Clone, Debug)]
 pub enum Source {

@@ -45,15 +45,8 @@ pub struct TuiArgs {
     /// With -l: every context of the kubeconfig.
     #[arg(long, requires = "selector", conflicts_with = "context")]
     pub all_contexts: bool,
-    /// With -l: the fleet's live fields from this Prometheus (`http://HOST:PORT`) instead of
-    /// every pod's /status and /metrics through the API server.
-    #[arg(
-        long,
-        env = "CCCTL_PROMETHEUS",
-        value_name = "URL",
-        requires = "selector"
-    )]
-    pub prometheus: Option<String>,
+    #[command(flatten)]
+    pub live: crate::fleet::SourceArgs,
     /// With --pod/-l: read /status and /metrics at --api/--metrics (a port-forward) instead
     /// of through the API server's pod proxy.
     #[arg(long)]
@@ -97,13 +90,7 @@ pub fn run(a: TuiArgs) -> Result<Outcome, CannotRun> {
                 crate::fleet::clusters(&a.context, a.all_contexts, a.namespace.as_deref())
                     .await
                     .map_err(CannotRun::new)?;
-            let source = match &a.prometheus {
-                Some(url) => crate::fleet::Source::Prometheus(
-                    cc_proto::http::parse_base(url)
-                        .map_err(|e| CannotRun::new(format!("--prometheus: {e}")))?,
-                ),
-                None => crate::fleet::Source::PodProxy,
-            };
+            let source = a.live.source().map_err(CannotRun::new)?;
             // --pod: that pod (its ports from its spec when it can be read now).
             let watching = match &a.pod {
                 Some(name) => {

@@ -163,22 +163,25 @@ fn each_scenario_names_its_cause_in_the_overview_verdict() {
     }
 }
 
+/// `ccctl tui ARGS` with the demo's env.sh variables (and nothing else pointing it anywhere),
+/// in a `w`×`h` terminal.
+fn dashboard(demo: &cc_tests::RunningDemo, args: &str, name: &str, w: u16, h: u16) -> Tmux {
+    let env: String = demo
+        .env
+        .iter()
+        .map(|(k, v)| format!("{k}='{v}' "))
+        .collect();
+    let cmd = format!("env {env} {} tui {args}", bin("ccctl").display());
+    Tmux::start(format!("cc-tui-{name}-{}", std::process::id()), w, h, &cmd)
+}
+
 /// `ccctl tui --pod` against a running demo through its Kubernetes API: the pod table, and the
 /// log panel fed by the kube log stream (follow), which keeps bringing new lines.
 #[test]
 fn the_dashboard_for_a_pod_through_the_kubernetes_api() {
     let dir = tempfile::tempdir().unwrap();
     let demo = cc_tests::RunningDemo::start(&dir.path().join("demo"));
-    let env: String = demo
-        .env
-        .iter()
-        .map(|(k, v)| format!("{k}='{v}' "))
-        .collect();
-    let cmd = format!(
-        "env {env} {} tui --pod containment-chamber-0",
-        bin("ccctl").display()
-    );
-    let t = Tmux::start(format!("cc-tui-pod-{}", std::process::id()), 120, 36, &cmd);
+    let t = dashboard(&demo, "--pod containment-chamber-0", "pod", 120, 36);
     let s = t.wait_for(
         "pod containment-chamber/containment-chamber-0",
         Duration::from_secs(30),
@@ -225,21 +228,7 @@ fn the_dashboard_for_a_pod_through_the_kubernetes_api() {
 fn the_demo_fleet_with_no_other_flag() {
     let dir = tempfile::tempdir().unwrap();
     let demo = cc_tests::RunningDemo::start(&dir.path().join("demo"));
-    let env: String = demo
-        .env
-        .iter()
-        .map(|(k, v)| format!("{k}='{v}' "))
-        .collect();
-    let cmd = format!(
-        "env {env} {} tui -l app=containment-chamber",
-        bin("ccctl").display()
-    );
-    let t = Tmux::start(
-        format!("cc-tui-fleet-{}", std::process::id()),
-        180,
-        30,
-        &cmd,
-    );
+    let t = dashboard(&demo, "-l app=containment-chamber", "fleet", 180, 30);
     let s = t.wait_for("via pod-proxy", Duration::from_secs(30));
     assert!(s.contains("0 Fleet"), "{s}");
     let s = t.wait_for("HEALTHY", Duration::from_secs(30));

@@ -42,15 +42,8 @@ pub struct DoctorArgs {
     /// Deadline for the whole run.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = cc_proto::parse_duration)]
     pub timeout: std::time::Duration,
-    /// Fleet mode: read each pod's live fields (signer state, shares, drop and signing rates)
-    /// from this Prometheus (`http://HOST:PORT`) instead of through the API server's pod proxy.
-    #[arg(
-        long,
-        env = "CCCTL_PROMETHEUS",
-        value_name = "URL",
-        requires = "selector"
-    )]
-    pub prometheus: Option<String>,
+    #[command(flatten)]
+    pub live: crate::fleet::SourceArgs,
     /// Fleet mode: do not read the pods' live fields (no `pods/proxy` requests).
     #[arg(long, requires = "selector", conflicts_with = "prometheus")]
     pub no_live: bool,
@@ -129,13 +122,7 @@ pub fn run(a: DoctorArgs, fmt: Format) -> Result<Outcome, CannotRun> {
         return finish(&report, fmt, a.fail_on);
     }
     if let Some(selector) = &a.selector {
-        let source = match &a.prometheus {
-            Some(url) => crate::fleet::Source::Prometheus(
-                cc_proto::http::parse_base(url)
-                    .map_err(|e| CannotRun::new(format!("--prometheus: {e}")))?,
-            ),
-            None => crate::fleet::Source::PodProxy,
-        };
+        let source = a.live.source().map_err(CannotRun::new)?;
         let rt = output::runtime()?;
         let (ns, facts, inside, lives, like) = rt
             .block_on(async {

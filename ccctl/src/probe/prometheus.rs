@@ -164,29 +164,26 @@ pub struct Series {
 /// Read every chamber's series (one query per field, concurrently).
 pub async fn fleet(base: &Address, timeout: Duration) -> Result<Series, String> {
     const BY: &str = "sum by (cluster, namespace, pod)";
-    let drops = format!(
-        "{BY} (rate({}[5m]))",
-        cc_proto::metrics::LOG_EVENTS_DROPPED_TOTAL
-    );
-    let signing = format!(
-        "{BY} (rate({}[5m]))",
-        cc_proto::metrics::SIGNING_REQUESTS_TOTAL
-    );
+    // Per pod, the per-second rate of a counter over `window`.
+    let rate = |series: &str, window: &str| format!("{BY} (rate({series}[{window}]))");
+    let drops = rate(cc_proto::metrics::LOG_EVENTS_DROPPED_TOTAL, "5m");
+    let signing = rate(cc_proto::metrics::SIGNING_REQUESTS_TOTAL, "5m");
     let shares = format!(
         "count by (cluster, namespace, pod) ({}{{outcome=\"decrypted\"}} > 0)",
         cc_proto::metrics::KMS_DECRYPT_TOTAL
     );
     let state = format!("{} == 1", cc_proto::metrics::SIGNER_STATE);
     let h = cc_proto::metrics::SIGNING_DURATION_SECONDS;
-    let latency = format!("1000 * {BY} (rate({h}_sum[5m])) / {BY} (rate({h}_count[5m]))");
+    let latency = format!(
+        "1000 * {} / {}",
+        rate(&format!("{h}_sum"), "5m"),
+        rate(&format!("{h}_count"), "5m")
+    );
     let kms = format!(
         "sum by (cluster, namespace, pod, outcome) ({})",
         cc_proto::metrics::KMS_DECRYPT_TOTAL
     );
-    let peak = format!(
-        "{BY} (rate({}[1m]))",
-        cc_proto::metrics::LOG_EVENTS_DROPPED_TOTAL
-    );
+    let peak = rate(cc_proto::metrics::LOG_EVENTS_DROPPED_TOTAL, "1m");
     let (up, scraped, state, drops, signing, shares, latency, kms, peak) = tokio::join!(
         query(base, "up", timeout),
         query(base, "timestamp(up)", timeout),
@@ -244,20 +241,9 @@ impl Series {
         });
         let any = self.pods.get(&(None, namespace.to_owned(), pod.to_owned()));
         let mut live = crate::fleet::Live {
-            source: "prometheus",
-            signer: "unknown".into(),
             error: None,
-            pcr0: None,
-            pcr8: None,
-            release: None,
-            shares: None,
-            threshold: None,
-            drop_rate: None,
-            signing_rate: None,
-            signing_latency_ms: None,
-            kms_decrypt: BTreeMap::new(),
-            drop_rate_peak_5m: None,
             at_ms: 0,
+            ..crate::fleet::Live::unknown("prometheus", String::new())
         };
         let Some(s) = exact.or(any) else {
             live.error = Some(format!(
