@@ -17,8 +17,9 @@ use crate::probe::k8s::PodFacts;
 pub const API_PORT: u16 = 9000;
 pub const METRICS_PORT: u16 = 3000;
 
-/// Requests in flight at most, over the whole fleet.
-pub const MAX_IN_FLIGHT: usize = 256;
+/// Live-field requests in flight at most, over the whole fleet: the API server's default
+/// `--max-requests-inflight` for reads (400), so 200 pods are read in one round.
+pub const MAX_IN_FLIGHT: usize = 400;
 
 /// One cluster to look in: a kubeconfig context and the namespace there.
 #[derive(Clone)]
