@@ -476,4 +476,102 @@ mod tests {
                 .is_empty()
         );
     }
+
+    /// One raw frame as the client reads it: the 8-byte head and the payload.
+    async fn raw<S: AsyncRead + Unpin>(io: &mut S) -> ([u8; 8], Vec<u8>) {
+        let mut head = [0u8; 8];
+        io.read_exact(&mut head).await.unwrap();
+        let mut data = vec![0; be32(&[0, head[5], head[6], head[7]]) as usize];
+        io.read_exact(&mut data).await.unwrap();
+        (head, data)
+    }
+
+    /// The client's side of a session, as spdystream frames it: streams error, stdout, stderr,
+    /// each waiting for its reply; then what the server sends on each, until FIN.
+    async fn client(want: Want, cmd: &[&str]) -> [Vec<u8>; 3] {
+        let (client, server) = tokio::io::duplex(1 << 16);
+        let cmd: Vec<String> = cmd.iter().map(|s| (*s).to_owned()).collect();
+        let task = tokio::spawn(async move { session(server, want, &cmd, &[]).await });
+        let mut c = Conn::new(client).unwrap();
+        c.write_control(PING, 0, &1u32.to_be_bytes()).await.unwrap();
+        let (head, data) = raw(&mut c.io).await;
+        assert_eq!(
+            (head[0..4].to_vec(), data),
+            (vec![0x80, 3, 0, 6], vec![0, 0, 0, 1])
+        );
+        for (id, kind) in [(1u32, "error"), (3, "stdout"), (5, "stderr")] {
+            let mut payload = id.to_be_bytes().to_vec();
+            payload.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+            let block = c.deflate(&header_block(&[("streamtype", kind)])).unwrap();
+            payload.extend_from_slice(&block);
+            c.write_control(SYN_STREAM, 0, &payload).await.unwrap();
+            let (head, data) = raw(&mut c.io).await;
+            assert_eq!(head[0..4], [0x80, 3, 0, 2], "{kind}");
+            assert_eq!(be32(&data[0..4]), id);
+            assert!(
+                parse_headers(&c.inflate(&data[4..]).unwrap())
+                    .unwrap()
+                    .is_empty()
+            );
+        }
+        let mut got: [Vec<u8>; 3] = Default::default();
+        let mut open = 3;
+        while open > 0 {
+            let (head, data) = raw(&mut c.io).await;
+            assert_eq!(head[0] & 0x80, 0, "a data frame");
+            let at = (be32(&head[0..4]) / 2) as usize;
+            got[at].extend_from_slice(&data);
+            if head[4] & FLAG_FIN != 0 {
+                open -= 1;
+            }
+        }
+        c.write_control(GOAWAY, 0, &[0; 8]).await.unwrap();
+        task.await.unwrap().unwrap();
+        got
+    }
+
+    #[tokio::test]
+    async fn a_session_sends_the_output_then_the_v4_status() {
+        let want = Want {
+            stdout: true,
+            stderr: true,
+            v4: true,
+        };
+        let [error, out, err] = client(want, &["sh", "-c", "echo out; echo err >&2; exit 3"]).await;
+        assert_eq!(
+            (out.as_slice(), err.as_slice()),
+            (&b"out\n"[..], &b"err\n"[..])
+        );
+        let status: serde_json::Value = serde_json::from_slice(&error).unwrap();
+        assert_eq!(status["reason"], "NonZeroExitCode");
+        assert_eq!(
+            status["details"]["causes"][0],
+            serde_json::json!({"reason": "ExitCode", "message": "3"})
+        );
+        let [error, out, _] = client(want, &["true"]).await;
+        assert!(out.is_empty());
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&error).unwrap()["status"],
+            "Success"
+        );
+    }
+
+    #[tokio::test]
+    async fn before_v4_the_error_stream_carries_the_message_only() {
+        let want = Want {
+            stdout: true,
+            stderr: true,
+            v4: false,
+        };
+        let [error, ..] = client(want, &["no-such-command-here"]).await;
+        assert_eq!(
+            String::from_utf8(error).unwrap(),
+            "exec: \"no-such-command-here\": executable file not found in $PATH"
+        );
+        let [error, out, _] = client(want, &["echo", "fine"]).await;
+        assert_eq!(
+            (error.as_slice(), out.as_slice()),
+            (&b""[..], &b"fine\n"[..])
+        );
+    }
 }
