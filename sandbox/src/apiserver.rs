@@ -8,11 +8,13 @@
 //! across all, namespaces, equality label and field selectors (`describe`'s
 //! `involvedObject.name=…,involvedObject.namespace=…,involvedObject.uid=…`). Whatever it does
 //! not serve answers as the API server does: a 404 `Status`, 405 for a verb a served path does
-//! not take (`watch` included), 400 for SPDY exec (`exec`).
+//! not take (`watch` included). `pods/exec` is served over WebSocket (`exec`) and SPDY/3.1
+//! (`spdy`, kubectl 1.20's).
 
 mod discovery;
 mod exec;
 mod proxy;
+mod spdy;
 mod table;
 
 use table::now;

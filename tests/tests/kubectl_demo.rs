@@ -3,7 +3,8 @@
 //! it) runs the verbs an operator's first reflexes are — `get` (discovery, then server-side
 //! Tables), `describe pod` (the pod and its events by field selector), `logs` (`--tail`, `-f`),
 //! `get --raw` through the pod proxy, `get daemonset -n kube-system` — and `exec`, which kubectl
-//! 1.20 asks over SPDY/3.1, fails as the double documents it: it serves WebSocket exec only.
+//! 1.20 asks over SPDY/3.1: the output, the exit code, a missing command as the API server
+//! reports them; `-i` refused.
 //! What the double does not serve answers as the API server does (404/405 `Status`).
 //!
 //! Each kubectl runs with a clean environment: HOME in a temporary folder (its discovery cache
@@ -227,21 +228,51 @@ fn kubectl_runs_its_verbs_against_the_demo_cluster() {
     );
     assert!(out.starts_with("NAME"), "{out}");
 
-    // 6. exec: kubectl 1.20 asks for SPDY/3.1 (POST …/exec, `Upgrade: SPDY/3.1`); the double
-    // serves exec over WebSocket only and refuses with a 400 Status, which kubectl reports.
+    // 6. exec: kubectl 1.20 asks for SPDY/3.1 (POST …/exec, `Upgrade: SPDY/3.1`,
+    // `X-Stream-Protocol-Version: v4.channel.k8s.io`…); the double runs the command on this
+    // machine with the pod's PATH (the demo's nitro-cli stand-in) and ends with the v4 Status.
+    let out = ok(
+        kubectl(
+            &home,
+            &kc,
+            &["exec", POD, "--", "nitro-cli", "describe-enclaves"],
+        ),
+        "exec nitro-cli describe-enclaves",
+    );
+    let enclaves: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(enclaves[0]["State"], "RUNNING", "{out}");
+    assert_eq!(enclaves[0]["EnclaveCID"], 16, "{out}");
+    // Standard error comes back on its own stream.
     let o = kubectl(
         &home,
         &kc,
-        &["exec", POD, "--", "nitro-cli", "describe-enclaves"],
+        &["exec", POD, "--", "sh", "-c", "echo out; echo err >&2"],
     );
-    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
-    assert_eq!(stdout(&o), "");
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     assert_eq!(
-        stderr(&o),
-        "Error from server (BadRequest): unable to upgrade connection: SPDY/3.1 is not served \
-         by this API server: pods/exec speaks WebSocket only (v5.channel.k8s.io, \
-         v4.channel.k8s.io); use a client that execs over WebSocket (kubectl 1.30 or later, \
-         kube-rs, ccctl)\n"
+        (stdout(&o).as_str(), stderr(&o).as_str()),
+        ("out\n", "err\n")
+    );
+    // A non-zero exit is kubectl's exit code (Status reason NonZeroExitCode, cause ExitCode).
+    let o = kubectl(&home, &kc, &["exec", POD, "--", "sh", "-c", "exit 3"]);
+    assert_eq!(o.status.code(), Some(3), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(stderr(&o), "command terminated with exit code 3\n");
+    // A command that is not there fails as the container runtime says it.
+    let o = kubectl(&home, &kc, &["exec", POD, "--", "no-such-command"]);
+    assert_ne!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stderr(&o).contains("exec: \"no-such-command\": executable file not found in $PATH"),
+        "{}",
+        stderr(&o)
+    );
+    // stdin (and so a TTY) is not served: refused before the upgrade, with the reason.
+    let o = kubectl(&home, &kc, &["exec", "-i", POD, "--", "cat"]);
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stderr(&o).contains("stdin and TTY are not served"),
+        "{}",
+        stderr(&o)
     );
 
     eprintln!("kubectl against the demo: {:?}", started.elapsed());

@@ -6,9 +6,8 @@
 //! message says `executable file not found in $PATH`, as the container runtime does). The
 //! command runs on this machine (the demo's pod is this machine); stdin and TTY are not served.
 //!
-//! SPDY/3.1 (what kubectl before 1.30 speaks: a `POST` with `Upgrade: SPDY/3.1`) is not served:
-//! that request is answered 400 with a `Status` saying so, as an API server that cannot upgrade
-//! to the protocol asked, and kubectl reports it as `Error from server (BadRequest): …`.
+//! SPDY/3.1 (what kubectl before 1.30 speaks: a `POST` with `Upgrade: SPDY/3.1`) is served by
+//! `spdy` with the same command run (`execute`): the same output and the same `Status`.
 
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -102,21 +101,11 @@ pub async fn pod_exec(
         );
     }
     let h = req.headers();
-    if let Some(spdy) = h
-        .get(header::UPGRADE)
+    if h.get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
-        .filter(|v| v.to_ascii_uppercase().starts_with("SPDY/"))
+        .is_some_and(|v| v.to_ascii_uppercase().starts_with("SPDY/"))
     {
-        return status(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            format!(
-                "unable to upgrade connection: {spdy} is not served by this API server: pods/exec \
-                 speaks WebSocket only ({}); use a client that execs over WebSocket (kubectl 1.30 \
-                 or later, kube-rs, ccctl)",
-                PROTOCOLS.join(", ")
-            ),
-        );
+        return super::spdy::upgrade(req, cmd, env);
     }
     let upgrade = h
         .get(header::UPGRADE)
@@ -193,6 +182,31 @@ where
         b.extend_from_slice(data);
         Message::Binary(b.into())
     };
+    let out = execute(cmd, env).await;
+    for (channel, data) in [(1u8, &out.stdout), (2, &out.stderr)] {
+        for chunk in data.chunks(32 * 1024) {
+            ws.send(frame(channel, chunk))
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    let status = out.status;
+    ws.send(frame(3, status.to_string().as_bytes()))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// What a command run gave: its output (each stream capped at `MAX_OUTPUT`) and the `Status`
+/// the API server sends at the end of an exec (v4 and later).
+pub(super) struct Outcome {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub status: serde_json::Value,
+}
+
+/// Run `cmd` on this machine with the pod's environment on top of this process's, stdin
+/// closed; a command that cannot start is a `Failure` as the container runtime words it.
+pub(super) async fn execute(cmd: &[String], env: &[(String, String)]) -> Outcome {
     let mut command = tokio::process::Command::new(&cmd[0]);
     command
         .args(&cmd[1..])
@@ -202,16 +216,11 @@ where
         .kill_on_drop(true)
         .output()
         .await;
-    let status = match out {
-        Ok(o) => {
-            for (channel, data) in [(1u8, &o.stdout), (2, &o.stderr)] {
-                for chunk in data[..data.len().min(MAX_OUTPUT)].chunks(32 * 1024) {
-                    ws.send(frame(channel, chunk))
-                        .await
-                        .map_err(|e| e.to_string())?;
-                }
-            }
-            match o.status.code() {
+    match out {
+        Ok(mut o) => {
+            o.stdout.truncate(MAX_OUTPUT);
+            o.stderr.truncate(MAX_OUTPUT);
+            let status = match o.status.code() {
                 Some(0) => serde_json::json!({"metadata": {}, "status": "Success"}),
                 code => serde_json::json!({
                     "metadata": {}, "status": "Failure",
@@ -219,21 +228,35 @@ where
                     "reason": "NonZeroExitCode",
                     "details": {"causes": [{"reason": "ExitCode", "message": code.unwrap_or(-1).to_string()}]}
                 }),
+            };
+            Outcome {
+                stdout: o.stdout,
+                stderr: o.stderr,
+                status,
             }
         }
-        Err(e) => serde_json::json!({
-            "metadata": {}, "status": "Failure",
-            "message": if e.kind() == std::io::ErrorKind::NotFound {
-                format!("exec: \"{}\": executable file not found in $PATH", cmd[0])
-            } else {
-                format!("exec: \"{}\": {e}", cmd[0])
-            },
-            "reason": "InternalError", "code": 500
-        }),
-    };
-    ws.send(frame(3, status.to_string().as_bytes()))
-        .await
-        .map_err(|e| e.to_string())
+        Err(e) => Outcome {
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            status: serde_json::json!({
+                "metadata": {}, "status": "Failure",
+                "message": if e.kind() == std::io::ErrorKind::NotFound {
+                    format!("exec: \"{}\": executable file not found in $PATH", cmd[0])
+                } else {
+                    format!("exec: \"{}\": {e}", cmd[0])
+                },
+                "reason": "InternalError", "code": 500
+            }),
+        },
+    }
+}
+
+/// `stdin=true` in the query (`name=true` or `name=1`, as the API server's decoder takes).
+pub(super) fn flag(query: &str, name: &str) -> bool {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .any(|(k, v)| k == name && (v == "true" || v == "1"))
 }
 
 #[cfg(test)]
