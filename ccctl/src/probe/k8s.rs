@@ -150,7 +150,8 @@ pub async fn chamber_like_pods(
 }
 
 /// Facts for every pod matching `selector`, fetched concurrently: the pods listed, then the
-/// device-plugin DaemonSet once, each node once and per pod its events and log. A fleet takes
+/// device-plugin DaemonSet once, each node once, the namespace's pod events in one list, and
+/// each pod's log. A fleet takes
 /// about as long as its slowest pod, not the sum.
 pub async fn fleet_facts(
     client: &kube::Client,
@@ -185,7 +186,8 @@ pub async fn list_pods(
         .map_err(|e| format!("listing pods '{selector}' in '{namespace}': {e}"))
 }
 
-/// The rest of the listed pods' facts: the DaemonSet, their nodes, events and logs, all at once.
+/// The rest of the listed pods' facts: the DaemonSet, their nodes, the namespace's pod events
+/// (one list) and each pod's log, all at once.
 pub async fn facts_of(
     client: &kube::Client,
     namespace: &str,
@@ -209,17 +211,22 @@ pub async fn facts_of(
             let c = client.clone();
             node_tasks.spawn(async move { (n.clone(), Api::<Node>::all(c).get(&n).await.ok()) });
         }
+        // The namespace's pod events in one list (not one per pod), each pod's log.
+        let events_api: Api<Event> = Api::namespaced(client.clone(), namespace);
+        let pod_events = ListParams::default().fields("involvedObject.kind=Pod");
+        let all_events = events_api.list(&pod_events);
         let mut event_tasks = tokio::task::JoinSet::new();
         for (i, p) in list.items.iter().enumerate() {
             let c = client.clone();
             let ns = namespace.to_owned();
             let name = p.metadata.name.clone().unwrap_or_default();
-            event_tasks.spawn(async move {
-                let api: Api<Event> = Api::namespaced(c.clone(), &ns);
-                let lp = ListParams::default().fields(&format!("involvedObject.name={name}"));
-                let (ev, log) = tokio::join!(api.list(&lp), pod_log(&c, &ns, &name));
-                (i, (ev.map(|l| l.items).unwrap_or_default(), log))
-            });
+            event_tasks.spawn(async move { (i, pod_log(&c, &ns, &name).await) });
+        }
+        let mut by_pod: std::collections::BTreeMap<String, Vec<Event>> = Default::default();
+        for e in all_events.await.map(|l| l.items).unwrap_or_default() {
+            if let Some(n) = e.involved_object.name.clone() {
+                by_pod.entry(n).or_default().push(e);
+            }
         }
         let device_plugin = match plugin.await {
             Ok(d) => Some(d),
@@ -230,9 +237,9 @@ pub async fn facts_of(
         while let Some(Ok((n, node))) = node_tasks.join_next().await {
             nodes.insert(n, node);
         }
-        let mut events = std::collections::BTreeMap::new();
-        while let Some(Ok((i, ev))) = event_tasks.join_next().await {
-            events.insert(i, ev);
+        let mut logs = std::collections::BTreeMap::new();
+        while let Some(Ok((i, log))) = event_tasks.join_next().await {
+            logs.insert(i, log);
         }
         Ok(list
             .items
@@ -244,10 +251,9 @@ pub async fn facts_of(
                     .as_ref()
                     .and_then(|s| s.node_name.as_ref())
                     .and_then(|n| nodes.get(n).cloned().flatten());
-                let (events, logs) = match events.remove(&i) {
-                    Some((ev, log)) => (ev, Some(log)),
-                    None => (Vec::new(), None),
-                };
+                let name = pod.metadata.name.clone().unwrap_or_default();
+                let events = by_pod.remove(&name).unwrap_or_default();
+                let logs = logs.remove(&i);
                 PodFacts {
                     pod,
                     node,
