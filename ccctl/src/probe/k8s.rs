@@ -222,13 +222,15 @@ pub async fn facts_of(
             let name = p.metadata.name.clone().unwrap_or_default();
             event_tasks.spawn(async move { (i, pod_log(&c, &ns, &name).await) });
         }
+        // The two single requests at once (futures start when polled).
+        let (all_events, plugin) = tokio::join!(all_events, plugin);
         let mut by_pod: std::collections::BTreeMap<String, Vec<Event>> = Default::default();
-        for e in all_events.await.map(|l| l.items).unwrap_or_default() {
+        for e in all_events.map(|l| l.items).unwrap_or_default() {
             if let Some(n) = e.involved_object.name.clone() {
                 by_pod.entry(n).or_default().push(e);
             }
         }
-        let device_plugin = match plugin.await {
+        let device_plugin = match plugin {
             Ok(d) => Some(d),
             Err(e) if not_found(&e) => None,
             Err(e) => return Err(format!("reading DaemonSet {DEVICE_PLUGIN}: {e}")),
