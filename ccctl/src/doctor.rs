@@ -12,6 +12,7 @@ pub mod command;
 pub mod egress;
 pub mod fleet;
 pub mod inpod;
+pub mod live;
 pub mod pcr;
 pub mod pod;
 pub mod render;

@@ -17,7 +17,6 @@ pub mod doctor;
 pub mod eif;
 pub mod enclaves;
 pub mod explain;
-pub mod fleet;
 pub mod output;
 pub mod policy;
 pub mod probe;

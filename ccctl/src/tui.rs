@@ -46,7 +46,7 @@ pub struct TuiArgs {
     #[arg(long, requires = "selector", conflicts_with = "context")]
     pub all_contexts: bool,
     #[command(flatten)]
-    pub live: crate::fleet::SourceArgs,
+    pub live: crate::doctor::live::SourceArgs,
     /// With --pod/-l: read /status and /metrics at --api/--metrics (a port-forward) instead
     /// of through the API server's pod proxy.
     #[arg(long)]
@@ -87,7 +87,7 @@ pub fn run(a: TuiArgs) -> Result<Outcome, CannotRun> {
         }
         let kube = if a.pod.is_some() || a.selector.is_some() {
             let clusters =
-                crate::fleet::clusters(&a.context, a.all_contexts, a.namespace.as_deref())
+                crate::doctor::live::clusters(&a.context, a.all_contexts, a.namespace.as_deref())
                     .await
                     .map_err(CannotRun::new)?;
             let source = a.live.source().map_err(CannotRun::new)?;
@@ -99,7 +99,7 @@ pub fn run(a: TuiArgs) -> Result<Outcome, CannotRun> {
                         kube::Api::namespaced(c.client.clone(), &c.namespace);
                     let pod = tokio::time::timeout(a.timeout, api.get(name)).await;
                     let port = |n, d| match &pod {
-                        Ok(Ok(p)) => crate::fleet::port(p, n, d),
+                        Ok(Ok(p)) => crate::doctor::live::port(p, n, d),
                         _ => d,
                     };
                     Some(app::PodKey {
@@ -107,8 +107,8 @@ pub fn run(a: TuiArgs) -> Result<Outcome, CannotRun> {
                         cluster_name: c.label(),
                         namespace: c.namespace.clone(),
                         name: name.clone(),
-                        api_port: port("api", crate::fleet::API_PORT),
-                        metrics_port: port("metrics", crate::fleet::METRICS_PORT),
+                        api_port: port("api", crate::doctor::live::API_PORT),
+                        metrics_port: port("metrics", crate::doctor::live::METRICS_PORT),
                     })
                 }
                 None => None,

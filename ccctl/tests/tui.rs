@@ -589,7 +589,7 @@ fn a_stale_pod_table_is_not_green() {
 /// The fleet screen (`tui -l`) over two clusters: rows worst first, the filter, and enter
 /// watching the selected pod on the other screens.
 fn fleet_app() -> App {
-    use ccctl::fleet::{Live, Row};
+    use ccctl::doctor::live::{Live, Row};
     use ccctl::probe::k8s::PodFacts;
     let facts = |name: &str, node: &str| {
         let mut pod = cc_sandbox::apiserver::healthy_pod(name, "chamber", node);
@@ -648,7 +648,7 @@ fn fleet_app() -> App {
     ];
     rows[2].cluster_index = 1;
     rows[3].cluster_index = 1;
-    ccctl::fleet::sort(&mut rows);
+    ccctl::doctor::live::sort(&mut rows);
     let mut app = App::new("pods 2 clusters -l app=containment-chamber", 100);
     app.fleet = Some(Default::default());
     app.screen = Screen::Fleet;
@@ -675,8 +675,8 @@ fn fleet_screen_worst_first_filter_and_drill_in() {
         order,
         [
             "us-2/signer-0",
-            "us-2/signer-1",
             "eu-1/signer-1",
+            "us-2/signer-1",
             "eu-1/signer-0"
         ]
     );

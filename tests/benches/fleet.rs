@@ -2,7 +2,7 @@
 //! (the pod proxy too: every pod's `/status` and `/metrics` answer through it from one
 //! loopback stand-in), side by side with one pod:
 //! - `doctor -l` (whole processes) against `doctor --pod` and the one-after-another total;
-//! - the dashboard's fleet screen (`ccctl::fleet::Fleet`, what `tui -l` runs): its first full
+//! - the dashboard's fleet screen (`ccctl::doctor::live::Fleet`, what `tui -l` runs): its first full
 //!   table over 200 pods against the same over 1 pod (the limit: ≤ 2×), and a refresh
 //!   (the live fields only) per pod.
 //!
@@ -96,7 +96,7 @@ async fn objects(pods: usize, signer: std::net::SocketAddr) -> Objects {
     o
 }
 
-async fn fleet_of(kc: &std::path::Path) -> ccctl::fleet::Fleet {
+async fn fleet_of(kc: &std::path::Path) -> ccctl::doctor::live::Fleet {
     let kubeconfig = kube::config::Kubeconfig::read_from(kc).unwrap();
     let mut config = kube::Config::from_custom_kubeconfig(
         kubeconfig,
@@ -105,14 +105,14 @@ async fn fleet_of(kc: &std::path::Path) -> ccctl::fleet::Fleet {
     .await
     .unwrap();
     config.default_retry = false;
-    ccctl::fleet::Fleet {
-        clusters: vec![ccctl::fleet::Cluster {
+    ccctl::doctor::live::Fleet {
+        clusters: vec![ccctl::doctor::live::Cluster {
             context: Some("test".into()),
             client: kube::Client::try_from(config).unwrap(),
             namespace: "chamber".into(),
         }],
         selector: "app=containment-chamber".into(),
-        source: ccctl::fleet::Source::PodProxy,
+        source: ccctl::doctor::live::Source::PodProxy,
         config: None,
         timeout: Duration::from_secs(10),
         releases: Default::default(),
@@ -219,7 +219,7 @@ async fn main() {
     );
     println!(
         "| refresh (live fields: 2 requests per pod, ≤ {} in flight) | {:.0} ms | {:.0} ms ({:.2} ms per pod) | {:.2}× | - |",
-        ccctl::fleet::MAX_IN_FLIGHT,
+        ccctl::doctor::live::MAX_IN_FLIGHT,
         refresh_one.as_secs_f64() * 1e3,
         refresh_many.as_secs_f64() * 1e3,
         refresh_many.as_secs_f64() * 1e3 / PODS as f64,

@@ -43,7 +43,7 @@ pub struct DoctorArgs {
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = cc_proto::parse_duration)]
     pub timeout: std::time::Duration,
     #[command(flatten)]
-    pub live: crate::fleet::SourceArgs,
+    pub live: crate::doctor::live::SourceArgs,
     /// Fleet mode: do not read the pods' live fields (no `pods/proxy` requests).
     #[arg(long, requires = "selector", conflicts_with = "prometheus")]
     pub no_live: bool,
@@ -160,9 +160,12 @@ pub fn run(a: DoctorArgs, fmt: Format) -> Result<Outcome, CannotRun> {
                 let lives = if a.no_live || f.is_empty() {
                     Vec::new()
                 } else {
-                    let fleet = crate::fleet::Fleet {
-                        clusters: vec![crate::fleet::Cluster {
-                            context: a.context.clone().or_else(crate::fleet::current_context),
+                    let fleet = crate::doctor::live::Fleet {
+                        clusters: vec![crate::doctor::live::Cluster {
+                            context: a
+                                .context
+                                .clone()
+                                .or_else(crate::doctor::live::current_context),
                             client: client.clone(),
                             namespace: ns.clone(),
                         }],

@@ -14,7 +14,7 @@ pub struct PodReport {
     /// What the signer said now (through the pod proxy or Prometheus); absent with
     /// `--no-live`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub live: Option<crate::fleet::Live>,
+    pub live: Option<crate::doctor::live::Live>,
     pub report: Report,
 }
 
@@ -41,7 +41,7 @@ impl Fleet {
         selector: &str,
         facts: &[PodFacts],
         inside: Vec<Report>,
-        lives: Vec<crate::fleet::Live>,
+        lives: Vec<crate::doctor::live::Live>,
         only: &[String],
     ) -> Fleet {
         let mut inside = inside.into_iter();
@@ -60,7 +60,7 @@ impl Fleet {
                         .signer
                         .or_else(|| live.as_ref().and_then(|l| l.judged_signer()));
                     if let Some(l) = &live {
-                        let c = crate::fleet::check(l);
+                        let c = crate::doctor::live::check(l);
                         if only.is_empty() || only.iter().any(|o| super::selects_id(&c.id, o)) {
                             report.checks.push(c);
                         }

@@ -232,60 +232,60 @@ pub async fn fleet(base: &Address, timeout: Duration) -> Result<Series, String> 
     Ok(out)
 }
 
+/// What Prometheus says of one pod.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PodView {
+    /// No `up` series for the pod (not scraped, or labelled otherwise).
+    Missing,
+    /// The last scrape is this many seconds old (older than [`STALE_AFTER`]).
+    Stale(f64),
+    /// The last scrape failed (`up == 0`).
+    Down { scraped_ms: u64 },
+    /// The last scrape answered.
+    Up {
+        scraped_ms: u64,
+        /// The `state` label of `containment_signer_state == 1`, when there is one.
+        state: Option<String>,
+        drop_rate: Option<f64>,
+        signing_rate: Option<f64>,
+        latency_ms: Option<f64>,
+        shares: u32,
+        kms: BTreeMap<String, f64>,
+        drop_peak: Option<f64>,
+    },
+}
+
 impl Series {
-    /// The pod's live fields from its series (a `cluster` label must match `context`).
-    pub fn live(&self, context: Option<&str>, namespace: &str, pod: &str) -> crate::fleet::Live {
+    /// The pod's series (a `cluster` label must match `context`; series without one match any).
+    pub fn pod(&self, context: Option<&str>, namespace: &str, pod: &str) -> PodView {
         let exact = context.and_then(|c| {
             self.pods
                 .get(&(Some(c.to_owned()), namespace.to_owned(), pod.to_owned()))
         });
         let any = self.pods.get(&(None, namespace.to_owned(), pod.to_owned()));
-        let mut live = crate::fleet::Live {
-            error: None,
-            at_ms: 0,
-            ..crate::fleet::Live::unknown("prometheus", String::new())
-        };
         let Some(s) = exact.or(any) else {
-            live.error = Some(format!(
-                "Prometheus has no `up` series with namespace=\"{namespace}\", pod=\"{pod}\"{}: is the pod scraped?",
-                context
-                    .map(|c| format!(" (and cluster=\"{c}\" or none)"))
-                    .unwrap_or_default()
-            ));
-            return live;
+            return PodView::Missing;
         };
-        live.at_ms = s.scraped.map(|t| (t * 1000.0) as u64).unwrap_or(0);
-        let age = s.scraped.map(|t| self.now - t);
-        match (s.up, age) {
-            (None, _) | (_, None) => {
-                live.error = Some("no `up` series for this pod in Prometheus".into());
-            }
-            (Some(_), Some(a)) if a > STALE_AFTER.as_secs_f64() => {
-                live.error = Some(format!(
-                    "Prometheus' last scrape of this pod is {} old",
-                    crate::output::duration_short(a as u64)
-                ));
-            }
-            (Some(u), _) if u < 1.0 => {
-                live.signer = "unreachable".into();
-                live.error = Some("Prometheus' last scrape of this pod failed (up == 0)".into());
-            }
-            (Some(_), _) => {
-                live.signer = s.state.clone().unwrap_or_else(|| "unknown".into());
-                if s.state.is_none() {
-                    live.error = Some(format!(
-                        "the pod is scraped but has no {} series",
-                        cc_proto::metrics::SIGNER_STATE
-                    ));
-                }
-                live.drop_rate = s.drop_rate;
-                live.signing_rate = s.signing_rate;
-                live.signing_latency_ms = s.latency_ms;
-                live.kms_decrypt = s.kms.clone();
-                live.drop_rate_peak_5m = s.drop_peak;
-                live.shares = Some(s.shares.unwrap_or(0));
+        let (Some(up), Some(scraped)) = (s.up, s.scraped) else {
+            return PodView::Missing;
+        };
+        let age = self.now - scraped;
+        let scraped_ms = (scraped * 1000.0) as u64;
+        if age > STALE_AFTER.as_secs_f64() {
+            PodView::Stale(age)
+        } else if up < 1.0 {
+            PodView::Down { scraped_ms }
+        } else {
+            PodView::Up {
+                scraped_ms,
+                state: s.state.clone(),
+                drop_rate: s.drop_rate,
+                signing_rate: s.signing_rate,
+                latency_ms: s.latency_ms,
+                shares: s.shares.unwrap_or(0),
+                kms: s.kms.clone(),
+                drop_peak: s.drop_peak,
             }
         }
-        live
     }
 }

@@ -387,7 +387,7 @@ pub enum Update {
 #[derive(Debug, Clone)]
 pub struct FleetView {
     /// Worst first.
-    pub rows: Vec<crate::fleet::Row>,
+    pub rows: Vec<crate::doctor::live::Row>,
     /// Clusters that could not be listed.
     pub errors: Vec<String>,
     /// How many clusters are watched (a CLUSTER column when more than one).
@@ -536,7 +536,7 @@ impl App {
     }
 
     /// The fleet rows that pass the filter (case-insensitive substring of the row's words).
-    pub fn fleet_rows(&self) -> Vec<&crate::fleet::Row> {
+    pub fn fleet_rows(&self) -> Vec<&crate::doctor::live::Row> {
         let Some(fl) = &self.fleet else {
             return Vec::new();
         };

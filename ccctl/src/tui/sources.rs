@@ -46,7 +46,7 @@ pub struct Settings {
 #[derive(Clone)]
 pub struct KubeTarget {
     /// The clusters watched (`--context`…, `--all-contexts`); the first is the default.
-    pub clusters: Vec<crate::fleet::Cluster>,
+    pub clusters: Vec<crate::doctor::live::Cluster>,
     pub pod: Option<String>,
     pub selector: Option<String>,
     /// The pod the per-pod screens watch (`--pod`, or the fleet row Enter chose).
@@ -55,13 +55,13 @@ pub struct KubeTarget {
     /// through the API server's pod proxy.
     pub direct: bool,
     /// Where the fleet screen's live fields come from.
-    pub source: crate::fleet::Source,
+    pub source: crate::doctor::live::Source,
 }
 
 impl KubeTarget {
     /// The watched pod's cluster client and namespace (the first cluster's until one is
     /// chosen).
-    fn cluster(&self) -> &crate::fleet::Cluster {
+    fn cluster(&self) -> &crate::doctor::live::Cluster {
         let i = self.watching.borrow().as_ref().map_or(0, |p| p.cluster);
         &self.clusters[i.min(self.clusters.len() - 1)]
     }
@@ -301,7 +301,7 @@ async fn fleet(
     timeout: Duration,
     tx: Sender<Update>,
 ) {
-    let fleet = crate::fleet::Fleet {
+    let fleet = crate::doctor::live::Fleet {
         clusters: k.clusters.clone(),
         selector: k.selector.clone().unwrap_or_default(),
         source: k.source.clone(),
@@ -309,13 +309,13 @@ async fn fleet(
         timeout,
         releases: Default::default(),
     };
-    let mut listed: Option<(Instant, crate::fleet::Listed)> = None;
+    let mut listed: Option<(Instant, crate::doctor::live::Listed)> = None;
     let mut counters = Default::default();
     let mut backoff = cc_proto::Backoff::default();
     loop {
         // Every 10 refreshes the pods and their facts again (with the live fields, in the
         // same two rounds); in between the live fields alone.
-        let mut rows: Vec<crate::fleet::Row> = match &listed {
+        let mut rows: Vec<crate::doctor::live::Row> = match &listed {
             Some((t, _)) if t.elapsed() < refresh * 10 => {
                 let Some((_, (pods, _))) = &listed else {
                     continue;
@@ -328,8 +328,12 @@ async fn fleet(
                     .zip(lives)
                     .map(|((i, f), live)| {
                         let cl = &fleet.clusters[*i];
-                        let mut r =
-                            crate::fleet::Row::new(cl.label(), cl.namespace.clone(), f, live);
+                        let mut r = crate::doctor::live::Row::new(
+                            cl.label(),
+                            cl.namespace.clone(),
+                            f,
+                            live,
+                        );
                         r.cluster_index = *i;
                         r
                     })
@@ -345,7 +349,7 @@ async fn fleet(
         let Some((_, (_, errors))) = &listed else {
             continue;
         };
-        crate::fleet::sort(&mut rows);
+        crate::doctor::live::sort(&mut rows);
         // Every cluster failed to list: the table is not current.
         let all_failed = errors.len() == fleet.clusters.len();
         let update = if all_failed {

@@ -189,15 +189,15 @@ fn fleet(app: &App, f: &mut Frame, area: Rect) {
     let mut widths = Vec::new();
     let mut header = Vec::new();
     if multi {
-        widths.push(Constraint::Length(14));
+        widths.push(Constraint::Length(12));
         header.push("CLUSTER");
     }
     widths.extend([
-        Constraint::Length(24),
+        Constraint::Length(22),
         Constraint::Length(12),
         Constraint::Length(9),
         Constraint::Length(11),
-        Constraint::Length(26),
+        Constraint::Length(25),
         Constraint::Length(7),
         Constraint::Length(7),
         Constraint::Length(7),

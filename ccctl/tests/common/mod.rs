@@ -92,7 +92,11 @@ pub fn codes() -> BTreeSet<String> {
         .map(|c| c.id().to_owned())
         .collect();
     check_ids.extend(ccctl::doctor::pod::CHECKS.iter().map(|c| c.0.to_owned()));
-    check_ids.extend(["enclave.in-pod".to_owned(), "nsm.device".to_owned()]);
+    check_ids.extend([
+        "enclave.in-pod".to_owned(),
+        "nsm.device".to_owned(),
+        ccctl::doctor::live::CHECK_ID.to_owned(),
+    ]);
     let mut out = BTreeSet::new();
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();

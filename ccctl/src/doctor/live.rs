@@ -9,13 +9,16 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
-use crate::doctor::cause::{self, Level};
+use crate::doctor::cause::Level;
 use crate::probe::http::Endpoint;
 use crate::probe::k8s::PodFacts;
 
 /// The pod ports read when the pod spec does not name them (DESIGN.md).
 pub const API_PORT: u16 = 9000;
 pub const METRICS_PORT: u16 = 3000;
+
+/// The id of the check that shows the live fields in a report.
+pub const CHECK_ID: &str = "enclave.live";
 
 /// Live-field requests in flight at most, over the whole fleet: the API server's default
 /// `--max-requests-inflight` for reads (400), so 200 pods are read in one round.
@@ -409,6 +412,65 @@ pub async fn read_pod(
     (live, now)
 }
 
+/// A pod's live fields from what Prometheus says of it.
+pub fn from_prometheus(
+    view: crate::probe::prometheus::PodView,
+    context: Option<&str>,
+    namespace: &str,
+    pod: &str,
+) -> Live {
+    use crate::probe::prometheus::PodView;
+    let unknown = |why: String| Live {
+        at_ms: 0,
+        ..Live::unknown("prometheus", why)
+    };
+    match view {
+        PodView::Missing => unknown(format!(
+            "Prometheus has no `up` series with namespace=\"{namespace}\", pod=\"{pod}\"{}: is the pod scraped?",
+            context
+                .map(|c| format!(" (and cluster=\"{c}\" or none)"))
+                .unwrap_or_default()
+        )),
+        PodView::Stale(age) => unknown(format!(
+            "Prometheus' last scrape of this pod is {} old",
+            crate::output::duration_short(age as u64)
+        )),
+        PodView::Down { scraped_ms } => Live {
+            at_ms: scraped_ms,
+            ..Live::unreachable(
+                "prometheus",
+                "Prometheus' last scrape of this pod failed (up == 0)".into(),
+            )
+        },
+        PodView::Up {
+            scraped_ms,
+            state,
+            drop_rate,
+            signing_rate,
+            latency_ms,
+            shares,
+            kms,
+            drop_peak,
+        } => Live {
+            signer: state.clone().unwrap_or_else(|| "unknown".into()),
+            error: state.is_none().then(|| {
+                format!(
+                    "the pod is scraped but has no {} series",
+                    cc_proto::metrics::SIGNER_STATE
+                )
+            }),
+            shares: Some(shares),
+            drop_rate,
+            signing_rate,
+            signing_latency_ms: latency_ms,
+            kms_decrypt: kms,
+            drop_rate_peak_5m: drop_peak,
+            at_ms: scraped_ms,
+            ..Live::unknown("prometheus", String::new())
+        },
+    }
+}
+
 /// One row of the fleet: the pod, its API-side report, its live fields, and the verdict on
 /// both.
 #[derive(Debug, Clone, Serialize)]
@@ -433,9 +495,12 @@ pub struct Row {
 impl Row {
     /// The pod's API-side report judged with its signer's live state (doctor's verdict).
     pub fn new(cluster: String, namespace: String, facts: &PodFacts, live: Live) -> Row {
+        // The pod's API-side report, with the live check in it, judged by doctor's verdict
+        // (the same as `doctor -l`).
         let mut report = crate::doctor::pod_report(facts);
+        report.checks.push(check(&live));
         report.signer = live.judged_signer();
-        report.verdict = cause::verdict(&report, report.signer.as_deref());
+        report.resummarise();
         Row {
             cluster,
             namespace,
@@ -450,38 +515,25 @@ impl Row {
         }
     }
 
-    /// The top problem in a few words: the verdict's cause, else why the signer is not
-    /// looked at, else the release verdict.
+    /// The top problem: the verdict's cause.
     pub fn top(&self) -> String {
-        if let Some(c) = &self.report.verdict.cause {
-            return c.clone();
-        }
-        if self.live.signer == "unreachable" || self.live.signer == "unknown" {
-            return format!("signer {}", self.live.signer);
-        }
-        if self.live.release.as_deref() == Some("not-released") {
-            return "release not allowed by the key policies".into();
-        }
-        if self.live.drop_rate.is_some_and(|r| r > 0.0) {
-            return "log events dropped".into();
-        }
-        "-".into()
+        self.report
+            .verdict
+            .cause
+            .clone()
+            .unwrap_or_else(|| "-".into())
     }
 
-    /// Worst first: DOWN, then DEGRADED, then HEALTHY; within a level, a release the
-    /// policies refuse, dropping logs, more errors, more warnings; then by name.
+    /// Worst first: DOWN, then DEGRADED, then HEALTHY; within a level, more errors, more
+    /// warnings; then by cluster and name.
     pub fn rank(&self) -> impl Ord + use<> {
         let level = match self.report.verdict.level {
             Level::Down => 0u8,
             Level::Degraded => 1,
             Level::Healthy => 2,
         };
-        let refused = self.live.release.as_deref() != Some("not-released");
-        let dropping = !self.live.drop_rate.is_some_and(|r| r > 0.0);
         (
             level,
-            refused,
-            dropping,
             std::cmp::Reverse(self.report.summary.errors),
             std::cmp::Reverse(self.report.summary.warnings),
             self.cluster.clone(),
@@ -489,17 +541,9 @@ impl Row {
         )
     }
 
-    /// The level shown: a pod whose release the policies refuse is at least DEGRADED.
+    /// The pod's verdict level (doctor's).
     pub fn level(&self) -> Level {
-        match self.report.verdict.level {
-            Level::Healthy
-                if self.live.release.as_deref() == Some("not-released")
-                    || self.live.drop_rate.is_some_and(|r| r > 0.0) =>
-            {
-                Level::Degraded
-            }
-            l => l,
-        }
+        self.report.verdict.level
     }
 
     /// Words of the row that `/` filters on.
@@ -542,8 +586,29 @@ pub fn check(live: &Live) -> crate::doctor::CheckResult {
             ),
         ));
     }
+    // What the live fields show wrong, in the codes doctor's local checks use for it.
+    if let Some(r) = live.drop_rate.filter(|r| *r > 0.0) {
+        findings.push(
+            Finding::new(
+                "logs.events-dropped",
+                Severity::Error,
+                format!("the enclave is dropping log events: {r:.1}/s (read {via})"),
+            )
+            .with("rate_per_second", r),
+        );
+    }
+    if live.release.as_deref() == Some("not-released") {
+        findings.push(Finding::new(
+            "policy.threshold-unmet",
+            Severity::Error,
+            format!(
+                "fewer holders than the threshold would release their share to the running PCR0 {}…: after a restart the enclave cannot unseal (doctor --pod with --config, or the dashboard's overview of this pod, names the holders)",
+                live.pcr0.as_deref().map(|p| &p[..p.len().min(16)]).unwrap_or("?")
+            ),
+        ));
+    }
     let mut c = crate::doctor::CheckResult::of(
-        "enclave.live",
+        CHECK_ID,
         "the signer's /status and /metrics, read through the API server's pod proxy or from Prometheus",
         findings,
     );
@@ -658,7 +723,12 @@ impl Fleet {
                         let c = &self.clusters[*i];
                         let name = f.metadata.name.clone().unwrap_or_default();
                         match &all {
-                            Ok(series) => series.live(c.context.as_deref(), &c.namespace, &name),
+                            Ok(series) => from_prometheus(
+                                series.pod(c.context.as_deref(), &c.namespace, &name),
+                                c.context.as_deref(),
+                                &c.namespace,
+                                &name,
+                            ),
                             Err(e) => Live::unknown("prometheus", e.clone()),
                         }
                     })
@@ -783,7 +853,14 @@ mod tests {
         ];
         sort(&mut rows);
         let order: Vec<&str> = rows.iter().map(|r| r.pod.as_str()).collect();
-        assert_eq!(order, ["p-sealed", "p-down", "p-refused", "p-drop", "p-ok"]);
+        // DOWN first (the unreachable one has one more warning: enclave.pod-unreachable),
+        // then the two whose live fields raised an error, then the rest.
+        assert_eq!(order, ["p-down", "p-sealed", "p-drop", "p-refused", "p-ok"]);
+        let codes =
+            |r: &Row| -> Vec<String> { r.report.findings().map(|f| f.code.clone()).collect() };
+        assert!(codes(&rows[2]).contains(&"logs.events-dropped".to_owned()));
+        assert!(codes(&rows[3]).contains(&"policy.threshold-unmet".to_owned()));
+        assert!(codes(&rows[0]).contains(&"enclave.pod-unreachable".to_owned()));
         assert_eq!(rows[1].level(), Level::Down);
         assert_eq!(rows[3].level(), Level::Degraded);
     }
