@@ -502,6 +502,28 @@ async fn events(
     list(items, &headers, &q)
 }
 
+/// `items` in `ns` (every namespace without one) that match `labelSelector`, as a list.
+fn selected<T>(items: &[T], ns: &Option<Path<String>>, q: &Params, headers: &HeaderMap) -> Response
+where
+    T: k8s_openapi::ListableResource + k8s_openapi::Metadata<Ty = ObjectMeta> + Clone,
+    T: table::Printed,
+{
+    let labels = match label_filter(q) {
+        Ok(l) => l,
+        Err(e) => return bad_request(e),
+    };
+    list(
+        items
+            .iter()
+            .filter(|o| in_namespace(o.metadata(), ns))
+            .filter(|o| labels(o.metadata()))
+            .cloned()
+            .collect(),
+        headers,
+        q,
+    )
+}
+
 /// `GET /api/v1/namespaces/NS/pods?labelSelector=…`.
 async fn pods(
     State(s): State<Shared>,
@@ -509,21 +531,7 @@ async fn pods(
     Query(q): Query<Params>,
     headers: HeaderMap,
 ) -> Response {
-    let labels = match label_filter(&q) {
-        Ok(l) => l,
-        Err(e) => return bad_request(e),
-    };
-    let o = s.get().await;
-    list(
-        o.pods
-            .iter()
-            .filter(|p| in_namespace(&p.metadata, &ns))
-            .filter(|p| labels(&p.metadata))
-            .cloned()
-            .collect(),
-        &headers,
-        &q,
-    )
+    selected(&s.get().await.pods, &ns, &q, &headers)
 }
 
 /// The namespaces that exist: a cluster's own (`default`, `kube-system`, `kube-public`,
@@ -604,20 +612,7 @@ async fn namespace(
 
 /// `GET /api/v1/nodes?labelSelector=…`.
 async fn nodes(State(s): State<Shared>, Query(q): Query<Params>, headers: HeaderMap) -> Response {
-    let labels = match label_filter(&q) {
-        Ok(l) => l,
-        Err(e) => return bad_request(e),
-    };
-    let o = s.get().await;
-    list(
-        o.nodes
-            .iter()
-            .filter(|n| labels(&n.metadata))
-            .cloned()
-            .collect(),
-        &headers,
-        &q,
-    )
+    selected(&s.get().await.nodes, &None, &q, &headers)
 }
 
 /// `GET /apis/apps/v1/namespaces/NS/daemonsets?labelSelector=…`.
@@ -627,21 +622,7 @@ async fn daemonsets(
     Query(q): Query<Params>,
     headers: HeaderMap,
 ) -> Response {
-    let labels = match label_filter(&q) {
-        Ok(l) => l,
-        Err(e) => return bad_request(e),
-    };
-    let o = s.get().await;
-    list(
-        o.daemonsets
-            .iter()
-            .filter(|d| in_namespace(&d.metadata, &ns))
-            .filter(|d| labels(&d.metadata))
-            .cloned()
-            .collect(),
-        &headers,
-        &q,
-    )
+    selected(&s.get().await.daemonsets, &ns, &q, &headers)
 }
 
 /// A listener on 127.0.0.1:`port` (0: any) with the backlog the API server has (Go's
