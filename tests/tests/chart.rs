@@ -307,6 +307,8 @@ async fn the_pod_helm_renders_passes_doctor_through_the_kube_api() {
                 "app=containment-chamber",
                 "--exec",
                 "none",
+                // The rendered spec is judged here; no signer runs behind it.
+                "--no-live",
                 "-o",
                 "json",
             ])
