@@ -36,6 +36,16 @@ pub enum AttestCommand {
         /// `CCCTL_API`, as doctor).
         #[arg(long, visible_alias = "api", value_name = "URL", env = "CCCTL_API")]
         url: String,
+        /// Fetch it from this pod instead, through the Kubernetes API server's pod proxy (its
+        /// port named `api`, else 9000; RBAC `pods/proxy` get).
+        #[arg(long, value_name = "NAME")]
+        pod: Option<String>,
+        /// The pod's namespace (default: the context's, else `default`).
+        #[arg(short = 'n', long, value_name = "NAMESPACE", requires = "pod")]
+        namespace: Option<String>,
+        /// kubeconfig context to use.
+        #[arg(long, value_name = "CONTEXT", requires = "pod")]
+        context: Option<String>,
         /// Also write the document here.
         #[arg(long, value_name = "FILE")]
         save: Option<PathBuf>,
@@ -81,11 +91,17 @@ pub fn run(cmd: AttestCommand, fmt: Format) -> Result<Outcome, CannotRun> {
         }
         AttestCommand::Fetch {
             url,
+            pod,
+            namespace,
+            context,
             save,
             timeout,
             check,
         } => {
-            let (body, nonce) = fetch_document(&url, timeout)?;
+            let (body, nonce) = match pod {
+                Some(pod) => fetch_from_pod(&pod, namespace, context, timeout)?,
+                None => fetch_document(&url, timeout)?,
+            };
             if let Some(p) = &save {
                 std::fs::write(p, &body)
                     .map_err(|e| CannotRun::new(format!("cannot write '{}': {e}", p.display())))?;
@@ -123,6 +139,45 @@ pub fn fetch_document(url: &str, timeout: Duration) -> Result<(Vec<u8>, [u8; 32]
         )));
     }
     Ok((resp.body, nonce))
+}
+
+/// A fresh document from `pod`'s enclave API through the API server's pod proxy.
+fn fetch_from_pod(
+    pod: &str,
+    namespace: Option<String>,
+    context: Option<String>,
+    timeout: Duration,
+) -> Result<(Vec<u8>, [u8; 32]), CannotRun> {
+    let nonce: [u8; 32] = rand::random();
+    let rt = output::runtime()?;
+    let body = rt.block_on(async {
+        let client = crate::probe::k8s::client(context.as_deref()).await?;
+        let namespace = match namespace {
+            Some(n) => n,
+            None => crate::probe::k8s::default_namespace(context.as_deref()).await,
+        };
+        let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+            kube::Api::namespaced(client.clone(), &namespace);
+        let spec = tokio::time::timeout(timeout, pods.get(pod))
+            .await
+            .map_err(|_| format!("reading pod '{namespace}/{pod}' timed out"))?
+            .map_err(|e| {
+                format!(
+                    "reading pod '{namespace}/{pod}': {}",
+                    crate::probe::k8s::describe_error(&e)
+                )
+            })?;
+        let api = crate::probe::http::Endpoint::PodProxy {
+            port: crate::probe::k8s::named_port(&spec, "api", 9000),
+            client,
+            namespace,
+            pod: pod.to_owned(),
+        };
+        let path = format!("/attestation?nonce={}", hex::encode(nonce));
+        api.get(&path, timeout).await.map(|r| r.body)
+    });
+    rt.shutdown_background();
+    Ok((body.map_err(CannotRun::new)?, nonce))
 }
 
 fn report(

@@ -207,15 +207,7 @@ fn now_ms() -> u64 {
 }
 
 /// A pod's named container port (`api`, `metrics`), else the contract's default.
-pub fn port(pod: &k8s_openapi::api::core::v1::Pod, name: &str, default: u16) -> u16 {
-    pod.spec
-        .iter()
-        .flat_map(|s| s.containers.iter())
-        .flat_map(|c| c.ports.iter().flatten())
-        .find(|p| p.name.as_deref() == Some(name))
-        .and_then(|p| u16::try_from(p.container_port).ok())
-        .unwrap_or(default)
-}
+pub use crate::probe::k8s::named_port as port;
 
 /// The pod's `/status` and `/metrics` through the API server's pod proxy.
 pub fn endpoints(

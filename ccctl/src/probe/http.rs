@@ -50,23 +50,31 @@ impl Endpoint {
                 let req = ::http::Request::get(uri)
                     .body(Vec::new())
                     .map_err(|e| format!("{self}{path}: {e}"))?;
-                match tokio::time::timeout(timeout, client.request_text(req)).await {
+                // Bytes, not text: `/attestation` answers a CBOR document. At most MAX_BODY.
+                let read = async {
+                    use futures::AsyncReadExt as _;
+                    let stream = client
+                        .request_stream(req)
+                        .await
+                        .map_err(|e| super::k8s::describe_error(&e))?;
+                    let mut body = Vec::new();
+                    Box::pin(stream)
+                        .take(MAX_BODY as u64 + 1)
+                        .read_to_end(&mut body)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Ok::<_, String>(body)
+                };
+                match tokio::time::timeout(timeout, read).await {
                     Err(_) => Err(format!(
                         "{self}{path}: no answer through the API server within {}",
                         crate::output::duration_short(timeout.as_secs())
                     )),
-                    Ok(Err(e)) => Err(format!("{self}{path}: {}", super::k8s::describe_error(&e))),
-                    Ok(Ok(body)) => {
-                        if body.len() > MAX_BODY {
-                            return Err(format!(
-                                "{self}{path}: answer larger than {MAX_BODY} bytes"
-                            ));
-                        }
-                        Ok(Response {
-                            status: 200,
-                            body: body.into_bytes(),
-                        })
+                    Ok(Err(e)) => Err(format!("{self}{path}: {e}")),
+                    Ok(Ok(body)) if body.len() > MAX_BODY => {
+                        Err(format!("{self}{path}: answer larger than {MAX_BODY} bytes"))
                     }
+                    Ok(Ok(body)) => Ok(Response { status: 200, body }),
                 }
             }
         }

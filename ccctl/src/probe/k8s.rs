@@ -15,6 +15,18 @@ pub const DEVICE_PLUGIN: &str = "aws-nitro-enclaves-k8s-daemonset";
 pub const DEVICE_PLUGIN_NAMESPACE: &str = "kube-system";
 pub const NODE_LABEL: (&str, &str) = ("aws-nitro-enclaves-k8s-dp", "enabled");
 
+/// A pod's container port called `name` (`api`, `metrics`), else `default` (the contract's
+/// 9000 and 3000).
+pub fn named_port(pod: &Pod, name: &str, default: u16) -> u16 {
+    pod.spec
+        .iter()
+        .flat_map(|s| s.containers.iter())
+        .flat_map(|c| c.ports.iter().flatten())
+        .find(|p| p.name.as_deref() == Some(name))
+        .and_then(|p| u16::try_from(p.container_port).ok())
+        .unwrap_or(default)
+}
+
 /// Everything the pod checks look at, fetched once.
 #[derive(Debug, Clone)]
 pub struct PodFacts {

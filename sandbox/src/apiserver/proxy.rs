@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -22,6 +22,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 pub async fn pod_proxy(
     State(s): State<Shared>,
     Path((ns, name_port, rest)): Path<(String, String, String)>,
+    RawQuery(query): RawQuery,
 ) -> Response {
     let (name, port) = match name_port.rsplit_once(':') {
         Some((n, p)) => match p.parse::<u16>() {
@@ -56,11 +57,15 @@ pub async fn pod_proxy(
     let Some(addr) = target else {
         return refused();
     };
-    let path = format!("/{rest}");
+    // The query goes through as the API server passes it (`/attestation?nonce=…`).
+    let path = match &query {
+        Some(q) => format!("/{rest}?{q}"),
+        None => format!("/{rest}"),
+    };
     match cc_proto::http::get(&addr, &path, TIMEOUT).await {
         Ok(r) => {
             let code = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_GATEWAY);
-            let kind = if path.starts_with("/metrics") {
+            let kind = if rest.starts_with("metrics") {
                 "text/plain; version=0.0.4; charset=utf-8"
             } else if r.body.first() == Some(&b'{') {
                 "application/json"
