@@ -605,6 +605,14 @@ pub fn check(live: &Live) -> crate::doctor::CheckResult {
         findings,
     );
     c.observed = Some(live.observed());
+    // The signer answered but part of the read did not (e.g. /metrics): the drop and signing
+    // rates were not looked at, so the row is unknown, not passed.
+    if c.findings.is_empty()
+        && let Some(e) = &live.error
+    {
+        c.status = crate::doctor::CheckStatus::Unknown;
+        c.note = Some(format!("unknown: {e}"));
+    }
     c
 }
 
