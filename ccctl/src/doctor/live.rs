@@ -487,9 +487,27 @@ pub struct Row {
 impl Row {
     /// The pod's API-side report judged with its signer's live state (doctor's verdict).
     pub fn new(cluster: String, namespace: String, facts: &PodFacts, live: Live) -> Row {
+        Row::with_base(
+            cluster,
+            namespace,
+            facts,
+            crate::doctor::pod_report(facts),
+            live,
+        )
+    }
+
+    /// The same from the pod's API-side report already made (`pod_report(facts)`): a refresh
+    /// of the live fields alone does not judge the pod's facts and log again.
+    pub fn with_base(
+        cluster: String,
+        namespace: String,
+        facts: &PodFacts,
+        base: crate::doctor::Report,
+        live: Live,
+    ) -> Row {
         // The pod's API-side report, with the live check in it, judged by doctor's verdict
         // (the same as `doctor -l`).
-        let mut report = crate::doctor::pod_report(facts);
+        let mut report = base;
         report.checks.push(check(&live));
         report.signer = live.judged_signer();
         report.resummarise();

@@ -310,6 +310,8 @@ async fn fleet(
         releases: Default::default(),
     };
     let mut listed: Option<(Instant, crate::doctor::live::Listed)> = None;
+    // Each listed pod's API-side report, made once per listing (not every refresh).
+    let mut bases: Vec<crate::doctor::Report> = Vec::new();
     let mut counters = Default::default();
     let mut backoff = cc_proto::Backoff::default();
     loop {
@@ -326,12 +328,14 @@ async fn fleet(
                 counters = c;
                 pods.iter()
                     .zip(lives)
-                    .map(|((i, f), live)| {
+                    .zip(bases.iter().cloned())
+                    .map(|(((i, f), live), base)| {
                         let cl = &fleet.clusters[*i];
-                        let mut r = crate::doctor::live::Row::new(
+                        let mut r = crate::doctor::live::Row::with_base(
                             cl.label(),
                             cl.namespace.clone(),
                             f,
+                            base,
                             live,
                         );
                         r.cluster_index = *i;
@@ -342,6 +346,11 @@ async fn fleet(
             _ => {
                 let snap = fleet.snapshot(&counters).await;
                 counters = snap.counters;
+                bases = snap
+                    .listed
+                    .iter()
+                    .map(|(_, f)| crate::doctor::pod_report(f))
+                    .collect();
                 listed = Some((Instant::now(), (snap.listed, snap.errors)));
                 snap.rows
             }
