@@ -722,3 +722,48 @@ fn without_a_selector_there_is_no_fleet_screen() {
     assert_eq!(app.screen, Screen::Overview);
     assert_eq!(app.screens().len(), 4);
 }
+
+/// After enter on another pod, a read still in flight for the pod watched before (its status,
+/// findings, log lines) lands and is dropped: the screens never show one pod's state as
+/// another's. Reads of the pod now watched are shown.
+#[test]
+fn a_late_read_of_the_pod_watched_before_is_dropped() {
+    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    let mut app = fleet_app();
+    let first = app.selected_pod().unwrap();
+    app.watch(first.clone());
+    app.screen = Screen::Fleet;
+    app.on_key(KeyEvent::new(KeyCode::Down, KeyModifiers::NONE));
+    let second = app.selected_pod().unwrap();
+    assert_ne!(first, second);
+    app.watch(second.clone());
+    let about = |p: &ccctl::tui::app::PodKey, u| Update::About(Some(p.clone()), Box::new(u));
+    app.apply(about(
+        &first,
+        Update::Status(Ok(status("unsealed", ["decrypted"; 3], None))),
+    ));
+    app.apply(about(&first, Update::Findings(report(vec![]))));
+    app.apply(about(
+        &first,
+        Update::LogLines(vec![b"from the old pod".to_vec()]),
+    ));
+    assert!(app.status.value.is_none(), "the old pod's status was shown");
+    assert!(
+        app.findings.value.is_none(),
+        "the old pod's findings were shown"
+    );
+    assert_eq!(app.logs.len(), 0);
+    app.apply(about(
+        &second,
+        Update::Status(Ok(status("sealed", ["denied"; 3], Some("kms")))),
+    ));
+    app.apply(about(
+        &second,
+        Update::LogLines(vec![b"from the new pod".to_vec()]),
+    ));
+    assert_eq!(
+        app.status.value.as_ref().map(|s| s.state),
+        Some(cc_proto::status::SealState::Sealed)
+    );
+    assert_eq!(app.logs.len(), 1);
+}

@@ -35,6 +35,7 @@ impl Tmux {
         args.extend(keys);
         self.tmux(&args);
     }
+    #[track_caller]
     pub fn wait_for(&self, what: &str, timeout: Duration) -> String {
         let t = Instant::now();
         loop {

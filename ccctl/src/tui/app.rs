@@ -381,6 +381,9 @@ pub enum Update {
     Egress(Vec<EgressProbe>),
     Pods(Result<Vec<PodRow>, String>),
     Fleet(Result<FleetView, String>),
+    /// A per-pod update (status, metrics, policy, findings, logs) and the pod it was read
+    /// from: one read for a pod no longer watched is dropped, not shown as the new one's.
+    About(Option<PodKey>, Box<Update>),
 }
 
 /// One refresh of the fleet screen.
@@ -630,6 +633,12 @@ impl App {
     pub fn apply(&mut self, u: Update) {
         let now = self.now;
         let changed = match u {
+            Update::About(pod, u) => {
+                if self.fleet.as_ref().is_some_and(|f| f.watching != pod) {
+                    return;
+                }
+                return self.apply(*u);
+            }
             Update::Status(r) => self.status.set(r, now),
             Update::Enclaves(r) => self.enclaves.set(r, now),
             Update::Metrics(r) => {

@@ -59,17 +59,30 @@ pub struct KubeTarget {
 }
 
 impl KubeTarget {
-    /// The watched pod's cluster client and namespace (the first cluster's until one is
-    /// chosen).
-    fn cluster(&self) -> &crate::doctor::live::Cluster {
-        let i = self.watching.borrow().as_ref().map_or(0, |p| p.cluster);
+    /// `pod`'s cluster (the first cluster's until one is chosen).
+    fn cluster_of(&self, pod: Option<&PodKey>) -> &crate::doctor::live::Cluster {
+        let i = pod.map_or(0, |p| p.cluster);
         &self.clusters[i.min(self.clusters.len() - 1)]
     }
 }
 
+/// The pod the per-pod screens watch now (none locally, or before the fleet picks one). A
+/// per-pod read takes it once, reads that pod, and sends its answer [`Update::About`] it.
+fn watched(s: &Settings) -> Option<PodKey> {
+    s.kube.as_ref().and_then(|k| k.watching.borrow().clone())
+}
+
+fn about(pod: &Option<PodKey>, u: Update) -> Update {
+    Update::About(pod.clone(), Box::new(u))
+}
+
 /// Where the per-pod screens read `what` (`api` or `metrics`): the `--api`/`--metrics`
 /// address locally or with `--direct`; else the watched pod's port through the API server.
-fn endpoint(s: &Settings, what: &str) -> Result<crate::probe::http::Endpoint, String> {
+fn endpoint(
+    s: &Settings,
+    pod: &Option<PodKey>,
+    what: &str,
+) -> Result<crate::probe::http::Endpoint, String> {
     use crate::probe::http::Endpoint;
     let direct = |a: &cc_proto::Address| Ok(Endpoint::Direct(a.clone()));
     let addr = if what == "api" {
@@ -81,11 +94,10 @@ fn endpoint(s: &Settings, what: &str) -> Result<crate::probe::http::Endpoint, St
         None => direct(addr),
         Some(k) if k.direct => direct(addr),
         Some(k) => {
-            let w = k.watching.borrow().clone();
-            let Some(p) = w else {
+            let Some(p) = pod else {
                 return Err("no pod chosen yet (the fleet's first answer picks the worst)".into());
             };
-            let c = &k.clusters[p.cluster.min(k.clusters.len() - 1)];
+            let c = k.cluster_of(Some(p));
             Ok(Endpoint::PodProxy {
                 client: c.client.clone(),
                 namespace: p.namespace.clone(),
@@ -106,28 +118,30 @@ pub fn start(s: Arc<Settings>, tx: Sender<Update>) -> Vec<tokio::task::JoinHandl
     {
         let s = s.clone();
         tasks.push(poll(tx.clone(), s.refresh, move || {
-            let at = endpoint(&s, "api");
+            let pod = watched(&s);
+            let at = endpoint(&s, &pod, "api");
             async move {
                 let r = match at {
                     Ok(at) => crate::probe::status::fetch_at(&at, timeout).await,
                     Err(e) => Err(e),
                 };
                 let ok = r.is_ok();
-                (Update::Status(r), ok)
+                (about(&pod, Update::Status(r)), ok)
             }
         }));
     }
     {
         let s = s.clone();
         tasks.push(poll(tx.clone(), s.refresh, move || {
-            let at = endpoint(&s, "metrics");
+            let pod = watched(&s);
+            let at = endpoint(&s, &pod, "metrics");
             async move {
                 let r = match at {
                     Ok(at) => crate::probe::metrics::fetch_at(&at, timeout).await,
                     Err(e) => Err(e),
                 };
                 let ok = r.is_ok();
-                (Update::Metrics(r), ok)
+                (about(&pod, Update::Metrics(r)), ok)
             }
         }));
     }
@@ -156,7 +170,8 @@ pub fn start(s: Arc<Settings>, tx: Sender<Update>) -> Vec<tokio::task::JoinHandl
     if let Some(cfg) = s.probes.config.clone() {
         let s = s.clone();
         tasks.push(poll(tx.clone(), s.refresh * 15, move || {
-            let (at, cfg) = (endpoint(&s, "api"), cfg.clone());
+            let pod = watched(&s);
+            let (at, cfg) = (endpoint(&s, &pod, "api"), cfg.clone());
             async move {
                 let r = async {
                     let status = crate::probe::status::fetch_at(&at?, timeout).await?;
@@ -166,7 +181,7 @@ pub fn start(s: Arc<Settings>, tx: Sender<Update>) -> Vec<tokio::task::JoinHandl
                 }
                 .await;
                 let ok = r.is_ok();
-                (Update::Policy(r), ok)
+                (about(&pod, Update::Policy(r)), ok)
             }
         }));
     }
@@ -219,9 +234,10 @@ pub fn start(s: Arc<Settings>, tx: Sender<Update>) -> Vec<tokio::task::JoinHandl
 /// One doctor run (local checks, or the pod's API-side report in Kubernetes mode).
 pub fn run_doctor(s: Arc<Settings>, tx: Sender<Update>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let pod = watched(&s);
         let report = match &s.kube {
             None => crate::doctor::run_local(&s.probes, s.timeout).await,
-            Some(k) => match first_pod(k, s.timeout).await {
+            Some(k) => match pod_facts(k, pod.as_ref(), s.timeout).await {
                 Ok(facts) => crate::doctor::pod_report(&facts),
                 Err(e) => {
                     // --pod: the pod table says why; -l: the fleet screen does.
@@ -232,30 +248,27 @@ pub fn run_doctor(s: Arc<Settings>, tx: Sender<Update>) -> tokio::task::JoinHand
                 }
             },
         };
-        let _ = tx.send(Update::Findings(report)).await;
+        let _ = tx.send(about(&pod, Update::Findings(report))).await;
     })
 }
 
-/// The watched pod's facts (`--pod`, or the fleet row chosen).
-async fn first_pod(
+/// The facts of `pod` (`--pod`, or the fleet row chosen).
+async fn pod_facts(
     k: &KubeTarget,
+    pod: Option<&PodKey>,
     timeout: Duration,
 ) -> Result<crate::probe::k8s::PodFacts, String> {
-    let name = k
-        .watching
-        .borrow()
-        .as_ref()
-        .map(|p| p.name.clone())
-        .or(k.pod.clone());
-    let c = k.cluster();
-    match name {
-        Some(p) => crate::probe::k8s::pod_facts(&c.client, &c.namespace, &p, timeout).await,
+    let c = k.cluster_of(pod);
+    let ns = pod.map_or(&c.namespace, |p| &p.namespace);
+    match pod.map(|p| p.name.clone()).or(k.pod.clone()) {
+        Some(p) => crate::probe::k8s::pod_facts(&c.client, ns, &p, timeout).await,
         None => Err("no pod chosen yet (the fleet's first answer picks the worst)".into()),
     }
 }
 
 async fn pods(k: &KubeTarget, timeout: Duration) -> Result<Vec<PodRow>, String> {
-    let c = k.cluster();
+    // --pod: one cluster.
+    let c = k.cluster_of(None);
     let facts = match (&k.pod, &k.selector) {
         (Some(p), _) => {
             vec![crate::probe::k8s::pod_facts(&c.client, &c.namespace, p, timeout).await?]
@@ -464,12 +477,22 @@ async fn kube_logs(k: KubeTarget, tx: Sender<Update>) {
     // After a broken stream, ask only for what came since (not the last 1000 lines again).
     let mut resume: Option<Instant> = None;
     loop {
+        // The pod this stream is of; its lines are sent about it.
+        let mut watching = k.watching.subscribe();
+        let pod = watching.borrow_and_update().clone();
+        let lines_of = |b: Vec<Vec<u8>>| about(&pod, Update::LogLines(b));
         let r = async {
-            let facts = first_pod(&k, Duration::from_secs(10)).await?;
+            let facts = pod_facts(&k, pod.as_ref(), Duration::from_secs(10)).await?;
             let name = facts.pod.metadata.name.clone().unwrap_or_default();
-            let c = k.cluster();
+            let c = k.cluster_of(pod.as_ref());
+            let ns = facts
+                .pod
+                .metadata
+                .namespace
+                .as_deref()
+                .unwrap_or(&c.namespace);
             let api: kube::Api<k8s_openapi::api::core::v1::Pod> =
-                kube::Api::namespaced(c.client.clone(), &c.namespace);
+                kube::Api::namespaced(c.client.clone(), ns);
             let stream = api
                 .log_stream(
                     &name,
@@ -484,44 +507,40 @@ async fn kube_logs(k: KubeTarget, tx: Sender<Update>) {
                 .map_err(|e| format!("log stream of '{name}': {e}"))?;
             let mut lines = Box::pin(stream.lines());
             let mut batch = Vec::new();
-            let mut watching = k.watching.subscribe();
-            watching.mark_unchanged();
             loop {
-                if watching.has_changed().unwrap_or(false) {
-                    // Another pod was chosen: its log starts over.
-                    return Err(String::new());
-                }
-                let next = if batch.is_empty() {
-                    lines.next().await
+                // Another pod chosen (even while this one's log is quiet): its log starts over.
+                // A batch waits at most 50 ms for more lines.
+                let wait = if batch.is_empty() {
+                    Duration::from_secs(3600)
                 } else {
-                    match tokio::time::timeout(Duration::from_millis(50), lines.next()).await {
+                    Duration::from_millis(50)
+                };
+                let next = tokio::select! {
+                    biased;
+                    Ok(()) = watching.changed() => return Err(String::new()),
+                    r = tokio::time::timeout(wait, lines.next()) => match r {
                         Ok(r) => r,
                         Err(_) => {
-                            if tx
-                                .send(Update::LogLines(std::mem::take(&mut batch)))
-                                .await
-                                .is_err()
+                            if !batch.is_empty()
+                                && tx.send(lines_of(std::mem::take(&mut batch))).await.is_err()
                             {
                                 return Ok(());
                             }
                             continue;
                         }
-                    }
+                    },
                 };
                 match next {
                     Some(Ok(l)) => {
                         batch.push(l.into_bytes());
                         if batch.len() >= BATCH
-                            && tx
-                                .send(Update::LogLines(std::mem::take(&mut batch)))
-                                .await
-                                .is_err()
+                            && tx.send(lines_of(std::mem::take(&mut batch))).await.is_err()
                         {
                             return Ok(());
                         }
                     }
                     None => {
-                        let _ = tx.send(Update::LogLines(batch)).await;
+                        let _ = tx.send(lines_of(batch)).await;
                         return Err(format!("the log stream of '{name}' ended"));
                     }
                     Some(Err(e)) => return Err(format!("log stream of '{name}': {e}")),
@@ -539,14 +558,12 @@ async fn kube_logs(k: KubeTarget, tx: Sender<Update>) {
                 continue;
             }
             Err(e) => {
-                let _ = tx.send(Update::LogError(e)).await;
+                let _ = tx.send(about(&pod, Update::LogError(e))).await;
             }
             Ok(()) => return,
         }
         resume = Some(Instant::now());
         // Wait the backoff, or less when another pod is chosen meanwhile.
-        let mut watching = k.watching.subscribe();
-        watching.mark_unchanged();
         tokio::select! {
             _ = tokio::time::sleep(backoff.next_delay()) => {}
             _ = watching.changed() => { resume = None; }
