@@ -142,7 +142,7 @@ pub fn fetch_document(url: &str, timeout: Duration) -> Result<(Vec<u8>, [u8; 32]
 }
 
 /// A fresh document from `pod`'s enclave API through the API server's pod proxy.
-fn fetch_from_pod(
+pub fn fetch_from_pod(
     pod: &str,
     namespace: Option<String>,
     context: Option<String>,

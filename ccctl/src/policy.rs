@@ -47,6 +47,17 @@ pub struct PolicyCheckArgs {
     /// `http://…`, `unix:///path`).
     #[arg(long, value_name = "FILE|ADDR")]
     pub attestation: Option<PathBuf>,
+    /// Take the PCRs from a fresh attestation document of this pod's enclave, through the
+    /// Kubernetes API server's pod proxy (its port named `api`, else 9000; RBAC `pods/proxy`
+    /// get), as `ccctl attest fetch --pod` does.
+    #[arg(long, value_name = "NAME", conflicts_with = "attestation")]
+    pub pod: Option<String>,
+    /// The pod's namespace (default: the context's, else `default`).
+    #[arg(short = 'n', long, value_name = "NAMESPACE", requires = "pod")]
+    pub namespace: Option<String>,
+    /// kubeconfig context to use.
+    #[arg(long, value_name = "CONTEXT", requires = "pod")]
+    pub context: Option<String>,
     /// A holder's key ARN (repeatable; for --policy-file holders: a statement's Resource and the
     /// cross-account rule are judged with it).
     #[arg(long = "key-arn", value_name = "NAME=ARN")]
@@ -658,6 +669,13 @@ pub fn input_from_args(a: &PolicyCheckArgs) -> Result<Input, CannotRun> {
         pcrs.0
             .extend(cc_proto::pcr::PcrSet::from_registers(&doc.doc.pcrs).0);
     }
+    if let Some(pod) = &a.pod {
+        let (bytes, _) =
+            crate::attest::fetch_from_pod(pod, a.namespace.clone(), a.context.clone(), a.timeout)?;
+        let doc = crate::attest::load(&bytes)?;
+        pcrs.0
+            .extend(cc_proto::pcr::PcrSet::from_registers(&doc.doc.pcrs).0);
+    }
     if let Some(v) = &a.pcr0 {
         pcrs.set(0, pcr_arg("--pcr0", v)?);
     }
@@ -666,7 +684,7 @@ pub fn input_from_args(a: &PolicyCheckArgs) -> Result<Input, CannotRun> {
     }
     if pcrs.get(0).is_none() {
         return Err(CannotRun::new(
-            "no measurements: give --pcr0 (and --pcr8), --eif or --attestation",
+            "no measurements: give --pcr0 (and --pcr8), --eif, --attestation or --pod",
         ));
     }
     let principal = a
@@ -735,7 +753,10 @@ pub fn input_from_args(a: &PolicyCheckArgs) -> Result<Input, CannotRun> {
         principal,
         threshold,
         measurements: measurements(&pcrs),
-        pcr8_known: a.pcr8.is_some() || a.eif.is_some() || a.attestation.is_some(),
+        pcr8_known: a.pcr8.is_some()
+            || a.eif.is_some()
+            || a.attestation.is_some()
+            || a.pod.is_some(),
         iam,
         timeout: a.timeout,
     })

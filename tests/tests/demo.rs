@@ -387,6 +387,10 @@ fn without_once_it_keeps_running_until_sigterm_then_stops_everything() {
     let (code, out) = run(&["policy", "check", "--attestation", &api]);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("3 of 3 holders release"), "{out}");
+    // … or from the pod's, through the API server's pod proxy (the demo's kubeconfig).
+    let (code, out) = run(&["policy", "check", "--pod", "containment-chamber-0"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("3 of 3 holders release"), "{out}");
     // Without the demo's root, the chain failure says which root would verify it.
     let o = Command::new(bin("ccctl"))
         .args(["attest", "fetch"])
