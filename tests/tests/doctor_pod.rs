@@ -228,6 +228,8 @@ async fn fleet_mode_reports_each_pod_and_a_summary() {
                 "json",
                 "--exec",
                 "none",
+                // The API side only: these pods have no signer behind the pod proxy.
+                "--no-live",
             ],
         )
     })
@@ -250,7 +252,16 @@ async fn fleet_mode_reports_each_pod_and_a_summary() {
     );
     assert_eq!(by("signer-3"), 1, "unlabelled node");
     let (_, human, _) = tokio::task::spawn_blocking(move || {
-        doctor(&kc, &["-l", "app=containment-chamber", "--exec", "none"])
+        doctor(
+            &kc,
+            &[
+                "-l",
+                "app=containment-chamber",
+                "--exec",
+                "none",
+                "--no-live",
+            ],
+        )
     })
     .await
     .unwrap();
@@ -306,6 +317,8 @@ async fn fleet_mode_is_concurrent() {
                 "json",
                 "--exec",
                 "none",
+                // The API side only: these pods have no signer behind the pod proxy.
+                "--no-live",
             ],
         )
     })

@@ -38,6 +38,11 @@ fn kubeconfig(demos: &[RunningDemo], path: &std::path::Path) {
 }
 
 fn doctor_json(env: &[(String, String)], args: &[&str]) -> serde_json::Value {
+    doctor_run(env, args).1
+}
+
+/// `doctor -l … -o json`: its exit code, its JSON, its stderr.
+fn doctor_run(env: &[(String, String)], args: &[&str]) -> (Option<i32>, serde_json::Value, String) {
     let out = Command::new(bin("ccctl"))
         .args(["doctor", "-l", "app=containment-chamber", "--exec", "none"])
         .args(args)
@@ -47,13 +52,18 @@ fn doctor_json(env: &[(String, String)], args: &[&str]) -> serde_json::Value {
         .env("PATH", "/usr/bin:/bin")
         .output()
         .unwrap();
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "{e}: {}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         )
-    })
+    });
+    (
+        out.status.code(),
+        v,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// The fleet table's rows (the lines between its header and its bottom border).
@@ -181,6 +191,62 @@ fn three_chambers_through_the_pod_proxy_then_through_prometheus() {
     t.wait_for("SIGNER", Duration::from_secs(5));
     t.keys(&["q"]);
     drop(t);
+
+    // doctor -l over the three clusters: one report per pod with its cluster, the dead one
+    // judged by the same code as the fleet screen (exit 1: a finding).
+    let (code, v, err) = doctor_run(&env, &["--all-contexts"]);
+    assert_eq!(code, Some(1), "{v:#}{err}");
+    let pods = v["pods"].as_array().unwrap();
+    let clusters: Vec<&str> = pods
+        .iter()
+        .map(|p| p["cluster"].as_str().unwrap())
+        .collect();
+    assert_eq!(clusters, CONTEXTS, "{v:#}");
+    assert_eq!(v["clusters"].as_array().unwrap().len(), 3, "{v:#}");
+    for p in pods {
+        let (signer, level) = if p["cluster"] == "demo-b" {
+            ("unreachable", "DOWN")
+        } else {
+            ("unsealed", "HEALTHY")
+        };
+        assert_eq!(p["live"]["signer"], signer, "{p:#}");
+        assert_eq!(p["report"]["verdict"]["level"], level, "{p:#}");
+        assert_eq!(p["namespace"], "containment-chamber", "{p:#}");
+    }
+    // A context whose API server does not answer: the others are still checked and shown,
+    // and the exit code is 2 (that cluster was not looked at), never 0.
+    let gone = dir.path().join("kubeconfig-gone");
+    let dead = format!("http://127.0.0.1:{}", cc_tests::free_port());
+    let text = std::fs::read_to_string(&kc)
+        .unwrap()
+        .replacen(
+            "clusters:\n",
+            &format!("clusters:\n- name: gone\n  cluster:\n    server: {dead}\n"),
+            1,
+        )
+        .replacen(
+            "contexts:\n",
+            "contexts:\n- name: gone\n  context:\n    cluster: gone\n    user: u\n    namespace: containment-chamber\n",
+            1,
+        );
+    std::fs::write(&gone, text).unwrap();
+    let env_gone: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| match k.as_str() {
+            "KUBECONFIG" => (k.clone(), gone.display().to_string()),
+            _ => (k.clone(), v.clone()),
+        })
+        .collect();
+    let (code, v, err) = doctor_run(&env_gone, &["--context", "demo-a", "--context", "gone"]);
+    assert_eq!(code, Some(2), "{v:#}{err}");
+    assert_eq!(v["pods"].as_array().unwrap().len(), 1, "{v:#}");
+    assert_eq!(v["pods"][0]["cluster"], "demo-a", "{v:#}");
+    assert_eq!(v["pods"][0]["live"]["signer"], "unsealed", "{v:#}");
+    assert!(v["clusters"][1]["error"].as_str().is_some(), "{v:#}");
+    assert!(
+        err.contains("1 of 2 clusters could not be listed") && err.contains("gone"),
+        "{err}"
+    );
 
     // 3. The same three from a real Prometheus that scrapes them (demo-b's enclave is down).
     let prom_dir = dir.path().join("prometheus");

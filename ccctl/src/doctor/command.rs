@@ -27,9 +27,13 @@ pub struct DoctorArgs {
     /// machine (local: for `ccctl demo`, where the pod is this machine), or not at all (none).
     #[arg(long, value_enum, default_value_t = ExecMode::Kube)]
     pub exec: ExecMode,
-    /// kubeconfig context to use.
+    /// kubeconfig context to use; with -l, repeat it to check several clusters (a CLUSTER
+    /// column).
     #[arg(long, value_name = "CONTEXT")]
-    pub context: Option<String>,
+    pub context: Vec<String>,
+    /// With -l: every context of the kubeconfig.
+    #[arg(long, requires = "selector", conflicts_with = "context")]
+    pub all_contexts: bool,
     /// List the checks and exit.
     #[arg(long)]
     pub list_checks: bool,
@@ -88,15 +92,21 @@ pub fn run(a: DoctorArgs, fmt: Format) -> Result<Outcome, CannotRun> {
         }
         return Ok(Outcome::Ok);
     }
+    if a.context.len() > 1 && a.selector.is_none() {
+        return Err(CannotRun::new(
+            "one --context here (several are for -l: one fleet over several clusters)",
+        ));
+    }
     if let Some(pod) = &a.pod {
+        let context = a.context.first().map(String::as_str);
         let rt = output::runtime()?;
         let timeout_arg = format!("{}ms", a.timeout.as_millis());
         let exec_mode = a.exec;
         let report = rt.block_on(async {
-            let client = crate::probe::k8s::client(a.context.as_deref()).await?;
+            let client = crate::probe::k8s::client(context).await?;
             let ns = match &a.namespace {
                 Some(n) => n.clone(),
-                None => crate::probe::k8s::default_namespace(a.context.as_deref()).await,
+                None => crate::probe::k8s::default_namespace(context).await,
             };
             let facts = crate::probe::k8s::pod_facts(&client, &ns, pod, a.timeout).await?;
             let mut report = super::pod::report(&facts, &a.checks);
@@ -124,85 +134,26 @@ pub fn run(a: DoctorArgs, fmt: Format) -> Result<Outcome, CannotRun> {
     if let Some(selector) = &a.selector {
         let source = a.live.source().map_err(CannotRun::new)?;
         let rt = output::runtime()?;
-        let (ns, facts, inside, lives, like) = rt
-            .block_on(async {
-                let client = crate::probe::k8s::client(a.context.as_deref()).await?;
-                let ns = match &a.namespace {
-                    Some(n) => n.clone(),
-                    None => crate::probe::k8s::default_namespace(a.context.as_deref()).await,
-                };
-                let f = crate::probe::k8s::fleet_facts(&client, &ns, selector, a.timeout).await?;
-                // The in-pod probes of every pod, concurrently.
-                let mut inside: Vec<super::Report> = vec![super::Report::default(); f.len()];
-                if let Some(exec) = exec_for(a.exec, &client) {
-                    let timeout_arg = format!("{}ms", a.timeout.as_millis());
-                    let mut tasks = tokio::task::JoinSet::new();
-                    for (i, facts) in f.iter().enumerate() {
-                        let (exec, ns, arg) = (exec.clone(), ns.clone(), timeout_arg.clone());
-                        let pod = facts.pod.metadata.name.clone().unwrap_or_default();
-                        let deadline = a.timeout + std::time::Duration::from_secs(2);
-                        tasks.spawn(async move {
-                            let r = tokio::time::timeout(
-                                deadline,
-                                super::inpod::in_pod(exec, &ns, &pod, &arg),
-                            )
-                            .await
-                            .unwrap_or_default();
-                            (i, r)
-                        });
-                    }
-                    while let Some(Ok((i, r))) = tasks.join_next().await {
-                        inside[i] = r;
-                    }
-                }
-                // The live fields: two reads `--scrape-interval` apart through the pod proxy
-                // (the rates are taken between them), or one set of Prometheus queries.
-                let lives = if a.no_live || f.is_empty() {
-                    Vec::new()
-                } else {
-                    let fleet = crate::doctor::live::Fleet {
-                        clusters: vec![crate::doctor::live::Cluster {
-                            context: a
-                                .context
-                                .clone()
-                                .or_else(crate::doctor::live::current_context),
-                            client: client.clone(),
-                            namespace: ns.clone(),
-                        }],
-                        selector: selector.clone(),
-                        source,
-                        config: a.probes.config.clone(),
-                        timeout: a.timeout,
-                        releases: Default::default(),
-                    };
-                    let listed: Vec<(usize, &k8s_openapi::api::core::v1::Pod)> =
-                        f.iter().map(|p| (0, &p.pod)).collect();
-                    let (first, counters) = fleet.live(&listed, &Default::default()).await;
-                    if counters.is_empty() {
-                        first
-                    } else {
-                        tokio::time::sleep(a.probes.scrape_interval).await;
-                        fleet.live(&listed, &counters).await.0
-                    }
-                };
-                // Nothing matched: which pods here look like chambers (and their labels)?
-                let like = if f.is_empty() {
-                    crate::probe::k8s::chamber_like_pods(&client, &ns, a.timeout)
-                        .await
-                        .unwrap_or_default()
-                } else {
-                    Vec::new()
-                };
-                Ok::<_, String>((ns, f, inside, lives, like))
-            })
-            .map_err(CannotRun::new)?;
+        let fleet = rt
+            .block_on(fleet(&a, selector, source))
+            .map_err(CannotRun::new);
         rt.shutdown_background();
-        let mut fleet = super::fleet::Fleet::new(&ns, selector, &facts, inside, lives, &a.checks);
-        fleet.chamber_like = like
-            .into_iter()
-            .map(|(pod, labels)| super::fleet::Candidate { pod, labels })
-            .collect();
+        let fleet = fleet?;
         output::render(&fleet, fmt)?;
+        // A cluster not looked at: neither clean nor a finding.
+        let failed: Vec<String> = fleet
+            .clusters
+            .iter()
+            .filter_map(|c| Some(format!("{}: {}", c.cluster, c.error.as_deref()?)))
+            .collect();
+        if !failed.is_empty() {
+            return Err(CannotRun::new(format!(
+                "{} of {} clusters could not be listed, so their pods were not checked: {}",
+                failed.len(),
+                fleet.clusters.len(),
+                failed.join("; ")
+            )));
+        }
         let level = a.fail_on.level();
         return Ok(
             if fleet.pods.iter().any(|p| p.report.fails(level)) || fleet.pods.is_empty() {
@@ -224,6 +175,121 @@ pub fn run(a: DoctorArgs, fmt: Format) -> Result<Outcome, CannotRun> {
     // Checks still blocked (e.g. a hung nitro-cli) must not keep the process alive.
     rt.shutdown_background();
     finish(&report, fmt, a.fail_on)
+}
+
+/// `doctor -l`: every cluster's pods listed at once; their in-pod probes and live fields read
+/// concurrently; one report per pod. Err when no cluster could be listed.
+async fn fleet(
+    a: &DoctorArgs,
+    selector: &str,
+    source: crate::doctor::live::Source,
+) -> Result<super::fleet::Fleet, String> {
+    use crate::doctor::live;
+    let clusters = live::clusters(&a.context, a.all_contexts, a.namespace.as_deref()).await?;
+    let lists = futures::future::join_all(
+        clusters
+            .iter()
+            .map(|c| crate::probe::k8s::fleet_facts(&c.client, &c.namespace, selector, a.timeout)),
+    )
+    .await;
+    if lists.iter().all(|r| r.is_err()) {
+        // Nothing was looked at.
+        let errors: Vec<String> = clusters
+            .iter()
+            .zip(&lists)
+            .filter_map(|(c, r)| r.as_ref().err().map(|e| (c, e)))
+            .map(|(c, e)| match clusters.len() {
+                1 => e.clone(),
+                _ => format!("{}: {e}", c.label()),
+            })
+            .collect();
+        return Err(errors.join("; "));
+    }
+    let mut facts: Vec<(usize, crate::probe::k8s::PodFacts)> = Vec::new();
+    let mut summaries = Vec::new();
+    for (i, (c, r)) in clusters.iter().zip(lists).enumerate() {
+        let (n, error) = match r {
+            Ok(f) => {
+                let n = f.len();
+                facts.extend(f.into_iter().map(|f| (i, f)));
+                (n, None)
+            }
+            Err(e) => (0, Some(e)),
+        };
+        summaries.push(super::fleet::ClusterSummary {
+            cluster: c.label(),
+            namespace: c.namespace.clone(),
+            pods: n,
+            error,
+        });
+    }
+    // The in-pod probes of every pod, concurrently.
+    let inside = async {
+        let timeout_arg = format!("{}ms", a.timeout.as_millis());
+        let deadline = a.timeout + std::time::Duration::from_secs(2);
+        futures::future::join_all(facts.iter().map(|(i, f)| {
+            let c = &clusters[*i];
+            let exec = exec_for(a.exec, &c.client);
+            let pod = f.pod.metadata.name.clone().unwrap_or_default();
+            let arg = timeout_arg.clone();
+            async move {
+                match exec {
+                    Some(exec) => tokio::time::timeout(
+                        deadline,
+                        super::inpod::in_pod(exec, &c.namespace, &pod, &arg),
+                    )
+                    .await
+                    .unwrap_or_default(),
+                    None => super::Report::default(),
+                }
+            }
+        }))
+        .await
+    };
+    // The live fields: two reads `--scrape-interval` apart through the pod proxy (the rates
+    // are taken between them), or one set of Prometheus queries.
+    let lives = async {
+        if a.no_live || facts.is_empty() {
+            return Vec::new();
+        }
+        let fleet = live::Fleet {
+            clusters: clusters.clone(),
+            selector: selector.to_owned(),
+            source,
+            config: a.probes.config.clone(),
+            timeout: a.timeout,
+            releases: Default::default(),
+        };
+        let listed: Vec<(usize, &k8s_openapi::api::core::v1::Pod)> =
+            facts.iter().map(|(i, f)| (*i, &f.pod)).collect();
+        let (first, counters) = fleet.live(&listed, &Default::default()).await;
+        if counters.is_empty() {
+            first
+        } else {
+            tokio::time::sleep(a.probes.scrape_interval).await;
+            fleet.live(&listed, &counters).await.0
+        }
+    };
+    // A cluster where nothing matched: which pods there look like chambers (and their labels)?
+    let like = futures::future::join_all(clusters.iter().zip(&summaries).map(|(c, s)| async {
+        if s.pods > 0 || s.error.is_some() {
+            return Vec::new();
+        }
+        crate::probe::k8s::chamber_like_pods(&c.client, &c.namespace, a.timeout)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(pod, labels)| super::fleet::Candidate {
+                cluster: c.label(),
+                pod,
+                labels,
+            })
+            .collect::<Vec<_>>()
+    }));
+    let (inside, lives, like) = tokio::join!(inside, lives, like);
+    let mut fleet = super::fleet::Fleet::new(selector, summaries, &facts, inside, lives, &a.checks);
+    fleet.chamber_like = like.into_iter().flatten().collect();
+    Ok(fleet)
 }
 
 /// The local probes' context from the flags (and `PRODUCTION` / `ENCLAVE_DEBUG`, read here).

@@ -8,6 +8,9 @@ use crate::probe::k8s::PodFacts;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PodReport {
+    /// The kubeconfig context the pod was found through (`-` when it has no name).
+    pub cluster: String,
+    pub namespace: String,
     pub pod: String,
     pub node: Option<String>,
     pub phase: Option<String>,
@@ -20,8 +23,12 @@ pub struct PodReport {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Fleet {
+    /// The first cluster's namespace (each cluster's is in `clusters`).
     pub namespace: String,
     pub selector: String,
+    /// Every cluster asked (`--context`…, `--all-contexts`; one: the current context), how
+    /// many pods matched there, or why it could not be listed.
+    pub clusters: Vec<ClusterSummary>,
     pub pods: Vec<PodReport>,
     /// When no pod matched: the pods here that look like chambers and their labels.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -29,17 +36,30 @@ pub struct Fleet {
 }
 
 #[derive(Debug, Clone, Serialize)]
+pub struct ClusterSummary {
+    pub cluster: String,
+    pub namespace: String,
+    pub pods: usize,
+    /// Why the pods there could not be listed (none of them was checked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
 pub struct Candidate {
+    pub cluster: String,
     pub pod: String,
     pub labels: std::collections::BTreeMap<String, String>,
 }
 
 impl Fleet {
-    /// `inside[i]`: the in-pod probe results of pod `i` (empty when not run).
+    /// `facts[i]`: pod `i` and the index of its cluster in `clusters`; `inside[i]`: its
+    /// in-pod probe results (empty when not run); `lives[i]`: its live fields (none with
+    /// `--no-live`).
     pub fn new(
-        namespace: &str,
         selector: &str,
-        facts: &[PodFacts],
+        clusters: Vec<ClusterSummary>,
+        facts: &[(usize, PodFacts)],
         inside: Vec<Report>,
         lives: Vec<crate::doctor::live::Live>,
         only: &[String],
@@ -47,11 +67,14 @@ impl Fleet {
         let mut inside = inside.into_iter();
         let mut lives = lives.into_iter();
         Fleet {
-            namespace: namespace.to_owned(),
+            namespace: clusters
+                .first()
+                .map(|c| c.namespace.clone())
+                .unwrap_or_default(),
             selector: selector.to_owned(),
             pods: facts
                 .iter()
-                .map(|f| {
+                .map(|(c, f)| {
                     let mut report = super::pod::report(f, only);
                     let inside = inside.next().unwrap_or_default();
                     let live = lives.next();
@@ -60,7 +83,13 @@ impl Fleet {
                         .signer
                         .or_else(|| live.as_ref().and_then(|l| l.judged_signer()));
                     if let Some(l) = &live {
-                        let c = crate::doctor::live::check(l);
+                        // What the in-pod probes raised is said once, by them.
+                        let raised: std::collections::BTreeSet<String> = inside
+                            .checks
+                            .iter()
+                            .flat_map(|c| c.findings.iter().map(|f| f.code.clone()))
+                            .collect();
+                        let c = crate::doctor::live::check_besides(l, &raised);
                         if only.is_empty() || only.iter().any(|o| super::selects_id(&c.id, o)) {
                             report.checks.push(c);
                         }
@@ -71,6 +100,8 @@ impl Fleet {
                     super::merge_log_signatures(&mut report.checks);
                     report.resummarise();
                     PodReport {
+                        cluster: clusters[*c].cluster.clone(),
+                        namespace: clusters[*c].namespace.clone(),
                         pod: f.pod.metadata.name.clone().unwrap_or_default(),
                         node: f.pod.spec.as_ref().and_then(|s| s.node_name.clone()),
                         phase: f.pod.status.as_ref().and_then(|s| s.phase.clone()),
@@ -79,29 +110,75 @@ impl Fleet {
                     }
                 })
                 .collect(),
+            clusters,
             chamber_like: Vec::new(),
         }
     }
 
+    /// More than one cluster asked: a CLUSTER column, and pods named `cluster/pod`.
+    fn multi(&self) -> bool {
+        self.clusters.len() > 1
+    }
+
+    fn name(&self, p: &PodReport) -> String {
+        if self.multi() {
+            format!("{}/{}", p.cluster, p.pod)
+        } else {
+            p.pod.clone()
+        }
+    }
+
     pub fn human(&self, st: Style) -> String {
-        let mut out = format!(
-            "{} matching '{}' in '{}'\n\n{:<32} {:<20} {:<10} {:<9} {:<12} {:>6} {:>6}  TOP CAUSE\n",
-            crate::output::plural(self.pods.len(), "pod", "pods"),
-            self.selector,
-            self.namespace,
-            "POD",
-            "NODE",
-            "PHASE",
-            "VERDICT",
-            "SIGNER",
-            "ERRORS",
-            "WARN"
+        let multi = self.multi();
+        let mut out = if multi {
+            let listed: Vec<String> = self
+                .clusters
+                .iter()
+                .map(|c| match &c.error {
+                    None => format!("{}/{} ({})", c.cluster, c.namespace, c.pods),
+                    Some(_) => format!("{}/{} (not listed)", c.cluster, c.namespace),
+                })
+                .collect();
+            format!(
+                "{} matching '{}' in {} clusters: {}\n",
+                crate::output::plural(self.pods.len(), "pod", "pods"),
+                self.selector,
+                self.clusters.len(),
+                listed.join(", ")
+            )
+        } else {
+            format!(
+                "{} matching '{}' in '{}'\n",
+                crate::output::plural(self.pods.len(), "pod", "pods"),
+                self.selector,
+                self.namespace,
+            )
+        };
+        for c in &self.clusters {
+            if let Some(e) = &c.error {
+                out += &format!(
+                    "cluster '{}' could not be listed (its pods were not checked): {e}\n",
+                    c.cluster
+                );
+            }
+        }
+        out += "\n";
+        if multi {
+            out += &format!("{:<16} ", "CLUSTER");
+        }
+        out += &format!(
+            "{:<32} {:<20} {:<10} {:<9} {:<12} {:>6} {:>6}  TOP CAUSE\n",
+            "POD", "NODE", "PHASE", "VERDICT", "SIGNER", "ERRORS", "WARN"
         );
         if self.pods.is_empty() {
-            out += &format!(
-                "\nNo pod matches '{}' in '{}'. ",
-                self.selector, self.namespace
-            );
+            if multi {
+                out += &format!("\nNo pod matches '{}' in any cluster. ", self.selector);
+            } else {
+                out += &format!(
+                    "\nNo pod matches '{}' in '{}'. ",
+                    self.selector, self.namespace
+                );
+            }
             if self.chamber_like.is_empty() {
                 out += "No pod here looks like a chamber (none requests aws.ec2.nitro/nitro_enclaves): check -n/--context.\n";
             } else {
@@ -109,12 +186,20 @@ impl Fleet {
                 for c in &self.chamber_like {
                     let labels: Vec<String> =
                         c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                    out += &format!("  {}  {}\n", c.pod, labels.join(","));
+                    let pod = if multi {
+                        format!("{}/{}", c.cluster, c.pod)
+                    } else {
+                        c.pod.clone()
+                    };
+                    out += &format!("  {pod}  {}\n", labels.join(","));
                 }
             }
         }
         for p in &self.pods {
             let first = p.report.verdict.cause.as_deref().unwrap_or("-");
+            if multi {
+                out += &format!("{:<16} ", p.cluster);
+            }
             out += &format!(
                 "{:<32} {:<20} {:<10} {:<9} {:<12} {:>6} {:>6}  {first}\n",
                 p.pod,
@@ -131,7 +216,7 @@ impl Fleet {
             .iter()
             .filter(|p| p.report.findings().next().is_some())
         {
-            out += &format!("\n== {} ==\n", p.pod);
+            out += &format!("\n== {} ==\n", self.name(p));
             out += &render::human(&p.report, st);
         }
         crate::output::clean(&out)
@@ -150,7 +235,7 @@ impl Fleet {
             {
                 out += &line.replacen(
                     "<testsuite name=\"",
-                    &format!("<testsuite name=\"{}/", p.pod),
+                    &format!("<testsuite name=\"{}/", self.name(p)),
                     1,
                 );
                 out.push('\n');

@@ -580,21 +580,72 @@ pub fn sort(rows: &mut [Row]) {
 /// Doctor's row for the live read: what the signer said through the pod proxy (or
 /// Prometheus), or why it said nothing.
 pub fn check(live: &Live) -> crate::doctor::CheckResult {
+    check_with(live, findings(live))
+}
+
+/// The same row when other checks of the pod (its in-pod probes) already raised some of
+/// these codes: those are said once, by the other checks.
+pub fn check_besides(
+    live: &Live,
+    raised: &std::collections::BTreeSet<String>,
+) -> crate::doctor::CheckResult {
+    let mut f = findings(live);
+    f.retain(|f| !raised.contains(&f.code));
+    check_with(live, f)
+}
+
+/// What the live fields show wrong, in the codes (and severities) doctor's local checks use
+/// for the same thing.
+fn findings(live: &Live) -> Vec<cc_proto::findings::Finding> {
     use cc_proto::findings::{Finding, Severity};
     let via = match live.source {
         "prometheus" => "in Prometheus",
         _ => "through the API server's pod proxy",
     };
     let mut findings = Vec::new();
-    if live.signer == "unreachable" || live.signer == "unknown" {
-        findings.push(Finding::new(
+    match live.signer.as_str() {
+        // Nothing answered on the signer's port (as `enclave.api-unreachable` locally): an
+        // error. `unknown` (the read was refused, or the source has nothing current): the
+        // signer was not looked at, a warning.
+        "unreachable" | "unknown" => findings.push(Finding::new(
             "enclave.pod-unreachable",
-            Severity::Warn,
+            if live.signer == "unreachable" {
+                Severity::Error
+            } else {
+                Severity::Warn
+            },
             format!(
                 "the signer's /status could not be read {via}: {}",
                 live.error.as_deref().unwrap_or(&live.signer)
             ),
-        ));
+        )),
+        "failed" => findings.push(
+            Finding::new(
+                "enclave.failed",
+                Severity::Error,
+                format!("the signer failed (read {via})"),
+            )
+            .fix(
+                "Read the reason and the kms and nsm findings of this pod",
+                &["ccctl doctor --pod POD"],
+            ),
+        ),
+        "sealed" | "unsealing" => findings.push(
+            Finding::new(
+                "enclave.sealed",
+                Severity::Error,
+                format!(
+                    "the signer is {} (read {via}); signing answers 503",
+                    live.signer
+                ),
+            )
+            .with("state", live.signer.clone())
+            .fix(
+                "See the kms findings of this pod for the holders that did not release",
+                &["ccctl doctor --pod POD"],
+            ),
+        ),
+        _ => {}
     }
     // What the live fields show wrong, in the codes doctor's local checks use for it.
     if let Some(r) = live.drop_rate.filter(|r| *r > 0.0) {
@@ -617,6 +668,13 @@ pub fn check(live: &Live) -> crate::doctor::CheckResult {
             ),
         ));
     }
+    findings
+}
+
+fn check_with(
+    live: &Live,
+    findings: Vec<cc_proto::findings::Finding>,
+) -> crate::doctor::CheckResult {
     let mut c = crate::doctor::CheckResult::of(
         CHECK_ID,
         "the signer's /status and /metrics, read through the API server's pod proxy or from Prometheus",
@@ -824,6 +882,7 @@ impl Fleet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cc_proto::findings::Severity;
 
     fn live(signer: &str) -> Live {
         Live {
@@ -871,16 +930,45 @@ mod tests {
         ];
         sort(&mut rows);
         let order: Vec<&str> = rows.iter().map(|r| r.pod.as_str()).collect();
-        // DOWN first (the unreachable one has one more warning: enclave.pod-unreachable),
-        // then the two whose live fields raised an error, then the rest.
-        assert_eq!(order, ["p-down", "p-sealed", "p-drop", "p-refused", "p-ok"]);
-        let codes =
-            |r: &Row| -> Vec<String> { r.report.findings().map(|f| f.code.clone()).collect() };
-        assert!(codes(&rows[2]).contains(&"logs.events-dropped".to_owned()));
-        assert!(codes(&rows[3]).contains(&"policy.threshold-unmet".to_owned()));
-        assert!(codes(&rows[0]).contains(&"enclave.pod-unreachable".to_owned()));
+        // DOWN first (one error each, as doctor's local checks raise it: enclave.sealed and
+        // enclave.pod-unreachable; then by cluster), then the two whose live fields raised an
+        // error, then the rest.
+        assert_eq!(order, ["p-sealed", "p-down", "p-drop", "p-refused", "p-ok"]);
+        let codes = |r: &Row| -> Vec<(String, Severity)> {
+            r.report
+                .findings()
+                .map(|f| (f.code.clone(), f.severity))
+                .collect()
+        };
+        let has = |r: &Row, code: &str, s: Severity| codes(r).contains(&(code.to_owned(), s));
+        assert!(has(&rows[0], "enclave.sealed", Severity::Error));
+        assert!(has(&rows[1], "enclave.pod-unreachable", Severity::Error));
+        assert!(has(&rows[2], "logs.events-dropped", Severity::Error));
+        assert!(has(&rows[3], "policy.threshold-unmet", Severity::Error));
+        assert_eq!(rows[0].level(), Level::Down);
         assert_eq!(rows[1].level(), Level::Down);
         assert_eq!(rows[3].level(), Level::Degraded);
+        // Not looked at (the read refused): a warning, and the signer not judged.
+        let unknown = Row::new(
+            "a".into(),
+            "ns".into(),
+            &facts("p-403"),
+            Live::unknown("pod-proxy", "HTTP 403 Forbidden".into()),
+        );
+        assert!(has(&unknown, "enclave.pod-unreachable", Severity::Warn));
+        assert_eq!(unknown.report.signer, None);
+    }
+
+    /// What the pod's in-pod probes already raised, the live row does not say again.
+    #[test]
+    fn the_live_row_leaves_to_the_in_pod_probes_what_they_said() {
+        let mut l = live("sealed");
+        l.drop_rate = Some(2.0);
+        let raised = ["enclave.sealed".to_owned()].into_iter().collect();
+        let c = check_besides(&l, &raised);
+        let codes: Vec<&str> = c.findings.iter().map(|f| f.code.as_str()).collect();
+        assert_eq!(codes, ["logs.events-dropped"]);
+        assert_eq!(check(&l).findings.len(), 2);
     }
 
     /// A pod without the device plugin facts: the pod checks judge only what they see.
