@@ -80,6 +80,11 @@ pub fn run(a: TuiArgs) -> Result<Outcome, CannotRun> {
     }
     let rt = crate::output::runtime()?;
     let r = rt.block_on(async {
+        if a.all_contexts && a.selector.is_none() {
+            return Err(CannotRun::new(
+                "--all-contexts is for -l/--selector (the fleet over every context)",
+            ));
+        }
         if a.pod.is_some() && a.context.len() > 1 {
             return Err(CannotRun::new(
                 "--pod watches one pod: give one --context (several are for -l)",

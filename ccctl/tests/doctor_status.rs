@@ -270,3 +270,22 @@ fn output_formats_and_check_names_are_checked() {
         "{out}"
     );
 }
+
+/// Several clusters are for the fleet: one pod is in one cluster, and --all-contexts needs -l.
+#[test]
+fn several_contexts_are_for_the_fleet_only() {
+    let o = common::ccctl(&["doctor", "--pod", "p", "--context", "a", "--context", "b"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        common::stderr(&o).contains("one --context here (several are for -l"),
+        "{}",
+        common::stderr(&o)
+    );
+    let o = common::ccctl(&["doctor", "--pod", "p", "--all-contexts"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        common::stderr(&o).contains("--selector"),
+        "{}",
+        common::stderr(&o)
+    );
+}

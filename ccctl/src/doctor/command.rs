@@ -92,6 +92,11 @@ pub fn run(a: DoctorArgs, fmt: Format) -> Result<Outcome, CannotRun> {
         }
         return Ok(Outcome::Ok);
     }
+    if a.all_contexts && a.selector.is_none() {
+        return Err(CannotRun::new(
+            "--all-contexts is for -l/--selector (one fleet over every context)",
+        ));
+    }
     if a.context.len() > 1 && a.selector.is_none() {
         return Err(CannotRun::new(
             "one --context here (several are for -l: one fleet over several clusters)",
