@@ -186,16 +186,37 @@ fn fleet(app: &App, f: &mut Frame, area: Rect) {
             }
         })
         .collect();
+    // The name columns as wide as their longest value (within bounds), so TOP PROBLEM keeps
+    // the rest of the width.
+    let fit = |header: &str, values: &mut dyn Iterator<Item = usize>, max: usize| {
+        Constraint::Length(values.fold(header.len(), usize::max).min(max) as u16)
+    };
     let mut widths = Vec::new();
     let mut header = Vec::new();
     if multi {
-        widths.push(Constraint::Length(12));
+        widths.push(fit(
+            "CLUSTER",
+            &mut rows.iter().map(|r| r.cluster.chars().count()),
+            20,
+        ));
         header.push("CLUSTER");
     }
     widths.extend([
-        Constraint::Length(22),
-        Constraint::Length(12),
-        Constraint::Length(9),
+        fit("POD", &mut rows.iter().map(|r| r.pod.chars().count()), 40),
+        fit(
+            "NODE",
+            &mut rows
+                .iter()
+                .map(|r| r.node.as_deref().map_or(0, |n| n.chars().count())),
+            30,
+        ),
+        fit(
+            "PHASE",
+            &mut rows
+                .iter()
+                .map(|r| r.phase.as_deref().map_or(0, |n| n.chars().count())),
+            9,
+        ),
         Constraint::Length(11),
         Constraint::Length(25),
         Constraint::Length(7),
