@@ -770,8 +770,6 @@ pub async fn report_for_status(
     status: &cc_proto::status::Status,
     timeout: Duration,
 ) -> Result<Report, Finding> {
-    let cfg = crate::config::Config::load(path)
-        .map_err(|e| Finding::new("pcr.config-unreadable", Severity::Error, e))?;
     let Some(att) = &status.attestation else {
         return Err(Finding::new(
             "pcr.no-attestation",
@@ -780,7 +778,19 @@ pub async fn report_for_status(
         ));
     };
     // /status omits all-zero PCRs: a missing PCR0 is the debug value.
-    let pcrs = att.pcr_set();
+    report_for_measurements(path, &att.pcr_set(), Some(status.threshold), timeout).await
+}
+
+/// The same for measurements read elsewhere (Prometheus' `containment_enclave_measurement_info`):
+/// the config's threshold, else the enclave's (`threshold`), else 2 (as `policy check`).
+pub async fn report_for_measurements(
+    path: &std::path::Path,
+    pcrs: &cc_proto::pcr::PcrSet,
+    threshold: Option<u32>,
+    timeout: Duration,
+) -> Result<Report, Finding> {
+    let cfg = crate::config::Config::load(path)
+        .map_err(|e| Finding::new("pcr.config-unreadable", Severity::Error, e))?;
     let Some(principal) = cfg.principal.clone() else {
         return Err(Finding::new(
             "pcr.config-unreadable",
@@ -794,8 +804,8 @@ pub async fn report_for_status(
     Ok(check(Input::from_config(
         &cfg,
         principal,
-        cfg.threshold.unwrap_or(status.threshold),
-        measurements(&pcrs),
+        cfg.threshold.or(threshold).unwrap_or(2),
+        measurements(pcrs),
         timeout,
     ))
     .await)

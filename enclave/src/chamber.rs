@@ -50,6 +50,7 @@ impl Chamber {
     ) -> Chamber {
         let metrics = Metrics::new();
         metrics.set_state(SealState::Sealed);
+        metrics.threshold.set(i64::from(threshold));
         Chamber {
             inner: RwLock::new(Inner {
                 state: SealState::Sealed,
@@ -148,6 +149,11 @@ impl Chamber {
                 .collect(),
             debug_mode: doc.debug_mode(),
         };
+        let hex = |i: u16| doc.pcrs.get(&i).map(hex::encode).unwrap_or_default();
+        // PCR8 all zeros: an unsigned image (as /status, which omits it).
+        let pcr8 = Some(hex(8)).filter(|h| h.bytes().any(|b| b != b'0'));
+        self.metrics
+            .set_measurement(&hex(0), pcr8.as_deref().unwrap_or(""));
         self.inner
             .write()
             .unwrap_or_else(|e| e.into_inner())

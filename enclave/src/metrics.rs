@@ -50,6 +50,12 @@ pub struct StatusLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MeasurementLabel {
+    pub pcr0: String,
+    pub pcr8: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ClosedLabel {
     pub server: &'static str,
     pub reason: &'static str,
@@ -65,6 +71,8 @@ pub struct Metrics {
     pub signing_duration: Histogram,
     pub healthy: Gauge,
     pub connections_closed: Family<ClosedLabel, Counter>,
+    pub measurement: Family<MeasurementLabel, Gauge>,
+    pub threshold: Gauge,
 }
 
 impl Default for Metrics {
@@ -86,6 +94,8 @@ impl Metrics {
         );
         let healthy = Gauge::default();
         let connections_closed = Family::<ClosedLabel, Counter>::default();
+        let measurement = Family::<MeasurementLabel, Gauge>::default();
+        let threshold = Gauge::default();
         r.register(
             names::LOG_EVENTS_DROPPED,
             "Log events dropped (log listener down or backing off, buffer full, write failed)",
@@ -122,6 +132,17 @@ impl Metrics {
              header_timeout, idle)",
             connections_closed.clone(),
         );
+        r.register(
+            names::MEASUREMENT_INFO,
+            "1, labelled with the running image's PCR0 and PCR8 (hex; pcr8 empty when unsigned), \
+             once the enclave attested",
+            measurement.clone(),
+        );
+        r.register(
+            names::SIGNER_THRESHOLD,
+            "Shares needed to rebuild the master key",
+            threshold.clone(),
+        );
         let m = Metrics {
             registry: Arc::new(r),
             log_events_dropped,
@@ -131,6 +152,8 @@ impl Metrics {
             signing_duration,
             healthy,
             connections_closed,
+            measurement,
+            threshold,
         };
         m.set_state(SealState::Sealed);
         m
@@ -143,6 +166,17 @@ impl Metrics {
                 .set(i64::from(each == s));
         }
         self.healthy.set(i64::from(s == SealState::Unsealed));
+    }
+
+    /// The running image's measurements (one series: the last attestation's).
+    pub fn set_measurement(&self, pcr0: &str, pcr8: &str) {
+        self.measurement.clear();
+        self.measurement
+            .get_or_create(&MeasurementLabel {
+                pcr0: pcr0.to_owned(),
+                pcr8: pcr8.to_owned(),
+            })
+            .set(1);
     }
 
     pub fn kms(&self, holder: &str, outcome: HolderOutcome) {

@@ -13,6 +13,8 @@ pub mod registered {
     pub const SIGNING_DURATION_SECONDS: &str = "containment_signing_duration_seconds";
     pub const HEALTHY: &str = "containment_healthy";
     pub const CONNECTIONS_CLOSED: &str = "containment_enclave_connections_closed";
+    pub const MEASUREMENT_INFO: &str = "containment_enclave_measurement_info";
+    pub const SIGNER_THRESHOLD: &str = "containment_signer_threshold";
 }
 
 /// Log events the enclave dropped (counter, no labels).
@@ -27,6 +29,12 @@ pub const SIGNING_REQUESTS_TOTAL: &str = "containment_signing_requests_total";
 pub const SIGNING_DURATION_SECONDS: &str = "containment_signing_duration_seconds";
 /// 1 when unsealed and ready to sign.
 pub const HEALTHY: &str = "containment_healthy";
+/// 1, with the running image's measurements as labels (`pcr0`, `pcr8`: 96 hex, all zeros for
+/// PCR0 in debug mode, `pcr8` empty when the image is unsigned), once the enclave attested:
+/// what a Prometheus-backed fleet view judges the key policies against.
+pub const MEASUREMENT_INFO: &str = "containment_enclave_measurement_info";
+/// Shares needed to rebuild the master key (gauge).
+pub const SIGNER_THRESHOLD: &str = "containment_signer_threshold";
 
 /// Connections the enclave's HTTP servers closed themselves, per `server` (api, metrics) and
 /// `reason` (limit, header_timeout, idle) (counter; appears once one was closed).
@@ -40,6 +48,8 @@ pub const ENCLAVE_SERIES: &[&str] = &[
     SIGNING_REQUESTS_TOTAL,
     SIGNING_DURATION_SECONDS,
     HEALTHY,
+    SIGNER_THRESHOLD,
+    MEASUREMENT_INFO,
 ];
 
 /// One scrape: series with labels as written (`containment_kms_decrypt_total{holder="a"}`) →

@@ -270,6 +270,19 @@ fn unseals_from_moto_signs_and_forwards_logs_through_outages() {
     assert_eq!(att.pcrs["PCR0"], "ab".repeat(48));
     assert!(!att.debug_mode);
     assert_eq!(st.validator_keys, 2);
+    // /metrics says the same measurements (a Prometheus-backed fleet view judges them) and
+    // the threshold.
+    let m = cc_tests::http_get(s.metrics_port, "/metrics").unwrap();
+    let info = format!(
+        "containment_enclave_measurement_info{{pcr0=\"{}\",pcr8=\"{}\"}} 1",
+        att.pcrs["PCR0"],
+        att.pcrs.get("PCR8").map_or("", String::as_str)
+    );
+    assert!(m.contains(&info), "{info}\n{m}");
+    assert_eq!(
+        metric(&m, "containment_signer_threshold"),
+        Some(f64::from(st.threshold))
+    );
 
     // Sign, and verify with the public key init printed.
     let root = [7u8; 32];

@@ -309,6 +309,11 @@ fn three_chambers_through_the_pod_proxy_then_through_prometheus() {
     );
     assert_eq!(live["drop_rate_peak_5m"], 0.0, "{v:#}");
     assert!(live["signing_latency_ms"].as_f64().is_some(), "{v:#}");
+    // The running PCRs (containment_enclave_measurement_info) and the threshold, and the key
+    // policies' verdict on them, as through the pod proxy.
+    assert_eq!(live["pcr0"].as_str().unwrap().len(), 96, "{v:#}");
+    assert_eq!(live["threshold"], 2, "{v:#}");
+    assert_eq!(live["release"], "released", "{v:#}");
     let v = doctor_json(&env, &["--context", "demo-b", "--prometheus", &url]);
     assert_eq!(v["pods"][0]["live"]["signer"], "unreachable", "{v:#}");
     assert_eq!(
@@ -325,7 +330,10 @@ fn three_chambers_through_the_pod_proxy_then_through_prometheus() {
             r.len() == 3
                 && r[0].contains("demo-b")
                 && r[0].contains("DOWN")
-                && r[1..].iter().all(|l| l.contains("HEALTHY"))
+                && r[1..].iter().all(|l| {
+                    // PCR0 with the release verdict, and shares against the threshold.
+                    l.contains("HEALTHY") && l.contains(" released") && l.contains("3 (≥2)")
+                })
         },
     );
     println!("prometheus: rows after {took:?}");

@@ -304,26 +304,24 @@ pub struct ReleaseCache(std::sync::Mutex<BTreeMap<(String, String), (Instant, St
 const RELEASE_FOR: Duration = Duration::from_secs(60);
 
 impl ReleaseCache {
+    /// The key policies' verdict on the running `pcrs` (the enclave's `threshold` when the
+    /// config gives none).
     async fn verdict(
         &self,
         config: &std::path::Path,
-        status: &cc_proto::status::Status,
+        pcrs: &cc_proto::pcr::PcrSet,
+        threshold: Option<u32>,
         timeout: Duration,
     ) -> String {
-        let pcr = |n: &str| {
-            status
-                .attestation
-                .as_ref()
-                .and_then(|a| a.pcrs.get(n).cloned())
-                .unwrap_or_default()
-        };
-        let key = (pcr("PCR0"), pcr("PCR8"));
+        let hex = |i: u8| pcrs.get(i).map(|p| p.hex()).unwrap_or_default();
+        let key = (hex(0), hex(8));
         if let Some((t, v)) = self.0.lock().ok().and_then(|m| m.get(&key).cloned())
             && t.elapsed() < RELEASE_FOR
         {
             return v;
         }
-        let v = match crate::policy::report_for_status(config, status, timeout).await {
+        let v = match crate::policy::report_for_measurements(config, pcrs, threshold, timeout).await
+        {
             Ok(r) if r.unreadable() => "unknown".to_owned(),
             Ok(r) if r.release_possible => "released".to_owned(),
             Ok(_) => "not-released".to_owned(),
@@ -376,10 +374,12 @@ pub async fn read_pod(
                 .unwrap_or_else(|| "0".repeat(96))
         })
     };
-    let release = match config {
-        Some(c) if status.attestation.is_some() => {
-            Some(releases.verdict(c, &status, timeout).await)
-        }
+    let release = match (config, &status.attestation) {
+        (Some(c), Some(a)) => Some(
+            releases
+                .verdict(c, &a.pcr_set(), Some(status.threshold), timeout)
+                .await,
+        ),
         _ => None,
     };
     let live = Live {
@@ -443,6 +443,8 @@ pub fn from_prometheus(
             shares,
             kms,
             drop_peak,
+            pcrs,
+            threshold,
         } => Live {
             signer: state.clone().unwrap_or_else(|| "unknown".into()),
             error: state.is_none().then(|| {
@@ -458,6 +460,9 @@ pub fn from_prometheus(
             kms_decrypt: kms,
             drop_rate_peak_5m: drop_peak,
             at_ms: scraped_ms,
+            pcr8: pcrs.as_ref().map(|p| p.1.clone()).filter(|p| !p.is_empty()),
+            pcr0: pcrs.map(|p| p.0),
+            threshold,
             ..Live::unknown("prometheus", String::new())
         },
     }
@@ -808,7 +813,25 @@ impl Fleet {
                             Err(e) => Live::unknown("prometheus", e.clone()),
                         }
                     })
-                    .collect();
+                    .collect::<Vec<Live>>();
+                // The key policies' verdict on each running PCR pair (once per pair a minute).
+                let out = futures::future::join_all(out.into_iter().map(|mut l| async {
+                    if let (Some(c), Some(p0)) = (&self.config, &l.pcr0) {
+                        let mut pcrs = cc_proto::pcr::PcrSet::new();
+                        for (i, hex) in [(0, Some(p0)), (8, l.pcr8.as_ref())] {
+                            if let Some(p) = hex.and_then(|h| cc_proto::pcr::Pcr::parse(h).ok()) {
+                                pcrs.set(i, p);
+                            }
+                        }
+                        l.release = Some(
+                            self.releases
+                                .verdict(c, &pcrs, l.threshold, self.timeout)
+                                .await,
+                        );
+                    }
+                    l
+                }))
+                .await;
                 (out, counters)
             }
         }

@@ -7,7 +7,7 @@
 //! in a multi-cluster setup): it must equal the kubeconfig context's name. Series without
 //! `cluster` match a pod of that namespace and name in any context.
 //!
-//! What is read, per pod:
+//! What is read, per pod (ten instant queries and one range query per refresh, at once):
 //! - `up` and `timestamp(up)`: whether Prometheus' last scrape of the pod answered, and when;
 //! - `containment_signer_state == 1`: the signer's state (its `state` label);
 //! - `sum by (cluster, namespace, pod) (rate(containment_enclave_log_events_dropped_total[5m]))`;
@@ -19,10 +19,12 @@
 //! - the mean signing latency, `rate(…_sum[5m]) / rate(…_count[5m])` of
 //!   `containment_signing_duration_seconds`;
 //! - a range query (`/api/v1/query_range`, the last 5 minutes at 15 s steps) of the drop
-//!   rate over 1m windows: its peak.
+//!   rate over 1m windows: its peak;
+//! - `containment_enclave_measurement_info == 1`: the running PCR0 and PCR8 (its `pcr0` and
+//!   `pcr8` labels), and `max by (cluster, namespace, pod) (containment_signer_threshold)`.
 //!
-//! The running PCRs and the threshold are not in the metrics: with Prometheus as the source
-//! those columns say so instead of guessing.
+//! An enclave server older than these two series gives no PCRs or threshold: those columns
+//! then say `not exported` instead of guessing.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -151,6 +153,8 @@ struct PodSeries {
     shares: Option<u32>,
     kms: BTreeMap<String, f64>,
     drop_peak: Option<f64>,
+    pcrs: Option<(String, String)>,
+    threshold: Option<u32>,
 }
 
 /// The chambers' series, by pod.
@@ -184,7 +188,12 @@ pub async fn fleet(base: &Address, timeout: Duration) -> Result<Series, String> 
         cc_proto::metrics::KMS_DECRYPT_TOTAL
     );
     let peak = rate(cc_proto::metrics::LOG_EVENTS_DROPPED_TOTAL, "1m");
-    let (up, scraped, state, drops, signing, shares, latency, kms, peak) = tokio::join!(
+    let measured = format!("{} == 1", cc_proto::metrics::MEASUREMENT_INFO);
+    let threshold = format!(
+        "max by (cluster, namespace, pod) ({})",
+        cc_proto::metrics::SIGNER_THRESHOLD
+    );
+    let (up, scraped, state, drops, signing, shares, latency, kms, measured, threshold, peak) = tokio::join!(
         query(base, "up", timeout),
         query(base, "timestamp(up)", timeout),
         query(base, &state, timeout),
@@ -193,6 +202,8 @@ pub async fn fleet(base: &Address, timeout: Duration) -> Result<Series, String> 
         query(base, &shares, timeout),
         query(base, &latency, timeout),
         query(base, &kms, timeout),
+        query(base, &measured, timeout),
+        query(base, &threshold, timeout),
         query_range(
             base,
             &peak,
@@ -224,6 +235,22 @@ pub async fn fleet(base: &Address, timeout: Duration) -> Result<Series, String> 
             p.kms.insert(o.clone(), v);
         }
     });
+    each(measured?, &|p, l, _| {
+        // Only a well-formed register is taken (the labels are the pod's own words).
+        let pcr = |n: &str| {
+            l.get(n)
+                .filter(|v| v.is_empty() || cc_proto::pcr::Pcr::parse(v).is_ok())
+                .cloned()
+        };
+        if let (Some(p0), Some(p8)) = (pcr("pcr0"), pcr("pcr8"))
+            && !p0.is_empty()
+        {
+            p.pcrs = Some((p0, p8));
+        }
+    });
+    each(threshold?, &|p, _, v| {
+        p.threshold = (v.is_finite() && v >= 0.0 && v <= f64::from(u32::MAX)).then_some(v as u32)
+    });
     for (labels, values) in peak? {
         if let Some(k) = key(&labels) {
             out.pods.entry(k).or_default().drop_peak = values.into_iter().reduce(f64::max);
@@ -252,6 +279,9 @@ pub enum PodView {
         shares: u32,
         kms: BTreeMap<String, f64>,
         drop_peak: Option<f64>,
+        /// The running PCR0 and PCR8 (empty: unsigned), when the enclave exports them.
+        pcrs: Option<(String, String)>,
+        threshold: Option<u32>,
     },
 }
 
@@ -285,6 +315,8 @@ impl Series {
                 shares: s.shares.unwrap_or(0),
                 kms: s.kms.clone(),
                 drop_peak: s.drop_peak,
+                pcrs: s.pcrs.clone(),
+                threshold: s.threshold,
             }
         }
     }
