@@ -75,30 +75,13 @@ impl Fleet {
             pods: facts
                 .iter()
                 .map(|(c, f)| {
-                    let mut report = super::pod::report(f, only);
-                    let inside = inside.next().unwrap_or_default();
                     let live = lives.next();
-                    // The in-pod probes' reading of the signer, else the live one.
-                    report.signer = inside
-                        .signer
-                        .or_else(|| live.as_ref().and_then(|l| l.judged_signer()));
-                    if let Some(l) = &live {
-                        // What the in-pod probes raised is said once, by them.
-                        let raised: std::collections::BTreeSet<String> = inside
-                            .checks
-                            .iter()
-                            .flat_map(|c| c.findings.iter().map(|f| f.code.clone()))
-                            .collect();
-                        let c = crate::doctor::live::check_besides(l, &raised);
-                        if only.is_empty() || only.iter().any(|o| super::selects_id(&c.id, o)) {
-                            report.checks.push(c);
-                        }
-                    }
-                    report.checks.extend(inside.checks.into_iter().filter(|c| {
-                        only.is_empty() || only.iter().any(|o| super::selects_id(&c.id, o))
-                    }));
-                    super::merge_log_signatures(&mut report.checks);
-                    report.resummarise();
+                    let report = crate::doctor::live::judge(
+                        super::pod::report(f, only),
+                        live.as_ref(),
+                        inside.next().unwrap_or_default(),
+                        only,
+                    );
                     PodReport {
                         cluster: clusters[*c].cluster.clone(),
                         namespace: clusters[*c].namespace.clone(),

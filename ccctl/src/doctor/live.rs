@@ -511,11 +511,8 @@ impl Row {
         live: Live,
     ) -> Row {
         // The pod's API-side report, with the live check in it, judged by doctor's verdict
-        // (the same as `doctor -l`).
-        let mut report = base;
-        report.checks.push(check(&live));
-        report.signer = live.judged_signer();
-        report.resummarise();
+        // (the same code as `doctor -l`).
+        let report = judge(base, Some(&live), crate::doctor::Report::default(), &[]);
         Row {
             cluster,
             namespace,
@@ -575,6 +572,42 @@ impl Row {
             self.top()
         )
     }
+}
+
+/// A pod's report judged with what was read of it now: its API-side report (`base`), its
+/// in-pod probes (`inside`, empty when not run) and its live read (`enclave.live`, leaving out
+/// what the in-pod probes already raised). The signer judged is the in-pod probes' reading,
+/// else the live one; then doctor's verdict. `doctor -l` and the fleet screen both call this.
+/// `only`: `--checks` (empty: all).
+pub fn judge(
+    mut report: crate::doctor::Report,
+    live: Option<&Live>,
+    inside: crate::doctor::Report,
+    only: &[String],
+) -> crate::doctor::Report {
+    let selected =
+        |id: &str| only.is_empty() || only.iter().any(|o| crate::doctor::selects_id(id, o));
+    report.signer = inside
+        .signer
+        .clone()
+        .or_else(|| live.and_then(Live::judged_signer));
+    if let Some(l) = live {
+        let raised: std::collections::BTreeSet<String> = inside
+            .checks
+            .iter()
+            .flat_map(|c| c.findings.iter().map(|f| f.code.clone()))
+            .collect();
+        let c = check_besides(l, &raised);
+        if selected(&c.id) {
+            report.checks.push(c);
+        }
+    }
+    report
+        .checks
+        .extend(inside.checks.into_iter().filter(|c| selected(&c.id)));
+    crate::doctor::merge_log_signatures(&mut report.checks);
+    report.resummarise();
+    report
 }
 
 /// Sort worst first (the fleet screen's and `doctor -l`'s order).
