@@ -124,7 +124,8 @@ pub fn stdout_closed() -> bool {
 
 /// A line to stderr that never panics (a closed stderr is ignored).
 pub fn note(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
+    // What is noted often quotes the cluster, KMS or a file (untrusted text).
+    let _ = writeln!(std::io::stderr(), "{}", clean(line));
 }
 
 /// The one exit path: the outcome's status, or 2 with the reason on stderr.

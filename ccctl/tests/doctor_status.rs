@@ -289,3 +289,19 @@ fn several_contexts_are_for_the_fleet_only() {
         common::stderr(&o)
     );
 }
+
+/// The one exit path sanitises its reason: an error quoting untrusted text (a path, the
+/// cluster's or KMS's words) cannot move the cursor, retitle or clear the terminal.
+#[test]
+fn an_error_quoting_untrusted_text_reaches_the_terminal_sanitised() {
+    let path = "/nonexistent/\u{1b}]0;owned\u{7}\u{1b}[2Jred";
+    let o = common::ccctl(&["eif", "describe", "--eif-path", path]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = common::stderr(&o);
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(
+        err.contains("/nonexistent/") && err.contains("red"),
+        "{err}"
+    );
+    assert!(!err.contains('\u{1b}') && !err.contains('\u{7}'), "{err:?}");
+}
