@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 
 use super::{Shared, named, not_found};
 
-/// The subprotocols served, preferred first (the API server's order).
+/// The subprotocols served.
 const PROTOCOLS: [&str; 2] = ["v5.channel.k8s.io", "v4.channel.k8s.io"];
 
 /// Output read from the command at most (the rest is dropped): a bounded test double.
@@ -125,16 +125,15 @@ pub async fn pod_exec(
         .flat_map(|v| v.split(','))
         .map(|p| p.trim().to_owned())
         .collect();
-    let Some(protocol) = PROTOCOLS
+    // wsstream's handshake: the first of the client's offers that is served (the client's
+    // order, not ours); none is `403 Forbidden` with an empty body, as golang.org/x/net/websocket
+    // answers a failed handshake. (An empty offer, the legacy unnamed protocol, is not served.)
+    let Some(protocol) = offered
         .iter()
-        .find(|p| offered.iter().any(|o| o == *p))
+        .find_map(|o| PROTOCOLS.iter().find(|p| *p == o))
         .copied()
     else {
-        return status(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            format!("none of the offered subprotocols {offered:?} is served ({PROTOCOLS:?})"),
-        );
+        return StatusCode::FORBIDDEN.into_response();
     };
     if !upgrade {
         return status(
@@ -261,6 +260,105 @@ pub(super) fn flag(query: &str, name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use futures::StreamExt as _;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+
+    use super::{HeaderValue, Message, StatusCode, WebSocketStream, header};
+
+    type Handshake = Result<
+        (
+            WebSocketStream<tokio::net::TcpStream>,
+            tokio_tungstenite::tungstenite::handshake::client::Response,
+        ),
+        tokio_tungstenite::tungstenite::Error,
+    >;
+
+    /// The WebSocket handshake of an exec of `sh -c script` offering `protocols`, against a
+    /// double with one pod (returned too: it serves as long as it lives).
+    async fn handshake(protocols: &str, script: &str) -> (super::super::ApiServer, Handshake) {
+        let mut pod = k8s_openapi::api::core::v1::Pod::default();
+        pod.metadata.name = Some("signer-0".into());
+        pod.metadata.namespace = Some("chamber".into());
+        let api = super::super::ApiServer::start(super::super::Objects {
+            pods: vec![pod],
+            exec_local: true,
+            ..Default::default()
+        })
+        .await;
+        let script: String = script.bytes().map(|b| format!("%{b:02X}")).collect();
+        let mut req = format!(
+            "ws://127.0.0.1:{}/api/v1/namespaces/chamber/pods/signer-0/exec?command=sh&command=-c&command={script}&stdout=true&stderr=true",
+            api.port
+        )
+        .into_client_request()
+        .unwrap();
+        req.headers_mut().insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_str(protocols).unwrap(),
+        );
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", api.port))
+            .await
+            .unwrap();
+        (api, tokio_tungstenite::client_async(req, tcp).await)
+    }
+
+    /// A client that offers only `v4.channel.k8s.io` (kube before v5, client-go before 1.30)
+    /// gets v4: the output on channels 1 and 2, then the Status with the exit code on 3.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_v4_only_client_gets_v4_with_the_status_on_channel_3() {
+        let (_api, r) = handshake("v4.channel.k8s.io", "echo out; echo err >&2; exit 5").await;
+        let (mut ws, response) = r.unwrap();
+        assert_eq!(
+            response.headers()[header::SEC_WEBSOCKET_PROTOCOL],
+            "v4.channel.k8s.io"
+        );
+        let mut frames = Vec::new();
+        while let Some(Ok(m)) = ws.next().await {
+            if let Message::Binary(b) = m {
+                frames.push((b[0], String::from_utf8_lossy(&b[1..]).into_owned()));
+            }
+        }
+        assert_eq!(frames[0], (1, "out\n".to_owned()));
+        assert_eq!(frames[1], (2, "err\n".to_owned()));
+        assert_eq!(frames.len(), 3, "{frames:?}");
+        let status: serde_json::Value = serde_json::from_str(&frames[2].1).unwrap();
+        assert_eq!(frames[2].0, 3);
+        assert_eq!(status["status"], "Failure");
+        assert_eq!(status["reason"], "NonZeroExitCode");
+        assert_eq!(status["details"]["causes"][0]["reason"], "ExitCode");
+        assert_eq!(status["details"]["causes"][0]["message"], "5");
+    }
+
+    /// As wsstream's handshake: the first of the client's offers that is served wins (kube
+    /// offers v5 then v4 and gets v5); none served is 403 with no upgrade.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_clients_first_served_protocol_wins_and_none_is_403() {
+        for (offer, chosen) in [
+            ("v5.channel.k8s.io, v4.channel.k8s.io", "v5.channel.k8s.io"),
+            (
+                "v3.channel.k8s.io, v4.channel.k8s.io, v5.channel.k8s.io",
+                "v4.channel.k8s.io",
+            ),
+        ] {
+            let (_api, r) = handshake(offer, "true").await;
+            let (_ws, response) = r.unwrap();
+            assert_eq!(
+                response.headers()[header::SEC_WEBSOCKET_PROTOCOL],
+                chosen,
+                "{offer}"
+            );
+        }
+        match handshake("v3.channel.k8s.io, channel.k8s.io", "true")
+            .await
+            .1
+        {
+            Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
+                assert_eq!(r.status(), StatusCode::FORBIDDEN)
+            }
+            other => panic!("expected 403, got {:?}", other.map(|(_, r)| r.status())),
+        }
+    }
+
     #[test]
     fn the_command_is_form_decoded() {
         assert_eq!(
