@@ -719,37 +719,8 @@ async fn pods_running(k: &KubeWatch, timeout: Duration) -> Vec<PodRunning> {
         let name = p.metadata.name.clone().unwrap_or_default();
         let (exec, ns) = (exec.clone(), ns.clone());
         tasks.spawn(async move {
-            let r = tokio::time::timeout(
-                timeout,
-                exec.exec(
-                    &ns,
-                    &name,
-                    vec!["nitro-cli".into(), "describe-enclaves".into()],
-                ),
-            )
-            .await;
-            let parsed = match r {
-                Err(_) => Err(format!("nitro-cli did not answer within {timeout:?}")),
-                Ok(Err(e)) => Err(e),
-                Ok(Ok(o)) if o.status.is_none() => {
-                    Err("nitro-cli is not in the pod's image (it could not be started)".into())
-                }
-                Ok(Ok(o)) if o.status != Some(0) => {
-                    let stderr = crate::output::clean(String::from_utf8_lossy(&o.stderr).trim());
-                    Err(format!(
-                        "nitro-cli describe-enclaves exited {}: {}",
-                        o.status.unwrap_or(-1),
-                        if stderr.is_empty() {
-                            "(no output)"
-                        } else {
-                            &stderr
-                        }
-                    ))
-                }
-                Ok(Ok(o)) => cc_proto::nitro_cli::parse_describe_enclaves(
-                    &String::from_utf8_lossy(&o.stdout),
-                ),
-            };
+            let parsed =
+                crate::probe::nitro_cli::describe_in_pod(&*exec, &ns, &name, timeout).await;
             let pcrs = parsed.and_then(|list| {
                 let e = list
                     .into_iter()

@@ -51,6 +51,12 @@ pub struct TuiArgs {
     /// of through the API server's pod proxy.
     #[arg(long)]
     pub direct: bool,
+    /// With --pod/-l: how the watched pod's in-pod probes run (its enclave panel's
+    /// `nitro-cli describe-enclaves`, and doctor's in-pod checks, as `doctor --pod --exec`):
+    /// `kube` through the API server's pods/exec, `local` on this machine (`ccctl demo`),
+    /// `none` not at all.
+    #[arg(long, value_enum, default_value_t = crate::probe::exec::ExecMode::Kube)]
+    pub exec: crate::probe::exec::ExecMode,
     /// Lines kept by the log panel (a ring: older lines are dropped).
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     pub log_lines: usize,
@@ -124,6 +130,7 @@ pub fn run(a: TuiArgs) -> Result<Outcome, CannotRun> {
                 selector: a.selector.clone(),
                 watching: Arc::new(tokio::sync::watch::channel(watching).0),
                 direct: a.direct,
+                exec: a.exec,
                 source,
             })
         } else {

@@ -576,3 +576,55 @@ async fn kube_exec_over_websocket_carries_output_exit_codes_and_not_found() {
         .unwrap_err();
     assert!(e.contains("HTTP 404"), "{e}");
 }
+
+/// In-pod probes that hang (the pod's `ccctl` never answers): past `--timeout` (+2 s for the
+/// exec) they are `enclave.in-pod-probe-failed`, a warning, not an empty list that reads as
+/// "nothing wrong inside"; doctor still ends soon after the deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_pod_probes_past_the_deadline_are_a_finding_not_silence() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("image");
+    std::fs::create_dir(&image).unwrap();
+    let ccctl = image.join("ccctl");
+    std::fs::write(&ccctl, "#!/bin/sh\nexec sleep 30\n").unwrap();
+    let mut perms = std::fs::metadata(&ccctl).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&ccctl, perms).unwrap();
+    let mut objects = fleet(1);
+    objects.exec_local = true;
+    objects.exec_env = vec![("PATH".into(), format!("{}:/usr/bin:/bin", image.display()))];
+    let api = ApiServer::start(objects).await;
+    let kc = api.kubeconfig(dir.path(), "chamber");
+    let start = std::time::Instant::now();
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        doctor(&kc, &["--pod", "signer-0", "--timeout", "1s", "-o", "json"])
+    })
+    .await
+    .unwrap();
+    let took = start.elapsed();
+    let report: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    let finding = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["findings"].as_array().cloned().unwrap_or_default())
+        .find(|f| f["code"] == "enclave.in-pod-probe-failed")
+        .unwrap_or_else(|| panic!("no in-pod-probe-failed: {out}"));
+    assert_eq!(finding["severity"], "warn", "{finding}");
+    assert!(
+        finding["summary"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer within 3s"),
+        "{finding}"
+    );
+    // Not HEALTHY: the signer was not read inside the pod.
+    assert_ne!(report["verdict"]["level"], "HEALTHY", "{out}");
+    assert_eq!(
+        code,
+        Some(0),
+        "warnings do not fail the default --fail-on error: {err}"
+    );
+    assert!(took < std::time::Duration::from_secs(10), "{took:?}");
+}

@@ -248,5 +248,34 @@ fn the_demo_fleet_with_no_other_flag() {
         Duration::from_secs(10),
     );
     t.wait_for("/status: UNSEALED", Duration::from_secs(20));
+    // The watched pod's enclaves, by nitro-cli inside it (kube exec, the default).
+    let s = t.wait_for("nitro-cli: RUNNING", Duration::from_secs(20));
+    assert!(s.contains("CID 16"), "{s}");
+    // Its Findings are `doctor --pod`'s: the API-side checks and the in-pod probes, the same
+    // checks in the same families, each family listed once.
+    let o = std::process::Command::new(bin("ccctl"))
+        .args(["-o", "json", "doctor", "--pod", "containment-chamber-0"])
+        .envs(demo.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let checks = report["checks"].as_array().unwrap();
+    assert!(checks.iter().any(|c| c["id"] == "config.debug"), "{report}");
+    t.keys(&["4"]);
+    let s = t.wait_for(
+        &format!("{} checks: 0 errors", checks.len()),
+        Duration::from_secs(30),
+    );
+    for c in checks {
+        let id = c["id"].as_str().unwrap();
+        assert!(s.contains(&format!("✓ {id}")), "{id}:\n{s}");
+    }
+    let families: Vec<&str> = s
+        .lines()
+        .map(|l| l.trim_matches(|c: char| c == '│' || c.is_whitespace()))
+        .filter(|l| ["logs", "enclave", "nsm", "config", "kms", "pcr", "egress"].contains(l))
+        .collect();
+    let once: std::collections::BTreeSet<&str> = families.iter().copied().collect();
+    assert_eq!(families.len(), once.len(), "a family listed twice:\n{s}");
     t.keys(&["q"]);
 }

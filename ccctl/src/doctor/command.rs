@@ -105,8 +105,6 @@ pub fn run(a: DoctorArgs, fmt: Format) -> Result<Outcome, CannotRun> {
     if let Some(pod) = &a.pod {
         let context = a.context.first().map(String::as_str);
         let rt = output::runtime()?;
-        let timeout_arg = format!("{}ms", a.timeout.as_millis());
-        let exec_mode = a.exec;
         let report = rt.block_on(async {
             let client = crate::probe::k8s::client(context).await?;
             let ns = match &a.namespace {
@@ -114,23 +112,8 @@ pub fn run(a: DoctorArgs, fmt: Format) -> Result<Outcome, CannotRun> {
                 None => crate::probe::k8s::default_namespace(context).await,
             };
             let facts = crate::probe::k8s::pod_facts(&client, &ns, pod, a.timeout).await?;
-            let mut report = super::pod::report(&facts, &a.checks);
-            let exec = exec_for(exec_mode, &client);
-            if let Some(exec) = exec {
-                let inside = tokio::time::timeout(
-                    a.timeout + std::time::Duration::from_secs(2),
-                    super::inpod::in_pod(exec, &ns, pod, &timeout_arg),
-                )
-                .await
-                .unwrap_or_default();
-                report.signer = inside.signer;
-                report.checks.extend(inside.checks.into_iter().filter(|c| {
-                    a.checks.is_empty() || a.checks.iter().any(|o| super::selects_id(&c.id, o))
-                }));
-                super::merge_log_signatures(&mut report.checks);
-                report.resummarise();
-            }
-            Ok::<_, String>(report)
+            let exec = exec_for(a.exec, &client);
+            Ok::<_, String>(super::inpod::pod_report(&facts, exec, a.timeout, &a.checks).await)
         });
         rt.shutdown_background();
         let report = report.map_err(CannotRun::new)?;
@@ -230,21 +213,13 @@ async fn fleet(
     }
     // The in-pod probes of every pod, concurrently.
     let inside = async {
-        let timeout_arg = format!("{}ms", a.timeout.as_millis());
-        let deadline = a.timeout + std::time::Duration::from_secs(2);
         futures::future::join_all(facts.iter().map(|(i, f)| {
             let c = &clusters[*i];
             let exec = exec_for(a.exec, &c.client);
             let pod = f.pod.metadata.name.clone().unwrap_or_default();
-            let arg = timeout_arg.clone();
             async move {
                 match exec {
-                    Some(exec) => tokio::time::timeout(
-                        deadline,
-                        super::inpod::in_pod(exec, &c.namespace, &pod, &arg),
-                    )
-                    .await
-                    .unwrap_or_default(),
+                    Some(exec) => super::inpod::within(exec, &c.namespace, &pod, a.timeout).await,
                     None => super::Report::default(),
                 }
             }

@@ -13,6 +13,62 @@ fn result(id: &str, description: &str, findings: Vec<Finding>) -> CheckResult {
     CheckResult::of(id, description, findings)
 }
 
+/// A pod judged as `doctor --pod` judges it: the API-side checks of its `facts`, then (with
+/// `exec`) the in-pod probes merged in, their signer reading taken, and the verdict judged
+/// again. The dashboard's doctor for the pod it watches calls this too. `only`: `--checks`.
+pub async fn pod_report(
+    facts: &crate::probe::k8s::PodFacts,
+    exec: Option<Arc<dyn PodExec>>,
+    timeout: std::time::Duration,
+    only: &[String],
+) -> Report {
+    let mut report = super::pod::report(facts, only);
+    let Some(exec) = exec else {
+        return report;
+    };
+    let namespace = facts.pod.metadata.namespace.clone().unwrap_or_default();
+    let pod = facts.pod.metadata.name.clone().unwrap_or_default();
+    let inside = within(exec, &namespace, &pod, timeout).await;
+    report.signer = inside.signer;
+    report.checks.extend(
+        inside
+            .checks
+            .into_iter()
+            .filter(|c| only.is_empty() || only.iter().any(|o| super::selects_id(&c.id, o))),
+    );
+    super::merge_log_signatures(&mut report.checks);
+    report.resummarise();
+    report
+}
+
+/// [`in_pod`] with `timeout` for the probes inside (and 2 s more for the exec around them): a
+/// deadline passed is an `enclave.in-pod-probe-failed` warning, never an empty report that
+/// would read as "nothing wrong inside".
+pub async fn within(
+    exec: Arc<dyn PodExec>,
+    namespace: &str,
+    pod: &str,
+    timeout: std::time::Duration,
+) -> Report {
+    let deadline = timeout + std::time::Duration::from_secs(2);
+    let arg = format!("{}ms", timeout.as_millis());
+    match tokio::time::timeout(deadline, in_pod(exec, namespace, pod, &arg)).await {
+        Ok(r) => r,
+        Err(_) => Report {
+            checks: vec![result(
+                "enclave.in-pod",
+                "probes inside the pod",
+                vec![Finding::new(
+                    "enclave.in-pod-probe-failed",
+                    Severity::Warn,
+                    format!("the probes inside the pod did not answer within {deadline:?}"),
+                )],
+            )],
+            ..Report::default()
+        },
+    }
+}
+
 /// The in-pod probes: ccctl's own local doctor if the image has it, else the raw commands.
 pub async fn in_pod(
     exec: Arc<dyn PodExec>,

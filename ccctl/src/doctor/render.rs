@@ -19,7 +19,9 @@ pub use crate::output::clean;
 
 /// The families in the order they first appear, each once (checks of one family may be
 /// interleaved with others', e.g. the pod's API-side checks and its in-pod probes).
-fn families(r: &Report) -> Vec<&str> {
+/// The families of `r`'s checks, in the order they first appear: each check is listed under
+/// its family once (doctor's output and the dashboard's Findings screen).
+pub fn families(r: &Report) -> Vec<&str> {
     let mut out: Vec<&str> = Vec::new();
     for c in &r.checks {
         if !out.contains(&c.family.as_str()) {
@@ -27,6 +29,24 @@ fn families(r: &Report) -> Vec<&str> {
         }
     }
     out
+}
+
+/// What a check saw, or why it could not look (the rule is in `--list-checks`), and its note,
+/// both sanitised: doctor's output and the dashboard's Findings screen show this.
+pub fn check_text(c: &super::CheckResult) -> (String, Option<String>) {
+    match (c.status, &c.note) {
+        (CheckStatus::Skipped, Some(n)) => (format!("skipped: {}", clean(n)), None),
+        (CheckStatus::Unknown, Some(n)) => (format!("unknown: {}", clean(n)), None),
+        (CheckStatus::Crashed, _) => ("crashed: nothing it saw is known".to_owned(), None),
+        (CheckStatus::TimedOut, _) => (
+            "timed out: it did not finish within the deadline".to_owned(),
+            None,
+        ),
+        (_, n) => (
+            clean(c.observed.as_deref().unwrap_or(&c.description)),
+            n.as_deref().map(clean),
+        ),
+    }
 }
 
 /// The verdict line, coloured by level.
@@ -78,23 +98,10 @@ pub fn human(r: &Report, st: Style) -> String {
             } else {
                 format!("  → {}", refs.join(" "))
             };
-            // What it saw (or why it could not look); the rule is in --list-checks.
-            let (text, note_line) = match (c.status, &c.note) {
-                (CheckStatus::Skipped, Some(n)) => (format!("skipped: {}", clean(n)), None),
-                (CheckStatus::Unknown, Some(n)) => (format!("unknown: {}", clean(n)), None),
-                (CheckStatus::Crashed, _) => ("crashed: nothing it saw is known".to_owned(), None),
-                (CheckStatus::TimedOut, _) => (
-                    "timed out: it did not finish within the deadline".to_owned(),
-                    None,
-                ),
-                (_, n) => (
-                    clean(c.observed.as_deref().unwrap_or(&c.description)),
-                    n.as_deref(),
-                ),
-            };
+            let (text, note_line) = check_text(c);
             out += &format!("  {mark} {:<20} {text}{refs}\n", c.id);
             if let Some(n) = note_line {
-                out += &format!("      note: {}\n", clean(n));
+                out += &format!("      note: {n}\n");
             }
         }
     }

@@ -133,3 +133,40 @@ pub async fn probe(nitro_cli: &Path, timeout: Duration) -> super::Probe<Vec<Desc
     })
     .await
 }
+
+/// `nitro-cli describe-enclaves` inside a pod through `exec`, within `timeout`: the list, or
+/// why there is none in words (did not answer, not in the image, exited non-zero with its
+/// stderr, unparsable). Rotate's watch of running PCRs and the dashboard's enclave panel for
+/// a pod read it.
+pub async fn describe_in_pod(
+    exec: &dyn super::exec::PodExec,
+    namespace: &str,
+    pod: &str,
+    timeout: Duration,
+) -> Result<Vec<DescribedEnclave>, String> {
+    let cmd = vec!["nitro-cli".into(), "describe-enclaves".into()];
+    match tokio::time::timeout(timeout, exec.exec(namespace, pod, cmd)).await {
+        Err(_) => Err(format!("nitro-cli did not answer within {timeout:?}")),
+        Ok(Err(e)) => Err(crate::output::clean(&e)),
+        Ok(Ok(o)) if o.status.is_none() => {
+            Err("nitro-cli is not in the pod's image (it could not be started)".into())
+        }
+        Ok(Ok(o)) if o.status != Some(0) => {
+            let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+            let f = NitroCliFailure {
+                exit_status: o.status,
+                error: CliError::parse(&stderr),
+                stderr,
+            };
+            // One line: it is shown beside the pod's name.
+            let raw = failure_raw(&f);
+            let text: Vec<&str> = raw
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            Err(crate::output::clean(&text.join("; ")))
+        }
+        Ok(Ok(o)) => parse_describe_enclaves(&String::from_utf8_lossy(&o.stdout)),
+    }
+}

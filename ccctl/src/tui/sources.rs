@@ -54,6 +54,8 @@ pub struct KubeTarget {
     /// Read `/status` and `/metrics` at `--api`/`--metrics` (a port-forward) instead of
     /// through the API server's pod proxy.
     pub direct: bool,
+    /// How the watched pod's in-pod probes run (`--exec`).
+    pub exec: crate::probe::exec::ExecMode,
     /// Where the fleet screen's live fields come from.
     pub source: crate::doctor::live::Source,
 }
@@ -154,7 +156,30 @@ pub fn start(s: Arc<Settings>, tx: Sender<Update>) -> Vec<tokio::task::JoinHandl
             tx.clone(),
         )));
     }
-    if s.kube.is_none() {
+    if let Some(k) = s.kube.clone() {
+        // The watched pod's enclaves, by nitro-cli inside it (as rotate's watch reads them).
+        let s = s.clone();
+        tasks.push(poll(tx.clone(), s.refresh * 5, move || {
+            let pod = watched(&s);
+            let c = k.cluster_of(pod.as_ref());
+            let exec = crate::probe::exec::exec_for(k.exec, &c.client);
+            let target = pod
+                .as_ref()
+                .map(|p| (p.namespace.clone(), p.name.clone()))
+                .or_else(|| k.pod.clone().map(|p| (c.namespace.clone(), p)));
+            async move {
+                let r = match (exec, target) {
+                    (None, _) => Err("not read: --exec none runs nothing in the pod".into()),
+                    (Some(_), None) => Err("no pod chosen yet".into()),
+                    (Some(exec), Some((ns, name))) => {
+                        crate::probe::nitro_cli::describe_in_pod(&*exec, &ns, &name, timeout).await
+                    }
+                };
+                let ok = r.is_ok();
+                (about(&pod, Update::Enclaves(r)), ok)
+            }
+        }));
+    } else {
         let cli = s.probes.nitro_cli.clone();
         tasks.push(poll(tx.clone(), s.refresh * 5, move || {
             let cli = cli.clone();
@@ -237,8 +262,13 @@ pub fn run_doctor(s: Arc<Settings>, tx: Sender<Update>) -> tokio::task::JoinHand
         let pod = watched(&s);
         let report = match &s.kube {
             None => crate::doctor::run_local(&s.probes, s.timeout).await,
+            // As `doctor --pod` judges it: API-side checks and the in-pod probes.
             Some(k) => match pod_facts(k, pod.as_ref(), s.timeout).await {
-                Ok(facts) => crate::doctor::pod_report(&facts),
+                Ok(facts) => {
+                    let c = k.cluster_of(pod.as_ref());
+                    let exec = crate::probe::exec::exec_for(k.exec, &c.client);
+                    crate::doctor::inpod::pod_report(&facts, exec, s.timeout, &[]).await
+                }
                 Err(e) => {
                     // --pod: the pod table says why; -l: the fleet screen does.
                     if k.selector.is_none() {

@@ -1345,11 +1345,18 @@ fn findings(app: &App, f: &mut Frame, area: Rect) {
                 }
             }
             // Then every check with its status: ✓ only for what was looked at and passed.
-            let mut family = String::new();
-            for c in &r.checks {
-                if c.family != family {
-                    family = c.family.clone();
-                    lines.push(Line::from(Span::styled(family.clone(), BOLD)));
+            for (family, c) in crate::doctor::render::families(r)
+                .into_iter()
+                .flat_map(|fam| {
+                    r.checks
+                        .iter()
+                        .filter(move |c| c.family == fam)
+                        .enumerate()
+                        .map(move |(i, c)| ((i == 0).then_some(fam), c))
+                })
+            {
+                if let Some(family) = family {
+                    lines.push(Line::from(Span::styled(family.to_owned(), BOLD)));
                 }
                 let (mark, st) = match c.status {
                     CheckStatus::Passed => ("✓", GREEN),
@@ -1362,9 +1369,11 @@ fn findings(app: &App, f: &mut Frame, area: Rect) {
                     Span::styled(format!("  {mark} "), st),
                     Span::raw(c.id.clone()),
                 ];
-                // What it saw, or why it could not look.
-                if let Some(n) = c.observed.as_ref().or(c.note.as_ref()) {
-                    spans.push(Span::styled(format!("  {}", crate::output::clean(n)), DIM));
+                // What it saw, or why it could not look (as doctor prints it).
+                let (text, note) = crate::doctor::render::check_text(c);
+                spans.push(Span::styled(format!("  {text}"), DIM));
+                if let Some(n) = note {
+                    spans.push(Span::styled(format!("  note: {n}"), DIM));
                 }
                 lines.push(Line::from(spans));
             }
