@@ -767,3 +767,36 @@ fn a_late_read_of_the_pod_watched_before_is_dropped() {
     );
     assert_eq!(app.logs.len(), 1);
 }
+
+/// Text the dashboard did not write — pod and node names from the cluster, PCRs from a pod's
+/// /status — is drawn sanitised and cut by characters, not bytes: a PCR of multi-byte
+/// characters (a hostile or broken signer) used to panic the fleet screen and the overview.
+#[test]
+fn hostile_names_and_pcrs_are_drawn_sanitised_without_panic() {
+    let mut app = fleet_app();
+    let odd = format!("a{}", "é".repeat(47));
+    {
+        let view = app.fleet.as_mut().unwrap().view.value.as_mut().unwrap();
+        view.rows[0].pod = "evil\x1b]0;pwned\x07\x1b[2J-pod".into();
+        view.rows[0].node = Some("node\x1b[31m-red".into());
+        view.rows[0].live.pcr0 = Some(odd.clone());
+    }
+    let s = draw(&app, 160, 10);
+    assert!(s.contains("evil-pod"), "{s}");
+    assert!(s.contains("node-red"), "{s}");
+    assert!(s.contains("aéééééééééé"), "{s}");
+    for leak in ["\x1b", "pwned", "[2J", "[31m"] {
+        assert!(!s.contains(leak), "{leak:?}:\n{s}");
+    }
+    // The overview of a pod whose /status gives that PCR0.
+    let mut st = status("unsealed", ["decrypted"; 3], None);
+    st.attestation
+        .as_mut()
+        .unwrap()
+        .pcrs
+        .insert("PCR0".into(), odd);
+    app.screen = Screen::Overview;
+    app.apply(Update::Status(Ok(st)));
+    let s = draw(&app, 160, 40);
+    assert!(s.contains("PCR0 aééééééé…éééééééé"), "{s}");
+}

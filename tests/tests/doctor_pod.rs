@@ -628,3 +628,68 @@ async fn in_pod_probes_past_the_deadline_are_a_finding_not_silence() {
     );
     assert!(took < std::time::Duration::from_secs(10), "{took:?}");
 }
+
+/// A signer behind the pod proxy whose /status gives registers that are not 96 hex digits
+/// (multi-byte text, an escape sequence): no panic, no PCR shown, no release judged on it,
+/// and the reason in the live fields, sanitised.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signer_giving_malformed_pcrs_is_reported_not_trusted() {
+    let status = serde_json::json!({
+        "state": "unsealed", "platform": "software",
+        "attestation": {"module_id": "m", "timestamp_ms": 1, "debug_mode": false,
+            "pcrs": {"PCR0": format!("a{}", "é".repeat(47)), "PCR8": "\u{1b}]0;pwned\u{7}"}},
+        "threshold": 2, "holders": [],
+        "log_forwarding": {"target": "t", "connected": true, "dropped_total": 0, "delivered_total": 1},
+        "validator_keys": 1, "uptime_seconds": 1, "version": "x"
+    })
+    .to_string();
+    let app = axum::Router::new()
+        .route("/status", axum::routing::get(move || async move { status }))
+        .route(
+            "/metrics",
+            axum::routing::get(|| async { "containment_enclave_log_events_dropped_total 0\n" }),
+        );
+    let l = cc_tests::apiserver::listen(0).unwrap();
+    let signer = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await });
+    let dir = tempfile::tempdir().unwrap();
+    let mut objects = fleet(1);
+    for port in [9000, 3000] {
+        objects.proxies.insert(
+            ("chamber".into(), "signer-0".into(), port),
+            cc_proto::Address::Tcp {
+                host: signer.ip().to_string(),
+                port: signer.port(),
+            },
+        );
+    }
+    let api = ApiServer::start(objects).await;
+    let kc = api.kubeconfig(dir.path(), "chamber");
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        doctor(
+            &kc,
+            &[
+                "-l",
+                "app=containment-chamber",
+                "--exec",
+                "none",
+                "-o",
+                "json",
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(matches!(code, Some(0 | 1)), "{code:?} {err}");
+    assert!(!out.contains('\u{1b}') && !out.contains("pwned"), "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let live = &v["pods"][0]["live"];
+    assert_eq!(live["signer"], "unsealed", "{live}");
+    assert!(live["pcr0"].is_null() && live["pcr8"].is_null(), "{live}");
+    assert!(live["release"].is_null(), "{live}");
+    let error = live["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("PCR0") && error.contains("PCR8") && error.contains("96 hex digits"),
+        "{live}"
+    );
+}

@@ -365,17 +365,35 @@ pub async fn read_pod(
         Ok(s) => (Some(counters(s)), None),
         Err(e) => (None, Some(e.clone())),
     };
-    let pcr = |n: &str| {
-        status.attestation.as_ref().map(|a| {
-            a.pcrs
-                .get(n)
-                .cloned()
+    // The registers as /status gives them (untrusted text): one that is not 96 hex digits is
+    // not shown, and no release verdict is judged on it.
+    let bad: Vec<&str> = status
+        .attestation
+        .iter()
+        .flat_map(|a| a.pcrs.iter())
+        .filter(|(_, v)| !cc_proto::pcr::Pcr::is_valid(v))
+        .map(|(k, _)| k.as_str())
+        .collect();
+    let pcr_error = (!bad.is_empty()).then(|| {
+        crate::output::clean(&format!(
+            "/status gave {} not as 96 hex digits",
+            bad.join(", ")
+        ))
+    });
+    let valid = |n: &str| {
+        status
+            .attestation
+            .as_ref()
+            .and_then(|a| match a.pcrs.get(n) {
+                Some(v) if cc_proto::pcr::Pcr::is_valid(v) => Some(v.to_ascii_lowercase()),
+                Some(_) => None,
                 // /status omits all-zero registers: a missing PCR0 is the debug value.
-                .unwrap_or_else(|| "0".repeat(96))
-        })
+                None if n == "PCR0" => Some("0".repeat(96)),
+                None => None,
+            })
     };
     let release = match (config, &status.attestation) {
-        (Some(c), Some(a)) => Some(
+        (Some(c), Some(a)) if pcr_error.is_none() => Some(
             releases
                 .verdict(c, &a.pcr_set(), Some(status.threshold), timeout)
                 .await,
@@ -385,12 +403,12 @@ pub async fn read_pod(
     let live = Live {
         source: "pod-proxy",
         signer: status.state.as_str().to_owned(),
-        error: metrics_error.map(|e| crate::output::clean(&e)),
-        pcr0: pcr("PCR0"),
-        pcr8: status
-            .attestation
-            .as_ref()
-            .and_then(|a| a.pcrs.get("PCR8").cloned()),
+        error: match (metrics_error.map(|e| crate::output::clean(&e)), pcr_error) {
+            (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+            (a, b) => a.or(b),
+        },
+        pcr0: valid("PCR0"),
+        pcr8: valid("PCR8"),
         release,
         shares: Some(status.decrypted() as u32),
         threshold: Some(status.threshold),
@@ -702,7 +720,7 @@ fn findings(live: &Live) -> Vec<cc_proto::findings::Finding> {
             Severity::Error,
             format!(
                 "fewer holders than the threshold would release their share to the running PCR0 {}…: after a restart the enclave cannot unseal (doctor --pod with --config, or the dashboard's overview of this pod, names the holders)",
-                live.pcr0.as_deref().map(|p| &p[..p.len().min(16)]).unwrap_or("?")
+                live.pcr0.as_deref().map(|p| p.chars().take(16).collect::<String>()).unwrap_or("?".into())
             ),
         ));
     }

@@ -135,8 +135,8 @@ fn fleet(app: &App, f: &mut Frame, area: Rect) {
             };
             let num = |v: Option<f64>| v.map(|x| format!("{x:.1}")).unwrap_or("?".into());
             let pcr = match (&r.live.pcr0, &r.live.release) {
-                (Some(p), Some(rel)) => format!("{} {rel}", &p[..p.len().min(12)]),
-                (Some(p), None) => format!("{} ?", &p[..p.len().min(12)]),
+                (Some(p), Some(rel)) => format!("{} {rel}", short_prefix(p, 12)),
+                (Some(p), None) => format!("{} ?", short_prefix(p, 12)),
                 (None, _) if r.live.source == "prometheus" => "not exported".into(),
                 (None, _) => "?".into(),
             };
@@ -156,15 +156,18 @@ fn fleet(app: &App, f: &mut Frame, area: Rect) {
                 crate::output::duration_short(now_ms.saturating_sub(r.live.at_ms) / 1000)
             };
             let mut cells = Vec::new();
+            // Every text cell comes from the cluster, the pod or Prometheus: untrusted.
+            let clean = crate::output::clean;
             if multi {
-                cells.push(Cell::from(r.cluster.clone()));
+                cells.push(Cell::from(clean(&r.cluster)));
             }
             cells.extend([
-                Cell::from(r.pod.clone()),
-                Cell::from(r.node.clone().unwrap_or_default()),
-                Cell::from(r.phase.clone().unwrap_or_default()),
-                Cell::from(r.live.signer.to_uppercase()).style(live(&fl.view, signer_style)),
-                Cell::from(pcr).style(live(&fl.view, rel_style)),
+                Cell::from(clean(&r.pod)),
+                Cell::from(clean(r.node.as_deref().unwrap_or_default())),
+                Cell::from(clean(r.phase.as_deref().unwrap_or_default())),
+                Cell::from(clean(&r.live.signer.to_uppercase()))
+                    .style(live(&fl.view, signer_style)),
+                Cell::from(clean(&pcr)).style(live(&fl.view, rel_style)),
                 Cell::from(shares),
                 Cell::from(num(r.live.drop_rate)).style(
                     if r.live.drop_rate.is_some_and(|d| d > 0.0) {
@@ -380,12 +383,20 @@ fn help(_app: &App, f: &mut Frame, body: Rect) {
     );
 }
 
+/// `v` as `first8…last8` (by characters: the text may come from the enclave, untrusted).
 fn short(v: &str, full: bool) -> String {
-    if full || v.len() <= 16 {
+    let n = v.chars().count();
+    if full || n <= 16 {
         v.to_owned()
     } else {
-        format!("{}…{}", &v[..8], &v[v.len() - 8..])
+        let last: String = v.chars().skip(n - 8).collect();
+        format!("{}…{last}", short_prefix(v, 8))
     }
+}
+
+/// The first `n` characters of `v`.
+fn short_prefix(v: &str, n: usize) -> String {
+    v.chars().take(n).collect()
 }
 
 /// Whole seconds since `t`, floored (so a panel's age does not flicker between 0 and 1 s).
@@ -788,7 +799,7 @@ fn pcr_block(app: &App, f: &mut Frame, area: Rect) {
             });
         let mut spans = vec![
             Span::styled(format!("{pcr} "), BOLD),
-            Span::raw(short(&v, app.full_pcrs)),
+            Span::raw(short(&crate::output::clean(&v), app.full_pcrs)),
             Span::raw("  "),
         ];
         if let Some(r) = &app.policy.value {
