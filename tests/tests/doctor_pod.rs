@@ -559,6 +559,24 @@ async fn kube_exec_over_websocket_carries_output_exit_codes_and_not_found() {
         .await
         .unwrap();
     assert_eq!((o.status, o.stdout.as_slice()), (Some(0), b"ok".as_slice()));
+    // More than kube's stream buffers on both streams (stderr first): read together, not
+    // stdout to its end and then stderr (that waited forever).
+    let o = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        exec.exec(
+            "chamber",
+            "signer-0",
+            sh("head -c 200000 /dev/zero | tr '\\0' e >&2; head -c 100000 /dev/zero | tr '\\0' o"),
+        ),
+    )
+    .await
+    .expect("an exec with 200 kB of stderr did not finish")
+    .unwrap();
+    assert_eq!(
+        (o.status, o.stdout.len(), o.stderr.len()),
+        (Some(0), 100_000, 200_000)
+    );
+    assert!(o.stdout.iter().all(|&b| b == b'o') && o.stderr.iter().all(|&b| b == b'e'));
     // Not found: no exit status (the runtime could not start it).
     let o = exec
         .exec(

@@ -74,12 +74,13 @@ impl PodExec for KubeExec {
             let what = |e: super::child::ChildError| {
                 format!("exec `{}` in {namespace}/{pod}: {e}", cmd.join(" "))
             };
-            let stdout = super::child::read_capped(p.stdout(), cap, "stdout")
-                .await
-                .map_err(what)?;
-            let stderr = super::child::read_capped(p.stderr(), cap, "stderr")
-                .await
-                .map_err(what)?;
+            // Both at once: kube passes each stream through a small buffer, so a command that
+            // fills stderr while stdout is read to its end would wait forever.
+            let (stdout, stderr) = tokio::try_join!(
+                super::child::read_capped(p.stdout(), cap, "stdout"),
+                super::child::read_capped(p.stderr(), cap, "stderr"),
+            )
+            .map_err(what)?;
             let status = match p.take_status() {
                 Some(s) => s.await,
                 None => None,
@@ -105,7 +106,14 @@ impl PodExec for KubeExec {
                     .and_then(|c| c.message)
                     .and_then(|m| m.parse().ok())
                     .or(Some(1)),
-                None => Some(0),
+                // The API server ends every exec with a Status (v4 and later): without one the
+                // command's outcome is not known, and is not success.
+                None => {
+                    return Err(format!(
+                        "exec `{}` in {namespace}/{pod}: the connection ended without the command's exit status",
+                        cmd.join(" ")
+                    ));
+                }
             };
             Ok(ExecOutput {
                 stdout,
