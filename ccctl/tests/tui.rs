@@ -601,6 +601,7 @@ fn fleet_app() -> App {
             device_plugin: Some(cc_sandbox::apiserver::device_plugin(2, 2)),
             events: vec![],
             logs: None,
+            unread: Default::default(),
         }
     };
     let live = |signer: &str, shares: u32, drops: f64, release: Option<&str>| Live {

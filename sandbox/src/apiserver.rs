@@ -57,6 +57,48 @@ pub struct Objects {
     /// `pods/proxy`: where each (namespace, pod, port) answers (the demo: its enclave's API
     /// and metrics). A port without an entry is refused, as a pod port nobody listens on.
     pub proxies: std::collections::BTreeMap<(String, String, u16), cc_proto::Address>,
+    /// Resources the user may not read (RBAC): `nodes`, `daemonsets`, `events` are answered
+    /// 403 with the API server's `Status`.
+    pub forbidden: Vec<&'static str>,
+}
+
+/// RBAC for [`Objects::forbidden`]: the resource a read path names, refused as the API server
+/// words it.
+async fn rbac(
+    axum::extract::State(s): axum::extract::State<Shared>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = req.uri().path().to_owned();
+    let resource = if path.starts_with("/api/v1/nodes") {
+        Some("nodes")
+    } else if path.contains("/daemonsets") {
+        Some("daemonsets")
+    } else if path.ends_with("/events") {
+        Some("events")
+    } else {
+        None
+    };
+    let refused = resource.filter(|r| {
+        s.objects
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .forbidden
+            .contains(r)
+    });
+    match refused {
+        Some(r) => (
+            StatusCode::FORBIDDEN,
+            Json(
+                serde_json::json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                "status": "Failure", "reason": "Forbidden", "code": 403,
+                "details": {"kind": r},
+                "message": format!("{r} is forbidden: User \"test\" cannot get resource \"{r}\"")}),
+            ),
+        )
+            .into_response(),
+        None => next.run(req).await,
+    }
 }
 
 pub struct ApiServer {
@@ -691,6 +733,7 @@ impl ApiServer {
             .route("/api/v1/namespaces/{ns}/events", get(events))
             .fallback(discovery::not_found)
             .method_not_allowed_fallback(discovery::method_not_allowed)
+            .layer(axum::middleware::from_fn_with_state(shared.clone(), rbac))
             .with_state(shared);
         let port = l.local_addr().map(|a| a.port()).unwrap_or(0);
         let task = tokio::spawn(async move {

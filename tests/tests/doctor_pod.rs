@@ -711,3 +711,69 @@ async fn a_signer_giving_malformed_pcrs_is_reported_not_trusted() {
         "{live}"
     );
 }
+
+/// RBAC without nodes, daemonsets and events (not among the verbs the README asks for): the
+/// checks that need them are unknown with the API server's reason — never a ✓ for what was
+/// not read, and never the whole cluster lost (`doctor -l` still checks every pod).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn facts_the_user_may_not_read_are_unknown_not_passed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut objects = fleet(2);
+    objects.forbidden = vec!["nodes", "daemonsets", "events"];
+    let api = ApiServer::start(objects).await;
+    let kc = api.kubeconfig(dir.path(), "chamber");
+    let status_of = |report: &serde_json::Value, id: &str| {
+        let c = report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap_or_else(|| panic!("no {id}: {report}"))
+            .clone();
+        (
+            c["status"].as_str().unwrap().to_owned(),
+            c["note"].as_str().unwrap_or_default().to_owned(),
+        )
+    };
+    let want = [
+        ("nsm.node-label", "reading node 'node-"),
+        ("nsm.device-plugin", "reading DaemonSet kube-system/"),
+        ("enclave.pod-events", "events"),
+    ];
+    for args in [
+        vec!["--pod", "signer-0"],
+        vec!["-l", "app=containment-chamber", "--no-live"],
+    ] {
+        let kc = kc.clone();
+        let a: Vec<&str> = args
+            .iter()
+            .copied()
+            .chain(["--exec", "none", "-o", "json"])
+            .collect();
+        let a: Vec<String> = a.iter().map(|s| s.to_string()).collect();
+        let (code, out, err) = tokio::task::spawn_blocking(move || {
+            let a: Vec<&str> = a.iter().map(String::as_str).collect();
+            doctor(&kc, &a)
+        })
+        .await
+        .unwrap();
+        assert_eq!(code, Some(0), "{args:?}: {out}{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let reports: Vec<serde_json::Value> = match v["pods"].as_array() {
+            Some(pods) => pods.iter().map(|p| p["report"].clone()).collect(),
+            None => vec![v.clone()],
+        };
+        assert_eq!(reports.len(), if args[0] == "-l" { 2 } else { 1 }, "{out}");
+        for r in &reports {
+            for (id, why) in want {
+                let (status, note) = status_of(r, id);
+                assert_eq!(status, "unknown", "{args:?} {id}: {r}");
+                assert!(
+                    note.contains(why) && note.contains("forbidden"),
+                    "{id}: {note}"
+                );
+            }
+            assert_ne!(r["verdict"]["level"], "HEALTHY", "{r}");
+        }
+    }
+}

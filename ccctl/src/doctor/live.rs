@@ -985,6 +985,7 @@ mod tests {
             device_plugin: None,
             events: vec![],
             logs: None,
+            unread: Default::default(),
         };
         let mut dropping = live("unsealed");
         dropping.drop_rate = Some(4.0);

@@ -5,7 +5,7 @@
 use cc_proto::findings::{Finding, Severity};
 use k8s_openapi::api::core::v1::Container;
 
-use super::{CheckResult, Report};
+use super::{CheckResult, CheckStatus, Report};
 use crate::output::clean;
 use crate::probe::k8s::{DEVICE_PLUGIN, DEVICE_RESOURCE, NODE_LABEL, PodFacts};
 
@@ -352,6 +352,16 @@ pub fn report(facts: &PodFacts, only: &[String]) -> Report {
         }
         let mut r = CheckResult::of(id, description, check(facts));
         r.observed = observed(id, facts).map(|o| crate::output::clean(&o));
+        // What could not be read is not looked at: unknown, with why, never a pass.
+        if let Some(why) = facts.unread.get(id) {
+            r = CheckResult::of(id, description, Vec::new());
+            r.status = CheckStatus::Unknown;
+            r.note = Some(crate::output::clean(why));
+        } else if *id == "nsm.node-label" && facts.node.is_none() {
+            r.status = CheckStatus::Skipped;
+            r.note = Some("the pod is not on a node yet".into());
+            r.observed = None;
+        }
         checks.push(r);
     }
     let mut r = Report {

@@ -37,6 +37,33 @@ pub struct PodFacts {
     pub events: Vec<Event>,
     /// The last lines of the pod's log; `None` when not asked, `Err` when unreadable.
     pub logs: Option<Result<String, String>>,
+    /// Facts that could not be read, by the check that needs them (`nsm.node-label`,
+    /// `nsm.device-plugin`, `enclave.pod-events`), with why: that check is unknown, not passed.
+    pub unread: std::collections::BTreeMap<&'static str, String>,
+}
+
+/// The node of a pod, or why it is not known (`Ok(None)`: the pod is not on a node yet).
+async fn node_of(client: &kube::Client, name: Option<&str>) -> Result<Option<Node>, String> {
+    let Some(n) = name else {
+        return Ok(None);
+    };
+    match Api::<Node>::all(client.clone()).get(n).await {
+        Ok(node) => Ok(Some(node)),
+        Err(e) if not_found(&e) => Err(format!("node '{n}' not found")),
+        Err(e) => Err(format!("reading node '{n}': {}", describe_error(&e))),
+    }
+}
+
+/// The device-plugin DaemonSet (`Ok(None)`: it does not exist), or why it could not be read.
+fn device_plugin_of(r: Result<DaemonSet, kube::Error>) -> Result<Option<DaemonSet>, String> {
+    match r {
+        Ok(d) => Ok(Some(d)),
+        Err(e) if not_found(&e) => Ok(None),
+        Err(e) => Err(format!(
+            "reading DaemonSet {DEVICE_PLUGIN_NAMESPACE}/{DEVICE_PLUGIN}: {}",
+            describe_error(&e)
+        )),
+    }
 }
 
 /// Lines of the pod log read for the failure signatures.
@@ -221,7 +248,7 @@ pub async fn facts_of(
         let mut node_tasks = tokio::task::JoinSet::new();
         for n in node_names {
             let c = client.clone();
-            node_tasks.spawn(async move { (n.clone(), Api::<Node>::all(c).get(&n).await.ok()) });
+            node_tasks.spawn(async move { (n.clone(), node_of(&c, Some(&n)).await) });
         }
         // The namespace's pod events in one list (not one per pod), each pod's log.
         let events_api: Api<Event> = Api::namespaced(client.clone(), namespace);
@@ -237,15 +264,24 @@ pub async fn facts_of(
         // The two single requests at once (futures start when polled).
         let (all_events, plugin) = tokio::join!(all_events, plugin);
         let mut by_pod: std::collections::BTreeMap<String, Vec<Event>> = Default::default();
-        for e in all_events.map(|l| l.items).unwrap_or_default() {
-            if let Some(n) = e.involved_object.name.clone() {
-                by_pod.entry(n).or_default().push(e);
+        let events_error = match all_events {
+            Ok(l) => {
+                for e in l.items {
+                    if let Some(n) = e.involved_object.name.clone() {
+                        by_pod.entry(n).or_default().push(e);
+                    }
+                }
+                None
             }
-        }
-        let device_plugin = match plugin {
-            Ok(d) => Some(d),
-            Err(e) if not_found(&e) => None,
-            Err(e) => return Err(format!("reading DaemonSet {DEVICE_PLUGIN}: {e}")),
+            Err(e) => Some(format!(
+                "listing the events in '{namespace}': {}",
+                describe_error(&e)
+            )),
+        };
+        // One that cannot be read makes that check unknown for every pod, not the cluster.
+        let (device_plugin, plugin_error) = match device_plugin_of(plugin) {
+            Ok(d) => (d, None),
+            Err(e) => (None, Some(e)),
         };
         let mut nodes = std::collections::BTreeMap::new();
         while let Some(Ok((n, node))) = node_tasks.join_next().await {
@@ -260,11 +296,30 @@ pub async fn facts_of(
             .into_iter()
             .enumerate()
             .map(|(i, pod)| {
-                let node = pod
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.node_name.as_ref())
-                    .and_then(|n| nodes.get(n).cloned().flatten());
+                let mut unread = std::collections::BTreeMap::new();
+                let node = match pod.spec.as_ref().and_then(|s| s.node_name.as_ref()) {
+                    None => None,
+                    Some(n) => match nodes.get(n) {
+                        Some(Ok(node)) => node.clone(),
+                        Some(Err(e)) => {
+                            unread.insert("nsm.node-label", e.clone());
+                            None
+                        }
+                        None => {
+                            unread.insert(
+                                "nsm.node-label",
+                                format!("node '{n}' was not read in time"),
+                            );
+                            None
+                        }
+                    },
+                };
+                if let Some(e) = &plugin_error {
+                    unread.insert("nsm.device-plugin", e.clone());
+                }
+                if let Some(e) = &events_error {
+                    unread.insert("enclave.pod-events", e.clone());
+                }
                 let name = pod.metadata.name.clone().unwrap_or_default();
                 let events = by_pod.remove(&name).unwrap_or_default();
                 let logs = logs.remove(&i);
@@ -274,6 +329,7 @@ pub async fn facts_of(
                     device_plugin: device_plugin.clone(),
                     events,
                     logs,
+                    unread,
                 }
             })
             .collect())
@@ -298,27 +354,31 @@ pub async fn pod_facts(
                 format!("reading pod '{namespace}/{name}': {e}")
             }
         })?;
+        let mut unread = std::collections::BTreeMap::new();
         let node_name = pod.spec.as_ref().and_then(|s| s.node_name.clone());
-        let node = match &node_name {
-            Some(n) => match Api::<Node>::all(client.clone()).get(n).await {
-                Ok(node) => Some(node),
-                Err(e) if not_found(&e) => None,
-                Err(e) => return Err(format!("reading node '{n}': {e}")),
-            },
-            None => None,
-        };
+        let node = node_of(client, node_name.as_deref())
+            .await
+            .unwrap_or_else(|e| {
+                unread.insert("nsm.node-label", e);
+                None
+            });
         let ds: Api<DaemonSet> = Api::namespaced(client.clone(), DEVICE_PLUGIN_NAMESPACE);
-        let device_plugin = match ds.get(DEVICE_PLUGIN).await {
-            Ok(d) => Some(d),
-            Err(e) if not_found(&e) => None,
-            Err(e) => return Err(format!("reading DaemonSet {DEVICE_PLUGIN}: {e}")),
-        };
+        let device_plugin = device_plugin_of(ds.get(DEVICE_PLUGIN).await).unwrap_or_else(|e| {
+            unread.insert("nsm.device-plugin", e);
+            None
+        });
         let events: Api<Event> = Api::namespaced(client.clone(), namespace);
         let events = events
             .list(&ListParams::default().fields(&format!("involvedObject.name={name}")))
             .await
             .map(|l| l.items)
-            .unwrap_or_default();
+            .unwrap_or_else(|e| {
+                unread.insert(
+                    "enclave.pod-events",
+                    format!("listing the pod's events: {}", describe_error(&e)),
+                );
+                Vec::new()
+            });
         let logs = Some(pod_log(client, namespace, name).await);
         Ok(PodFacts {
             pod,
@@ -326,6 +386,7 @@ pub async fn pod_facts(
             device_plugin,
             events,
             logs,
+            unread,
         })
     };
     tokio::time::timeout(timeout, fetch)
