@@ -97,7 +97,7 @@ pub fn run(a: TuiArgs) -> Result<Outcome, CannotRun> {
             ));
         }
         let kube = if a.pod.is_some() || a.selector.is_some() {
-            let clusters =
+            let (clusters, unusable) =
                 crate::doctor::live::clusters(&a.context, a.all_contexts, a.namespace.as_deref())
                     .await
                     .map_err(CannotRun::new)?;
@@ -131,6 +131,7 @@ pub fn run(a: TuiArgs) -> Result<Outcome, CannotRun> {
                 watching: Arc::new(tokio::sync::watch::channel(watching).0),
                 direct: a.direct,
                 exec: a.exec,
+                unusable: unusable.into_iter().map(|(_, e)| e).collect(),
                 source,
             })
         } else {

@@ -213,20 +213,24 @@ fn three_chambers_through_the_pod_proxy_then_through_prometheus() {
         assert_eq!(p["report"]["verdict"]["level"], level, "{p:#}");
         assert_eq!(p["namespace"], "containment-chamber", "{p:#}");
     }
-    // A context whose API server does not answer: the others are still checked and shown,
-    // and the exit code is 2 (that cluster was not looked at), never 0.
+    // A context whose API server does not answer, and one whose client cannot be made (its
+    // CA file is gone): the others are still checked and shown, and the exit code is 2 (those
+    // clusters were not looked at), never 0.
     let gone = dir.path().join("kubeconfig-gone");
     let dead = format!("http://127.0.0.1:{}", cc_tests::free_port());
     let text = std::fs::read_to_string(&kc)
         .unwrap()
         .replacen(
             "clusters:\n",
-            &format!("clusters:\n- name: gone\n  cluster:\n    server: {dead}\n"),
+            &format!(
+                "clusters:\n- name: gone\n  cluster:\n    server: {dead}\n- name: broken\n  cluster:\n    server: https://127.0.0.1:1\n    certificate-authority: {}\n",
+                dir.path().join("no-such-ca.crt").display()
+            ),
             1,
         )
         .replacen(
             "contexts:\n",
-            "contexts:\n- name: gone\n  context:\n    cluster: gone\n    user: u\n    namespace: containment-chamber\n",
+            "contexts:\n- name: gone\n  context:\n    cluster: gone\n    user: u\n    namespace: containment-chamber\n- name: broken\n  context:\n    cluster: broken\n    user: u\n",
             1,
         );
     std::fs::write(&gone, text).unwrap();
@@ -237,14 +241,33 @@ fn three_chambers_through_the_pod_proxy_then_through_prometheus() {
             _ => (k.clone(), v.clone()),
         })
         .collect();
-    let (code, v, err) = doctor_run(&env_gone, &["--context", "demo-a", "--context", "gone"]);
+    let (code, v, err) = doctor_run(
+        &env_gone,
+        &[
+            "--context",
+            "demo-a",
+            "--context",
+            "gone",
+            "--context",
+            "broken",
+        ],
+    );
     assert_eq!(code, Some(2), "{v:#}{err}");
     assert_eq!(v["pods"].as_array().unwrap().len(), 1, "{v:#}");
     assert_eq!(v["pods"][0]["cluster"], "demo-a", "{v:#}");
     assert_eq!(v["pods"][0]["live"]["signer"], "unsealed", "{v:#}");
     assert!(v["clusters"][1]["error"].as_str().is_some(), "{v:#}");
+    assert_eq!(v["clusters"][2]["cluster"], "broken", "{v:#}");
     assert!(
-        err.contains("1 of 2 clusters could not be listed") && err.contains("gone"),
+        v["clusters"][2]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("context 'broken'")),
+        "{v:#}"
+    );
+    assert!(
+        err.contains("2 of 3 clusters could not be listed")
+            && err.contains("gone")
+            && err.contains("broken"),
         "{err}"
     );
 

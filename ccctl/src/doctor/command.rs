@@ -173,7 +173,8 @@ async fn fleet(
     source: crate::doctor::live::Source,
 ) -> Result<super::fleet::Fleet, String> {
     use crate::doctor::live;
-    let clusters = live::clusters(&a.context, a.all_contexts, a.namespace.as_deref()).await?;
+    let (clusters, unusable) =
+        live::clusters(&a.context, a.all_contexts, a.namespace.as_deref()).await?;
     let lists = futures::future::join_all(
         clusters
             .iter()
@@ -191,7 +192,12 @@ async fn fleet(
                 _ => format!("{}: {e}", c.label()),
             })
             .collect();
-        return Err(errors.join("; "));
+        let unusable = unusable.into_iter().map(|(_, e)| e);
+        return Err(errors
+            .into_iter()
+            .chain(unusable)
+            .collect::<Vec<_>>()
+            .join("; "));
     }
     let mut facts: Vec<(usize, crate::probe::k8s::PodFacts)> = Vec::new();
     let mut summaries = Vec::new();
@@ -267,6 +273,18 @@ async fn fleet(
             .collect::<Vec<_>>()
     }));
     let (inside, lives, like) = tokio::join!(inside, lives, like);
+    // Contexts whose client could not be made: not looked at, named with why (after the
+    // others: `facts` index those by position).
+    summaries.extend(
+        unusable
+            .into_iter()
+            .map(|(cluster, e)| super::fleet::ClusterSummary {
+                cluster,
+                namespace: a.namespace.clone().unwrap_or_else(|| "-".into()),
+                pods: 0,
+                error: Some(e),
+            }),
+    );
     let mut fleet = super::fleet::Fleet::new(selector, summaries, &facts, inside, lives, &a.checks);
     fleet.chamber_like = like.into_iter().flatten().collect();
     Ok(fleet)

@@ -40,11 +40,14 @@ impl Cluster {
 }
 
 /// The clusters `--context` (repeatable) or `--all-contexts` name; none: the current context.
+/// With several, a context whose client cannot be made (a certificate file gone, a bad server
+/// URL) is returned beside the others as (name, why), so the rest are still looked at; Err
+/// when none can be used.
 pub async fn clusters(
     contexts: &[String],
     all: bool,
     namespace: Option<&str>,
-) -> Result<Vec<Cluster>, String> {
+) -> Result<(Vec<Cluster>, Vec<(String, String)>), String> {
     let names: Vec<Option<String>> = if all {
         let kc =
             kube::config::Kubeconfig::read().map_err(|e| format!("cannot read kubeconfig: {e}"))?;
@@ -57,14 +60,24 @@ pub async fn clusters(
     } else {
         contexts.iter().cloned().map(Some).collect()
     };
+    let several = names.len() > 1;
     let mut out = Vec::new();
+    let mut unusable = Vec::new();
     for c in names {
-        let client = crate::probe::k8s::client(c.as_deref())
-            .await
-            .map_err(|e| match &c {
-                Some(c) => format!("context '{c}': {e}"),
-                None => e,
-            })?;
+        let client = match crate::probe::k8s::client(c.as_deref()).await {
+            Ok(client) => client,
+            Err(e) => {
+                let e = match &c {
+                    Some(c) => format!("context '{c}': {e}"),
+                    None => e,
+                };
+                if !several {
+                    return Err(e);
+                }
+                unusable.push((c.unwrap_or_default(), e));
+                continue;
+            }
+        };
         let namespace = match namespace {
             Some(n) => n.to_owned(),
             None => crate::probe::k8s::default_namespace(c.as_deref()).await,
@@ -76,7 +89,11 @@ pub async fn clusters(
             namespace,
         });
     }
-    Ok(out)
+    if out.is_empty() {
+        let why: Vec<String> = unusable.into_iter().map(|(_, e)| e).collect();
+        return Err(why.join("; "));
+    }
+    Ok((out, unusable))
 }
 
 /// The kubeconfig's current context.

@@ -56,6 +56,9 @@ pub struct KubeTarget {
     pub direct: bool,
     /// How the watched pod's in-pod probes run (`--exec`).
     pub exec: crate::probe::exec::ExecMode,
+    /// Contexts asked for whose client could not be made, with why: not watched, and named
+    /// on the fleet screen.
+    pub unusable: Vec<String>,
     /// Where the fleet screen's live fields come from.
     pub source: crate::doctor::live::Source,
 }
@@ -409,8 +412,8 @@ async fn fleet(
         } else {
             Ok(FleetView {
                 rows,
-                errors: errors.clone(),
-                clusters: fleet.clusters.len(),
+                errors: errors.iter().chain(&k.unusable).cloned().collect(),
+                clusters: fleet.clusters.len() + k.unusable.len(),
             })
         };
         if tx.send(Update::Fleet(update)).await.is_err() {
