@@ -458,6 +458,9 @@ pub fn from_prometheus(
                 .map(|c| format!(" (and cluster=\"{c}\" or none)"))
                 .unwrap_or_default()
         )),
+        PodView::Ambiguous => unknown(format!(
+            "Prometheus' series for namespace=\"{namespace}\", pod=\"{pod}\" carry no `cluster` label, and several clusters are watched: which cluster's pod they describe is not known (give the series a `cluster` label equal to the context's name)"
+        )),
         PodView::Stale(age) => unknown(format!(
             "Prometheus' last scrape of this pod is {} old",
             crate::output::duration_short(age as u64)
@@ -873,7 +876,12 @@ impl Fleet {
                         let name = f.metadata.name.clone().unwrap_or_default();
                         match &all {
                             Ok(series) => from_prometheus(
-                                series.pod(c.context.as_deref(), &c.namespace, &name),
+                                series.pod(
+                                    c.context.as_deref(),
+                                    &c.namespace,
+                                    &name,
+                                    self.clusters.len(),
+                                ),
                                 c.context.as_deref(),
                                 &c.namespace,
                                 &name,

@@ -5,7 +5,9 @@
 //! Kubernetes service discovery and a prometheus-operator ServiceMonitor attach to every
 //! target), and by `cluster` when the series carry one (an external label, or a relabelling
 //! in a multi-cluster setup): it must equal the kubeconfig context's name. Series without
-//! `cluster` match a pod of that namespace and name in any context.
+//! `cluster` match a pod of that namespace and name when one cluster is watched; with
+//! several they are ambiguous ([`PodView::Ambiguous`]). Two `up` series for one pod: the
+//! failing one and the older scrape count.
 //!
 //! What is read, per pod (ten instant queries and one range query per refresh, at once):
 //! - `up` and `timestamp(up)`: whether Prometheus' last scrape of the pod answered, and when;
@@ -213,16 +215,9 @@ pub async fn fleet(base: &Address, timeout: Duration) -> Result<Series, String> 
         ),
     );
     let mut out = Series::default();
-    let mut each = |v: Vector, f: &Setter| {
-        for (labels, at, val) in v {
-            out.now = out.now.max(at);
-            if let Some(k) = key(&labels) {
-                f(out.pods.entry(k).or_default(), &labels, val);
-            }
-        }
-    };
-    each(up?, &|p, _, v| p.up = Some(v));
-    each(scraped?, &|p, _, v| p.scraped = Some(v));
+    let mut each = |v: Vector, f: &Setter| absorb(&mut out, v, f);
+    each(up?, &worst_up);
+    each(scraped?, &oldest_scrape);
     each(state?, &|p, l, _| p.state = l.get("state").cloned());
     each(drops?, &|p, _, v| p.drop_rate = Some(v));
     each(signing?, &|p, _, v| p.signing_rate = Some(v));
@@ -259,11 +254,34 @@ pub async fn fleet(base: &Address, timeout: Duration) -> Result<Series, String> 
     Ok(out)
 }
 
+/// `up` of a pod; several series for one pod (two scrape jobs): the worst counts.
+fn worst_up(p: &mut PodSeries, _: &BTreeMap<String, String>, v: f64) {
+    p.up = Some(p.up.map_or(v, |u| u.min(v)));
+}
+
+/// `timestamp(up)` of a pod; several: the oldest counts.
+fn oldest_scrape(p: &mut PodSeries, _: &BTreeMap<String, String>, v: f64) {
+    p.scraped = Some(p.scraped.map_or(v, |u| u.min(v)));
+}
+
+/// Take one query's answer into `out`: each sample into its pod's series by `f`.
+fn absorb(out: &mut Series, v: Vector, f: &Setter) {
+    for (labels, at, val) in v {
+        out.now = out.now.max(at);
+        if let Some(k) = key(&labels) {
+            f(out.pods.entry(k).or_default(), &labels, val);
+        }
+    }
+}
+
 /// What Prometheus says of one pod.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PodView {
     /// No `up` series for the pod (not scraped, or labelled otherwise).
     Missing,
+    /// Only series without a `cluster` label, while several clusters are watched: which
+    /// cluster's pod of that name they describe is not known.
+    Ambiguous,
     /// The last scrape is this many seconds old (older than [`STALE_AFTER`]).
     Stale(f64),
     /// The last scrape failed (`up == 0`).
@@ -286,15 +304,27 @@ pub enum PodView {
 }
 
 impl Series {
-    /// The pod's series (a `cluster` label must match `context`; series without one match any).
-    pub fn pod(&self, context: Option<&str>, namespace: &str, pod: &str) -> PodView {
+    /// The pod's series: those whose `cluster` label is `context`; else, when one cluster is
+    /// watched (`clusters`), those without a `cluster` label. With several clusters a series
+    /// without one could be any cluster's pod of that name (StatefulSets name them alike):
+    /// [`PodView::Ambiguous`], never another cluster's data under this row.
+    pub fn pod(
+        &self,
+        context: Option<&str>,
+        namespace: &str,
+        pod: &str,
+        clusters: usize,
+    ) -> PodView {
         let exact = context.and_then(|c| {
             self.pods
                 .get(&(Some(c.to_owned()), namespace.to_owned(), pod.to_owned()))
         });
         let any = self.pods.get(&(None, namespace.to_owned(), pod.to_owned()));
-        let Some(s) = exact.or(any) else {
-            return PodView::Missing;
+        let s = match (exact, any) {
+            (Some(s), _) => s,
+            (None, Some(_)) if clusters > 1 => return PodView::Ambiguous,
+            (None, Some(s)) => s,
+            (None, None) => return PodView::Missing,
         };
         let (Some(up), Some(scraped)) = (s.up, s.scraped) else {
             return PodView::Missing;
@@ -319,5 +349,90 @@ impl Series {
                 threshold: s.threshold,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(labels: &[(&str, &str)], at: f64, v: f64) -> (BTreeMap<String, String>, f64, f64) {
+        (
+            labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            at,
+            v,
+        )
+    }
+
+    /// `up` and `timestamp(up)` as `fleet` takes them in.
+    fn series(up: Vector, scraped: Vector) -> Series {
+        let mut out = Series::default();
+        absorb(&mut out, up, &worst_up);
+        absorb(&mut out, scraped, &oldest_scrape);
+        out
+    }
+
+    const POD: [(&str, &str); 2] = [("namespace", "ns"), ("pod", "signer-0")];
+
+    #[test]
+    fn a_series_without_cluster_label_is_one_clusters_not_several() {
+        let s = series(
+            vec![sample(&POD, 100.0, 1.0)],
+            vec![sample(&POD, 100.0, 99.0)],
+        );
+        assert!(matches!(
+            s.pod(Some("eu-1"), "ns", "signer-0", 1),
+            PodView::Up { .. }
+        ));
+        // Two clusters watched, both with a signer-0: whose is it? Neither row takes it.
+        assert_eq!(s.pod(Some("eu-1"), "ns", "signer-0", 2), PodView::Ambiguous);
+        assert_eq!(s.pod(Some("eu-1"), "ns", "signer-1", 1), PodView::Missing);
+    }
+
+    #[test]
+    fn a_series_labelled_with_the_cluster_is_that_clusters() {
+        let eu = [POD[0], POD[1], ("cluster", "eu-1")];
+        let us = [POD[0], POD[1], ("cluster", "us-2")];
+        let s = series(
+            vec![sample(&eu, 100.0, 1.0), sample(&us, 100.0, 0.0)],
+            vec![sample(&eu, 100.0, 99.0), sample(&us, 100.0, 99.0)],
+        );
+        assert!(matches!(
+            s.pod(Some("eu-1"), "ns", "signer-0", 2),
+            PodView::Up { .. }
+        ));
+        assert_eq!(
+            s.pod(Some("us-2"), "ns", "signer-0", 2),
+            PodView::Down { scraped_ms: 99_000 }
+        );
+        assert_eq!(s.pod(Some("ap-3"), "ns", "signer-0", 2), PodView::Missing);
+    }
+
+    #[test]
+    fn stale_and_duplicate_scrapes_count_the_worst() {
+        // Two scrape jobs of one pod: one answers, one does not; the older scrape counts.
+        let s = series(
+            vec![sample(&POD, 200.0, 1.0), sample(&POD, 200.0, 0.0)],
+            vec![sample(&POD, 200.0, 190.0), sample(&POD, 200.0, 195.0)],
+        );
+        assert_eq!(
+            s.pod(None, "ns", "signer-0", 1),
+            PodView::Down {
+                scraped_ms: 190_000
+            }
+        );
+        // The last scrape older than STALE_AFTER: stale, whatever `up` says.
+        let old = 200.0 - STALE_AFTER.as_secs_f64() - 1.0;
+        let s = series(
+            vec![sample(&POD, 200.0, 1.0)],
+            vec![sample(&POD, 200.0, old)],
+        );
+        assert!(matches!(s.pod(None, "ns", "signer-0", 1), PodView::Stale(a) if a > 60.0));
+        // No `up` at all, only another series: missing.
+        let s = series(Vec::new(), vec![sample(&POD, 200.0, 199.0)]);
+        assert_eq!(s.pod(None, "ns", "signer-0", 1), PodView::Missing);
     }
 }
