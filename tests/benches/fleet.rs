@@ -115,6 +115,7 @@ async fn fleet_of(kc: &std::path::Path) -> ccctl::doctor::live::Fleet {
         source: ccctl::doctor::live::Source::PodProxy,
         config: None,
         timeout: Duration::from_secs(10),
+        pod_timeout: Duration::from_secs(10),
         releases: Default::default(),
     }
 }

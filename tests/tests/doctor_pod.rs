@@ -777,3 +777,84 @@ async fn facts_the_user_may_not_read_are_unknown_not_passed() {
         }
     }
 }
+
+/// The fleet screen's live read of a signer that hangs (accepts, never answers) gives up at
+/// the per-pod deadline (two refreshes, at least 2 s) — that pod unreachable, the others read
+/// — instead of holding every row for the whole `--timeout`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_signer_holds_the_fleet_no_longer_than_the_pod_deadline() {
+    let status = serde_json::json!({
+        "state": "unsealed", "platform": "software", "threshold": 2, "holders": [],
+        "log_forwarding": {"target": "t", "connected": true, "dropped_total": 0, "delivered_total": 1},
+        "validator_keys": 1, "uptime_seconds": 1, "version": "x"
+    })
+    .to_string();
+    let good = axum::Router::new()
+        .route("/status", axum::routing::get(move || async move { status }))
+        .route(
+            "/metrics",
+            axum::routing::get(|| async { "containment_enclave_log_events_dropped_total 0\n" }),
+        );
+    let hung = axum::Router::new().fallback(|| async {
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        "too late"
+    });
+    let mut objects = fleet(2);
+    for (pod, app) in [("signer-0", good), ("signer-1", hung)] {
+        let l = cc_tests::apiserver::listen(0).unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(l, app).await });
+        for port in [9000, 3000] {
+            objects.proxies.insert(
+                ("chamber".into(), pod.into(), port),
+                cc_proto::Address::Tcp {
+                    host: addr.ip().to_string(),
+                    port: addr.port(),
+                },
+            );
+        }
+    }
+    let api = ApiServer::start(objects).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kc = api.kubeconfig(dir.path(), "chamber");
+    let mut config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(&kc).unwrap(),
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    config.default_retry = false;
+    let timeout = std::time::Duration::from_secs(10);
+    let pod_timeout = ccctl::tui::sources::pod_deadline(std::time::Duration::from_secs(1), timeout);
+    assert_eq!(pod_timeout, std::time::Duration::from_secs(2));
+    let fleet = ccctl::doctor::live::Fleet {
+        clusters: vec![ccctl::doctor::live::Cluster {
+            context: Some("test".into()),
+            client: kube::Client::try_from(config).unwrap(),
+            namespace: "chamber".into(),
+        }],
+        selector: "app=containment-chamber".into(),
+        source: ccctl::doctor::live::Source::PodProxy,
+        config: None,
+        timeout,
+        pod_timeout,
+        releases: Default::default(),
+    };
+    let start = std::time::Instant::now();
+    let snap = fleet.snapshot(&Default::default()).await;
+    let took = start.elapsed();
+    assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+    let row = |name: &str| snap.rows.iter().find(|r| r.pod == name).unwrap();
+    assert_eq!(row("signer-0").live.signer, "unsealed");
+    let hung = &row("signer-1").live;
+    assert_eq!(hung.signer, "unreachable", "{hung:?}");
+    assert!(
+        hung.error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("within 2s"),
+        "{hung:?}"
+    );
+    // Unreachable is judged DOWN, the top row.
+    assert_eq!(snap.rows[0].pod, "signer-1");
+}

@@ -244,6 +244,7 @@ async fn fleet(
             source,
             config: a.probes.config.clone(),
             timeout: a.timeout,
+            pod_timeout: a.timeout,
             releases: Default::default(),
         };
         let listed: Vec<(usize, &k8s_openapi::api::core::v1::Pod)> =

@@ -313,9 +313,12 @@ fn rate(
 }
 
 /// Key-policy verdicts already taken, by (PCR0, PCR8): a fleet runs one release, so one
-/// evaluation serves every pod that runs it.
+/// evaluation serves every pod that runs it — also on the first refresh, when every pod asks
+/// at once: the first asks KMS, the others wait for its answer (one flight per pair).
 #[derive(Default)]
-pub struct ReleaseCache(std::sync::Mutex<BTreeMap<(String, String), (Instant, String)>>);
+pub struct ReleaseCache(std::sync::Mutex<BTreeMap<(String, String), ReleaseSlot>>);
+
+type ReleaseSlot = std::sync::Arc<tokio::sync::Mutex<Option<(Instant, String)>>>;
 
 /// How long a release verdict is reused.
 const RELEASE_FOR: Duration = Duration::from_secs(60);
@@ -331,22 +334,36 @@ impl ReleaseCache {
         timeout: Duration,
     ) -> String {
         let hex = |i: u8| pcrs.get(i).map(|p| p.hex()).unwrap_or_default();
-        let key = (hex(0), hex(8));
-        if let Some((t, v)) = self.0.lock().ok().and_then(|m| m.get(&key).cloned())
+        self.get_or_judge((hex(0), hex(8)), async {
+            match crate::policy::report_for_measurements(config, pcrs, threshold, timeout).await {
+                Ok(r) if r.unreadable() => "unknown".to_owned(),
+                Ok(r) if r.release_possible => "released".to_owned(),
+                Ok(_) => "not-released".to_owned(),
+                Err(_) => "unknown".to_owned(),
+            }
+        })
+        .await
+    }
+
+    /// The verdict for `key` if one younger than [`RELEASE_FOR`] is kept; else `judge`'s,
+    /// kept. Callers with the same key wait for one judge rather than each running theirs.
+    pub async fn get_or_judge(
+        &self,
+        key: (String, String),
+        judge: impl std::future::Future<Output = String>,
+    ) -> String {
+        let slot = {
+            let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            m.entry(key).or_default().clone()
+        };
+        let mut kept = slot.lock().await;
+        if let Some((t, v)) = kept.as_ref()
             && t.elapsed() < RELEASE_FOR
         {
-            return v;
+            return v.clone();
         }
-        let v = match crate::policy::report_for_measurements(config, pcrs, threshold, timeout).await
-        {
-            Ok(r) if r.unreadable() => "unknown".to_owned(),
-            Ok(r) if r.release_possible => "released".to_owned(),
-            Ok(_) => "not-released".to_owned(),
-            Err(_) => "unknown".to_owned(),
-        };
-        if let Ok(mut m) = self.0.lock() {
-            m.insert(key, (Instant::now(), v.clone()));
-        }
+        let v = judge.await;
+        *kept = Some((Instant::now(), v.clone()));
         v
     }
 }
@@ -360,6 +377,7 @@ pub async fn read_pod(
     config: Option<&std::path::Path>,
     releases: &ReleaseCache,
     timeout: Duration,
+    release_timeout: Duration,
 ) -> (Live, Option<Counters>) {
     let (status, scrape) = tokio::join!(
         crate::probe::status::fetch_at(api, timeout),
@@ -412,7 +430,7 @@ pub async fn read_pod(
     let release = match (config, &status.attestation) {
         (Some(c), Some(a)) if pcr_error.is_none() => Some(
             releases
-                .verdict(c, &a.pcr_set(), Some(status.threshold), timeout)
+                .verdict(c, &a.pcr_set(), Some(status.threshold), release_timeout)
                 .await,
         ),
         _ => None,
@@ -808,7 +826,11 @@ pub struct Fleet {
     pub selector: String,
     pub source: Source,
     pub config: Option<std::path::PathBuf>,
+    /// Deadline of a listing, of the facts and of a release verdict.
     pub timeout: Duration,
+    /// Deadline of one pod's live read: a signer that hangs is `unreachable` after this, and
+    /// holds the refresh no longer (the fleet screen keeps it near its refresh).
+    pub pod_timeout: Duration,
     pub releases: ReleaseCache,
 }
 
@@ -852,6 +874,7 @@ impl Fleet {
                             before.get(&k).copied(),
                             self.config.as_deref(),
                             &self.releases,
+                            self.pod_timeout,
                             self.timeout,
                         )
                         .await
@@ -981,6 +1004,32 @@ impl Fleet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The first refresh: 50 pods running one release ask at once; the key policies are
+    /// judged once, and every pod gets that verdict.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_release_is_judged_once_however_many_pods_ask_at_once() {
+        let cache = ReleaseCache::default();
+        let judged = std::sync::atomic::AtomicUsize::new(0);
+        let key = ("ab".repeat(48), String::new());
+        let verdicts = futures::future::join_all((0..50).map(|_| {
+            cache.get_or_judge(key.clone(), async {
+                judged.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                "released".to_owned()
+            })
+        }))
+        .await;
+        assert_eq!(judged.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(verdicts.iter().all(|v| v == "released"));
+        // Another release is judged on its own.
+        let other = cache
+            .get_or_judge(("cd".repeat(48), String::new()), async {
+                "not-released".to_owned()
+            })
+            .await;
+        assert_eq!(other, "not-released");
+    }
     use cc_proto::findings::Severity;
 
     fn live(signer: &str) -> Live {

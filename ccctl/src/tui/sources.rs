@@ -338,6 +338,13 @@ async fn pods(k: &KubeTarget, timeout: Duration) -> Result<Vec<PodRow>, String> 
         .collect())
 }
 
+/// A pod's live read on the fleet screen gives up after two refreshes (at least 2 s, at most
+/// `--timeout`): one signer that hangs then shows as unreachable instead of holding every
+/// row's refresh for the whole `--timeout`.
+pub fn pod_deadline(refresh: Duration, timeout: Duration) -> Duration {
+    (refresh * 2).max(Duration::from_secs(2)).min(timeout)
+}
+
 /// The fleet screen's source: the pods' API-side facts every 10 refreshes (pods, nodes, the
 /// device plugin, events, logs), their live fields every refresh.
 async fn fleet(
@@ -353,6 +360,7 @@ async fn fleet(
         source: k.source.clone(),
         config,
         timeout,
+        pod_timeout: pod_deadline(refresh, timeout),
         releases: Default::default(),
     };
     let mut listed: Option<(Instant, crate::doctor::live::Listed)> = None;
