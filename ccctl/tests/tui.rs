@@ -801,3 +801,35 @@ fn hostile_names_and_pcrs_are_drawn_sanitised_without_panic() {
     let s = draw(&app, 160, 40);
     assert!(s.contains("PCR0 aééééééé…éééééééé"), "{s}");
 }
+
+/// A refresh that re-sorts the rows keeps the cursor on the pod it was on: enter watches the
+/// pod the operator chose, not whichever row took its place.
+#[test]
+fn the_cursor_follows_its_pod_when_a_refresh_reorders_the_rows() {
+    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    let mut app = fleet_app();
+    app.on_key(KeyEvent::new(KeyCode::Down, KeyModifiers::NONE));
+    let chosen = app.selected_pod().unwrap();
+    let mut rows = app
+        .fleet
+        .as_ref()
+        .unwrap()
+        .view
+        .value
+        .as_ref()
+        .unwrap()
+        .rows
+        .clone();
+    rows.reverse();
+    app.apply(Update::Fleet(Ok(ccctl::tui::app::FleetView {
+        rows,
+        errors: vec![],
+        clusters: 2,
+    })));
+    let now = app.selected_pod().unwrap();
+    assert_eq!(
+        (now.cluster_name, now.name),
+        (chosen.cluster_name, chosen.name)
+    );
+    assert_eq!(app.fleet.as_ref().unwrap().selected, 2);
+}

@@ -666,7 +666,8 @@ pub fn judge(
     report
 }
 
-/// Sort worst first (the fleet screen's and `doctor -l`'s order).
+/// Sort worst first: the fleet screen's order (`doctor -l` keeps the order the clusters list
+/// their pods in, for scripts).
 pub fn sort(rows: &mut [Row]) {
     rows.sort_by_key(|r| r.rank());
 }

@@ -682,10 +682,25 @@ impl App {
                 before.is_some_and(|b| Some(b) != self.egress.current().map(|v| egress_health(v)))
             }
             Update::Pods(r) => self.pods.set(r, now),
-            Update::Fleet(r) => match &mut self.fleet {
-                Some(f) => f.view.set(r, now),
-                None => false,
-            },
+            Update::Fleet(r) => {
+                // The cursor stays on its pod when the rows are re-sorted (a refresh may move
+                // it): enter must watch the pod the operator chose.
+                let before = self.selected_pod();
+                let changed = match &mut self.fleet {
+                    Some(f) => f.view.set(r, now),
+                    None => false,
+                };
+                if let Some(b) = before {
+                    let at = self.fleet_rows().iter().position(|r| {
+                        (r.cluster_index, r.namespace.as_str(), r.pod.as_str())
+                            == (b.cluster, b.namespace.as_str(), b.name.as_str())
+                    });
+                    if let (Some(i), Some(f)) = (at, self.fleet.as_mut()) {
+                        f.selected = i;
+                    }
+                }
+                changed
+            }
         };
         self.sources_changed |= changed;
     }
