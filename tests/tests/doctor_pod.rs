@@ -858,3 +858,60 @@ async fn a_hung_signer_holds_the_fleet_no_longer_than_the_pod_deadline() {
     // Unreachable is judged DOWN, the top row.
     assert_eq!(snap.rows[0].pod, "signer-1");
 }
+
+/// `doctor -l` runs the in-pod probes of many pods a bounded number at a time
+/// (`ccctl::doctor::inpod::MAX_EXECS`): each is an exec session and a process in its pod.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_pod_probes_of_a_large_fleet_run_a_bounded_number_at_once() {
+    let pods = ccctl::doctor::inpod::MAX_EXECS + 16;
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("image");
+    let running = dir.path().join("running");
+    std::fs::create_dir_all(&image).unwrap();
+    std::fs::create_dir_all(&running).unwrap();
+    // The pod's ccctl: note itself running, record how many are, wait, leave.
+    let ccctl = image.join("ccctl");
+    std::fs::write(
+        &ccctl,
+        format!(
+            "#!/bin/sh\nd={r}\ntouch $d/$$\nls $d | wc -l >> {max}\nsleep 0.4\nrm -f $d/$$\nexit 1\n",
+            r = running.display(),
+            max = dir.path().join("seen").display()
+        ),
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(&ccctl).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&ccctl, perms).unwrap();
+    let mut objects = fleet(pods);
+    objects.exec_local = true;
+    objects.exec_env = vec![("PATH".into(), format!("{}:/usr/bin:/bin", image.display()))];
+    let api = ApiServer::start(objects).await;
+    let kc = api.kubeconfig(dir.path(), "chamber");
+    let (_, out, err) = tokio::task::spawn_blocking(move || {
+        doctor(
+            &kc,
+            &["-l", "app=containment-chamber", "--no-live", "-o", "json"],
+        )
+    })
+    .await
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {err}"));
+    assert_eq!(v["pods"].as_array().unwrap().len(), pods);
+    let seen: Vec<usize> = std::fs::read_to_string(dir.path().join("seen"))
+        .unwrap()
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect();
+    assert_eq!(seen.len(), pods, "every pod's probes ran once");
+    let most = seen.iter().copied().max().unwrap();
+    assert!(
+        most <= ccctl::doctor::inpod::MAX_EXECS,
+        "{most} in-pod runs at once"
+    );
+    // Each pod's failed run is said, not dropped.
+    assert!(
+        out.matches("enclave.in-pod-probe-failed").count() >= pods,
+        "{out}"
+    );
+}

@@ -219,13 +219,18 @@ async fn fleet(
     }
     // The in-pod probes of every pod, concurrently.
     let inside = async {
+        let at_once = tokio::sync::Semaphore::new(super::inpod::MAX_EXECS);
+        let at_once = &at_once;
         futures::future::join_all(facts.iter().map(|(i, f)| {
             let c = &clusters[*i];
             let exec = exec_for(a.exec, &c.client);
             let pod = f.pod.metadata.name.clone().unwrap_or_default();
             async move {
                 match exec {
-                    Some(exec) => super::inpod::within(exec, &c.namespace, &pod, a.timeout).await,
+                    Some(exec) => {
+                        let _permit = at_once.acquire().await;
+                        super::inpod::within(exec, &c.namespace, &pod, a.timeout).await
+                    }
                     None => super::Report::default(),
                 }
             }

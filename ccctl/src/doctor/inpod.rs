@@ -13,6 +13,10 @@ fn result(id: &str, description: &str, findings: Vec<Finding>) -> CheckResult {
     CheckResult::of(id, description, findings)
 }
 
+/// In-pod probe runs at once in `doctor -l` (each is an exec session and a process in its
+/// pod): a 200-pod fleet runs in a few rounds, not 200 sessions at once.
+pub const MAX_EXECS: usize = 64;
+
 /// A pod judged as `doctor --pod` judges it: the API-side checks of its `facts`, then (with
 /// `exec`) the in-pod probes merged in, their signer reading taken, and the verdict judged
 /// again. The dashboard's doctor for the pod it watches calls this too. `only`: `--checks`.

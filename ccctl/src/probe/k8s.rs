@@ -66,6 +66,9 @@ fn device_plugin_of(r: Result<DaemonSet, kube::Error>) -> Result<Option<DaemonSe
     }
 }
 
+/// Pod logs read at once per cluster (a fleet of 200 pods is read in one round).
+pub const MAX_LOG_READS: usize = 200;
+
 /// Lines of the pod log read for the failure signatures.
 pub const LOG_TAIL_LINES: i64 = 500;
 
@@ -255,11 +258,16 @@ pub async fn facts_of(
         let pod_events = ListParams::default().fields("involvedObject.kind=Pod");
         let all_events = events_api.list(&pod_events);
         let mut event_tasks = tokio::task::JoinSet::new();
+        let logs_at_once = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_LOG_READS));
         for (i, p) in list.items.iter().enumerate() {
             let c = client.clone();
             let ns = namespace.to_owned();
             let name = p.metadata.name.clone().unwrap_or_default();
-            event_tasks.spawn(async move { (i, pod_log(&c, &ns, &name).await) });
+            let sem = logs_at_once.clone();
+            event_tasks.spawn(async move {
+                let _permit = sem.acquire().await;
+                (i, pod_log(&c, &ns, &name).await)
+            });
         }
         // The two single requests at once (futures start when polled).
         let (all_events, plugin) = tokio::join!(all_events, plugin);
