@@ -57,8 +57,8 @@ pub struct Objects {
     /// `pods/proxy`: where each (namespace, pod, port) answers (the demo: its enclave's API
     /// and metrics). A port without an entry is refused, as a pod port nobody listens on.
     pub proxies: std::collections::BTreeMap<(String, String, u16), cc_proto::Address>,
-    /// Resources the user may not read (RBAC): `nodes`, `daemonsets`, `events` are answered
-    /// 403 with the API server's `Status`.
+    /// Resources the user may not read (RBAC): `nodes`, `daemonsets`, `events`, `pods/proxy`
+    /// are answered 403 with the API server's `Status`.
     pub forbidden: Vec<&'static str>,
 }
 
@@ -70,7 +70,9 @@ async fn rbac(
     next: axum::middleware::Next,
 ) -> Response {
     let path = req.uri().path().to_owned();
-    let resource = if path.starts_with("/api/v1/nodes") {
+    let resource = if path.contains("/proxy") {
+        Some("pods/proxy")
+    } else if path.starts_with("/api/v1/nodes") {
         Some("nodes")
     } else if path.contains("/daemonsets") {
         Some("daemonsets")

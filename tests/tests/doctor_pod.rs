@@ -915,3 +915,53 @@ async fn in_pod_probes_of_a_large_fleet_run_a_bounded_number_at_once() {
         "{out}"
     );
 }
+
+/// RBAC without `pods/proxy`: the API server refuses to proxy, so the signer was not looked
+/// at — `unknown` and a warning (`enclave.pod-unreachable`), neither green nor "down".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_proxy_the_user_may_not_use_leaves_the_signer_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut objects = fleet(1);
+    objects.forbidden = vec!["pods/proxy"];
+    let api = ApiServer::start(objects).await;
+    let kc = api.kubeconfig(dir.path(), "chamber");
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        doctor(
+            &kc,
+            &[
+                "-l",
+                "app=containment-chamber",
+                "--exec",
+                "none",
+                "-o",
+                "json",
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        code,
+        Some(0),
+        "a warning does not fail --fail-on error: {out}{err}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let pod = &v["pods"][0];
+    assert_eq!(pod["live"]["signer"], "unknown", "{pod:#}");
+    assert!(
+        pod["live"]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("HTTP 403"),
+        "{pod:#}"
+    );
+    let f = pod["report"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["findings"].as_array().cloned().unwrap_or_default())
+        .find(|f| f["code"] == "enclave.pod-unreachable")
+        .unwrap_or_else(|| panic!("{pod:#}"));
+    assert_eq!(f["severity"], "warn", "{f}");
+    assert_eq!(pod["report"]["verdict"]["level"], "DEGRADED", "{pod:#}");
+}
