@@ -164,7 +164,8 @@ pub fn run(
                 "\nThe chamber is running (folder {dir}). In another terminal:\n  \
                  . {dir}/env.sh\n  \
                  ccctl doctor --local\n  \
-                 ccctl doctor --pod {POD} --exec local     # through the demo's Kubernetes API\n  \
+                 ccctl doctor --pod {POD}                  # through the demo's Kubernetes API\n  \
+                 ccctl tui -l app=containment-chamber      # the fleet screen (a terminal)\n  \
                  ccctl attest fetch                        # a fresh attestation, verified\n  \
                  ccctl explain kms.access-denied           # any finding's runbook section\n  \
                  curl -s http://{api}/status\n  \
