@@ -309,7 +309,8 @@ fn every_command_the_demo_prints_runs_as_printed() {
         "{lines:?}"
     );
     assert!(
-        lines.contains(&"ccctl tui -l app=containment-chamber      # the fleet screen (a terminal)"),
+        lines
+            .contains(&"ccctl tui -l app=containment-chamber      # the fleet screen (a terminal)"),
         "{lines:?}"
     );
     for cmd in &lines[1..] {

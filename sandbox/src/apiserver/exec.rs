@@ -107,6 +107,11 @@ pub async fn pod_exec(
     {
         return super::spdy::upgrade(req, cmd, env);
     }
+    let wanted = match streams(req.uri().query().unwrap_or_default()) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let h = req.headers();
     let upgrade = h
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
@@ -149,7 +154,7 @@ pub async fn pod_exec(
         };
         let io = hyper_util::rt::TokioIo::new(upgraded);
         let mut ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
-        let _ = run(&mut ws, &cmd, &env).await;
+        let _ = run(&mut ws, &cmd, &env, wanted).await;
         let _ = ws.close(None).await;
     });
     let mut r = StatusCode::SWITCHING_PROTOCOLS.into_response();
@@ -171,6 +176,7 @@ async fn run<S>(
     ws: &mut WebSocketStream<S>,
     cmd: &[String],
     env: &[(String, String)],
+    (want_stdout, want_stderr): (bool, bool),
 ) -> Result<(), String>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
@@ -182,7 +188,12 @@ where
         Message::Binary(b.into())
     };
     let out = execute(cmd, env).await;
-    for (channel, data) in [(1u8, &out.stdout), (2, &out.stderr)] {
+    // Only the streams asked for (`stdout=false`: its output is not sent).
+    let asked = [
+        (1u8, &out.stdout, want_stdout),
+        (2, &out.stderr, want_stderr),
+    ];
+    for (channel, data) in asked.iter().filter(|a| a.2).map(|a| (a.0, a.1)) {
         for chunk in data.chunks(32 * 1024) {
             ws.send(frame(channel, chunk))
                 .await
@@ -250,6 +261,29 @@ pub(super) async fn execute(cmd: &[String], env: &[(String, String)]) -> Outcome
     }
 }
 
+/// The streams an exec asks for (`stdout`, `stderr`), as the API server checks them: at least
+/// one; stdin and TTY are not served by this double (refused, not ignored).
+pub(super) fn streams(query: &str) -> Result<(bool, bool), Response> {
+    if flag(query, "stdin") || flag(query, "tty") {
+        return Err(status(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "stdin and TTY are not served by this API server: pods/exec runs the command with \
+             stdout and stderr only (kubectl exec without -i and -t)"
+                .into(),
+        ));
+    }
+    let (out, err) = (flag(query, "stdout"), flag(query, "stderr"));
+    if !out && !err {
+        return Err(status(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "you must specify at least 1 of stdin, stdout, stderr".into(),
+        ));
+    }
+    Ok((out, err))
+}
+
 /// `stdin=true` in the query (`name=true` or `name=1`, as the API server's decoder takes).
 pub(super) fn flag(query: &str, name: &str) -> bool {
     query
@@ -276,6 +310,15 @@ mod tests {
     /// The WebSocket handshake of an exec of `sh -c script` offering `protocols`, against a
     /// double with one pod (returned too: it serves as long as it lives).
     async fn handshake(protocols: &str, script: &str) -> (super::super::ApiServer, Handshake) {
+        handshake_with(protocols, script, "stdout=true&stderr=true").await
+    }
+
+    /// The same asking for the `streams` given (the query's `stdout=…&stderr=…`).
+    async fn handshake_with(
+        protocols: &str,
+        script: &str,
+        streams: &str,
+    ) -> (super::super::ApiServer, Handshake) {
         let mut pod = k8s_openapi::api::core::v1::Pod::default();
         pod.metadata.name = Some("signer-0".into());
         pod.metadata.namespace = Some("chamber".into());
@@ -287,7 +330,7 @@ mod tests {
         .await;
         let script: String = script.bytes().map(|b| format!("%{b:02X}")).collect();
         let mut req = format!(
-            "ws://127.0.0.1:{}/api/v1/namespaces/chamber/pods/signer-0/exec?command=sh&command=-c&command={script}&stdout=true&stderr=true",
+            "ws://127.0.0.1:{}/api/v1/namespaces/chamber/pods/signer-0/exec?command=sh&command=-c&command={script}&{streams}",
             api.port
         )
         .into_client_request()
@@ -327,6 +370,41 @@ mod tests {
         assert_eq!(status["reason"], "NonZeroExitCode");
         assert_eq!(status["details"]["causes"][0]["reason"], "ExitCode");
         assert_eq!(status["details"]["causes"][0]["message"], "5");
+    }
+
+    /// Only the streams asked for are sent; none asked for, or stdin/TTY (not served), is a
+    /// 400 before any upgrade.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_the_streams_asked_for_are_sent() {
+        let (_api, r) = handshake_with(
+            "v5.channel.k8s.io",
+            "echo out; echo err >&2",
+            "stdout=true&stderr=false",
+        )
+        .await;
+        let (mut ws, _) = r.unwrap();
+        let mut channels = Vec::new();
+        while let Some(Ok(m)) = ws.next().await {
+            if let Message::Binary(b) = m {
+                channels.push(b[0]);
+            }
+        }
+        assert_eq!(channels, [1, 3]);
+        for streams in [
+            "stdout=false&stderr=false",
+            "stdout=true&stdin=true",
+            "stdout=1&tty=1",
+        ] {
+            match handshake_with("v5.channel.k8s.io", "true", streams).await.1 {
+                Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
+                    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{streams}")
+                }
+                other => panic!(
+                    "{streams}: expected 400, got {:?}",
+                    other.map(|(_, r)| r.status())
+                ),
+            }
+        }
     }
 
     /// As wsstream's handshake: the first of the client's offers that is served wins (kube

@@ -32,7 +32,7 @@ use axum::response::{IntoResponse, Response};
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::exec::{execute, flag, status};
+use super::exec::{execute, status};
 
 /// The stream protocols served, as `X-Stream-Protocol-Version` names them.
 const PROTOCOLS: [&str; 3] = [
@@ -88,24 +88,10 @@ xt/plain,text/javascript,publicprivatemax-age=gzip,deflate,sdchcharset=utf-8char
 /// upgraded connection.
 pub(super) fn upgrade(mut req: Request, cmd: Vec<String>, env: Vec<(String, String)>) -> Response {
     let query = req.uri().query().unwrap_or_default().to_owned();
-    if flag(&query, "stdin") || flag(&query, "tty") {
-        return status(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "stdin and TTY are not served by this API server: pods/exec runs the command with \
-             stdout and stderr only (kubectl exec without -i and -t)"
-                .into(),
-        );
-    }
-    let want_stdout = flag(&query, "stdout");
-    let want_stderr = flag(&query, "stderr");
-    if !want_stdout && !want_stderr {
-        return status(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "you must specify at least 1 of stdin, stdout, stderr".into(),
-        );
-    }
+    let (want_stdout, want_stderr) = match super::exec::streams(&query) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
     let offered: Vec<String> = req
         .headers()
         .get_all("x-stream-protocol-version")
