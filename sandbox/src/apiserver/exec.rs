@@ -109,7 +109,7 @@ pub async fn pod_exec(
     }
     let wanted = match streams(req.uri().query().unwrap_or_default()) {
         Ok(w) => w,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let h = req.headers();
     let upgrade = h
@@ -263,22 +263,18 @@ pub(super) async fn execute(cmd: &[String], env: &[(String, String)]) -> Outcome
 
 /// The streams an exec asks for (`stdout`, `stderr`), as the API server checks them: at least
 /// one; stdin and TTY are not served by this double (refused, not ignored).
-pub(super) fn streams(query: &str) -> Result<(bool, bool), Response> {
+pub(super) fn streams(query: &str) -> Result<(bool, bool), Box<Response>> {
+    let refuse = |m: &str| Box::new(status(StatusCode::BAD_REQUEST, "BadRequest", m.into()));
     if flag(query, "stdin") || flag(query, "tty") {
-        return Err(status(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
+        return Err(refuse(
             "stdin and TTY are not served by this API server: pods/exec runs the command with \
-             stdout and stderr only (kubectl exec without -i and -t)"
-                .into(),
+             stdout and stderr only (kubectl exec without -i and -t)",
         ));
     }
     let (out, err) = (flag(query, "stdout"), flag(query, "stderr"));
     if !out && !err {
-        return Err(status(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "you must specify at least 1 of stdin, stdout, stderr".into(),
+        return Err(refuse(
+            "you must specify at least 1 of stdin, stdout, stderr",
         ));
     }
     Ok((out, err))

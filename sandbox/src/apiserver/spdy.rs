@@ -90,7 +90,7 @@ pub(super) fn upgrade(mut req: Request, cmd: Vec<String>, env: Vec<(String, Stri
     let query = req.uri().query().unwrap_or_default().to_owned();
     let (want_stdout, want_stderr) = match super::exec::streams(&query) {
         Ok(w) => w,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let offered: Vec<String> = req
         .headers()
