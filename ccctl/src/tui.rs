@@ -225,6 +225,8 @@ async fn run_loop(
         app.screen = app::Screen::Fleet;
     }
     app.doctor_every = doctor_every.as_secs_f64();
+    // An attempt ends by its deadline (at most --timeout), then waits a refresh.
+    app.silent_after = (settings.timeout + settings.refresh * 3).as_secs_f64();
     app.demo = std::env::var("CCCTL_DEMO_DIR")
         .ok()
         .filter(|d| !d.is_empty())
@@ -235,6 +237,7 @@ async fn run_loop(
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let result = loop {
         app.now = start.elapsed().as_secs_f64();
+        app.age_out();
         if let Ok(size) = terminal.size() {
             app.page = size.height.saturating_sub(4).max(1) as usize;
         }

@@ -833,3 +833,45 @@ fn the_cursor_follows_its_pod_when_a_refresh_reorders_the_rows() {
     );
     assert_eq!(app.fleet.as_ref().unwrap().selected, 2);
 }
+
+/// A source whose task went silent (stuck or gone: no attempt finished for `silent_after`)
+/// is stale, not green for ever: its last value dims and says how long it has been quiet.
+#[test]
+fn a_source_gone_silent_is_stale_not_green() {
+    let mut app = healthy();
+    app.doctor_running = false;
+    assert_eq!(green_rows_with(&app, 110, 32, "UNSEALED").len(), 1);
+    app.silent_after = 13.0;
+    app.now = 10.0;
+    app.age_out();
+    assert_eq!(
+        green_rows_with(&app, 110, 32, "UNSEALED").len(),
+        1,
+        "not yet"
+    );
+    app.now = 20.0;
+    app.age_out();
+    let out = draw(&app, 110, 32);
+    assert!(out.contains("UNREACHABLE — last good 18s ago"), "{out}");
+    assert_eq!(app.status.error.as_deref(), Some("no answer for 18s"));
+    assert!(
+        green_rows_with(&app, 110, 32, "UNSEALED").is_empty(),
+        "{out}"
+    );
+    assert_eq!(app.status.freshness(), ccctl::tui::app::Freshness::Stale);
+    assert!(app.doctor_due(), "a source going silent re-runs doctor");
+    // The fleet table too.
+    let mut fleet = fleet_app();
+    fleet.silent_after = 13.0;
+    fleet.now = 30.0;
+    fleet.age_out();
+    let f = fleet.fleet.as_ref().unwrap();
+    assert_eq!(f.view.freshness(), ccctl::tui::app::Freshness::Stale);
+    // An answer makes it current again.
+    app.apply(Update::Status(Ok(status(
+        "unsealed",
+        ["decrypted"; 3],
+        None,
+    ))));
+    assert_eq!(app.status.freshness(), ccctl::tui::app::Freshness::Fresh);
+}

@@ -333,6 +333,22 @@ impl<T> Sourced<T> {
         was_ok.is_some_and(|w| w != self.error.is_none())
     }
 
+    /// No attempt has finished for `max_age` seconds while the last one answered: the source
+    /// has gone silent (its task stuck or gone), so what it said is no longer current —
+    /// stale, with why. The next answer clears it. `true` when it changed.
+    fn silent(&mut self, now: f64, max_age: f64) -> bool {
+        match self.tried {
+            Some(t) if self.error.is_none() && now - t > max_age => {
+                self.error = Some(format!(
+                    "no answer for {}",
+                    crate::output::duration_short((now - t) as u64)
+                ));
+                true
+            }
+            _ => false,
+        }
+    }
+
     pub fn freshness(&self) -> Freshness {
         match (&self.value, &self.error, self.tried) {
             (_, _, None) => Freshness::Waiting,
@@ -470,6 +486,10 @@ pub struct App {
     pub page: usize,
     /// Doctor re-runs this often (seconds; 0 = only on `r` and on source changes).
     pub doctor_every: f64,
+    /// The every-refresh sources (status, metrics, the fleet) are stale when no attempt has
+    /// finished for this long (seconds): each attempt has its deadline, so only a stuck or
+    /// dead task stays silent longer.
+    pub silent_after: f64,
     /// `App::now` when the running (or last) doctor run started.
     pub doctor_started: Option<f64>,
     /// A source changed between answering and failing since the last doctor run started.
@@ -522,6 +542,7 @@ impl App {
             demo: None,
             page: 20,
             doctor_every: 30.0,
+            silent_after: 15.0,
             doctor_started: None,
             sources_changed: false,
             fleet: None,
@@ -604,6 +625,18 @@ impl App {
         if let Some(f) = &mut self.fleet {
             f.watching = Some(pod);
         }
+    }
+
+    /// Mark the every-refresh sources that went silent as stale ([`App::silent_after`]);
+    /// called every tick.
+    pub fn age_out(&mut self) {
+        let (now, max) = (self.now, self.silent_after);
+        let mut changed = self.status.silent(now, max);
+        changed |= self.metrics_src.silent(now, max);
+        if let Some(f) = &mut self.fleet {
+            changed |= f.view.silent(now, max);
+        }
+        self.sources_changed |= changed;
     }
 
     /// Should a doctor run start now? (none running, and a source changed state or the last
