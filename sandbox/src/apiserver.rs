@@ -54,6 +54,9 @@ pub struct Objects {
     /// The exec'd command's environment on top of this process's (the pod's: `PATH`,
     /// `CCCTL_*`).
     pub exec_env: Vec<(String, String)>,
+    /// End each WebSocket exec after its output, without the `Status` (a connection cut
+    /// before the end: the command's outcome is then not known).
+    pub exec_cut_before_status: bool,
     /// `pods/proxy`: where each (namespace, pod, port) answers (the demo: its enclave's API
     /// and metrics). A port without an entry is refused, as a pod port nobody listens on.
     pub proxies: std::collections::BTreeMap<(String, String, u16), cc_proto::Address>,

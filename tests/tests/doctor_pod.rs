@@ -587,6 +587,15 @@ async fn kube_exec_over_websocket_carries_output_exit_codes_and_not_found() {
         .await
         .unwrap();
     assert_eq!(o.status, None, "{o:?}");
+    // A connection that ends without the Status: the outcome is not known — an error, not
+    // exit 0.
+    api.objects.lock().unwrap().exec_cut_before_status = true;
+    let e = exec
+        .exec("chamber", "signer-0", sh("printf ok"))
+        .await
+        .unwrap_err();
+    assert!(e.contains("without the command's exit status"), "{e}");
+    api.objects.lock().unwrap().exec_cut_before_status = false;
     // A pod that does not exist: the API server's 404, in words.
     let e = exec
         .exec("chamber", "nobody", vec!["true".into()])

@@ -90,8 +90,9 @@ pub async fn pod_exec(
                 format!("pods \"{name}\" is forbidden: this API server does not exec in it"),
             );
         }
-        o.exec_env.clone()
+        (o.exec_env.clone(), o.exec_cut_before_status)
     };
+    let (env, cut) = env;
     let cmd = command_of(req.uri().query().unwrap_or_default());
     if cmd.is_empty() {
         return status(
@@ -154,7 +155,7 @@ pub async fn pod_exec(
         };
         let io = hyper_util::rt::TokioIo::new(upgraded);
         let mut ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
-        let _ = run(&mut ws, &cmd, &env, wanted).await;
+        let _ = run(&mut ws, &cmd, &env, wanted, cut).await;
         let _ = ws.close(None).await;
     });
     let mut r = StatusCode::SWITCHING_PROTOCOLS.into_response();
@@ -177,6 +178,7 @@ async fn run<S>(
     cmd: &[String],
     env: &[(String, String)],
     (want_stdout, want_stderr): (bool, bool),
+    cut_before_status: bool,
 ) -> Result<(), String>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
@@ -199,6 +201,9 @@ where
                 .await
                 .map_err(|e| e.to_string())?;
         }
+    }
+    if cut_before_status {
+        return Ok(());
     }
     let status = out.status;
     ws.send(frame(3, status.to_string().as_bytes()))
