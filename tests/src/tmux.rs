@@ -37,15 +37,21 @@ impl Tmux {
     }
     #[track_caller]
     pub fn wait_for(&self, what: &str, timeout: Duration) -> String {
+        self.wait_until(&format!("'{what}'"), timeout, |s| s.contains(what))
+    }
+    /// The screen once `done` holds for it (a screen caught mid-redraw just waits for the
+    /// next capture); `what` names the wait in the failure.
+    #[track_caller]
+    pub fn wait_until(&self, what: &str, timeout: Duration, done: impl Fn(&str) -> bool) -> String {
         let t = Instant::now();
         loop {
             let s = self.screen();
-            if s.contains(what) {
+            if done(&s) {
                 return s;
             }
             assert!(
                 t.elapsed() < timeout,
-                "'{what}' not on screen within {timeout:?}:\n{s}"
+                "{what} not on screen within {timeout:?}:\n{s}"
             );
             std::thread::sleep(Duration::from_millis(100));
         }

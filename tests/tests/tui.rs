@@ -262,14 +262,16 @@ fn the_demo_fleet_with_no_other_flag() {
     let checks = report["checks"].as_array().unwrap();
     assert!(checks.iter().any(|c| c["id"] == "config.debug"), "{report}");
     t.keys(&["4"]);
-    let s = t.wait_for(
-        &format!("{} checks: 0 errors", checks.len()),
+    let ids: Vec<String> = checks
+        .iter()
+        .map(|c| format!("✓ {}", c["id"].as_str().unwrap()))
+        .collect();
+    let summary = format!("{} checks: 0 errors", checks.len());
+    let s = t.wait_until(
+        "the Findings screen with every check of doctor --pod",
         Duration::from_secs(30),
+        |s| s.contains(&summary) && ids.iter().all(|id| s.contains(id)),
     );
-    for c in checks {
-        let id = c["id"].as_str().unwrap();
-        assert!(s.contains(&format!("✓ {id}")), "{id}:\n{s}");
-    }
     let families: Vec<&str> = s
         .lines()
         .map(|l| l.trim_matches(|c: char| c == '│' || c.is_whitespace()))
