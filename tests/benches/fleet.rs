@@ -65,10 +65,7 @@ async fn signer_stand_in() -> std::net::SocketAddr {
                 "containment_enclave_log_events_dropped_total 0\ncontainment_signing_requests_total{status=\"200\"} 10\n"
             }),
         );
-    let l = cc_sandbox::apiserver::listen(0).unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(l, app).await });
-    addr
+    cc_tests::serve(app).await
 }
 
 async fn objects(pods: usize, signer: std::net::SocketAddr) -> Objects {
@@ -83,41 +80,14 @@ async fn objects(pods: usize, signer: std::net::SocketAddr) -> Objects {
         ..Default::default()
     };
     for i in 0..pods {
-        for port in [9000, 3000] {
-            o.proxies.insert(
-                ("chamber".into(), format!("signer-{i}"), port),
-                cc_proto::Address::Tcp {
-                    host: signer.ip().to_string(),
-                    port: signer.port(),
-                },
-            );
-        }
+        cc_tests::proxy_to(&mut o, &format!("signer-{i}"), signer);
     }
     o
 }
 
 async fn fleet_of(kc: &std::path::Path) -> ccctl::doctor::live::Fleet {
-    let kubeconfig = kube::config::Kubeconfig::read_from(kc).unwrap();
-    let mut config = kube::Config::from_custom_kubeconfig(
-        kubeconfig,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .unwrap();
-    config.default_retry = false;
-    ccctl::doctor::live::Fleet {
-        clusters: vec![ccctl::doctor::live::Cluster {
-            context: Some("test".into()),
-            client: kube::Client::try_from(config).unwrap(),
-            namespace: "chamber".into(),
-        }],
-        selector: "app=containment-chamber".into(),
-        source: ccctl::doctor::live::Source::PodProxy,
-        config: None,
-        timeout: Duration::from_secs(10),
-        pod_timeout: Duration::from_secs(10),
-        releases: Default::default(),
-    }
+    let timeout = Duration::from_secs(10);
+    cc_tests::fleet_through(kc, "chamber", timeout, timeout).await
 }
 
 /// The fleet screen's first full table (a fresh client each time: connections included), and

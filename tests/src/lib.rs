@@ -603,3 +603,61 @@ impl Drop for RunningDemo {
         self.stop();
     }
 }
+
+/// The one-cluster fleet of `app=containment-chamber` pods in `namespace`, read through the
+/// API server of the kubeconfig at `kc` (its current context) with the client ccctl makes
+/// (kube's own retry off): what the fleet screen's source runs.
+pub async fn fleet_through(
+    kc: &Path,
+    namespace: &str,
+    timeout: Duration,
+    pod_timeout: Duration,
+) -> ccctl::doctor::live::Fleet {
+    let mut config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(kc).unwrap(),
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    config.default_retry = false;
+    ccctl::doctor::live::Fleet {
+        clusters: vec![ccctl::doctor::live::Cluster {
+            context: Some("test".into()),
+            client: kube::Client::try_from(config).unwrap(),
+            namespace: namespace.into(),
+        }],
+        selector: "app=containment-chamber".into(),
+        source: ccctl::doctor::live::Source::PodProxy,
+        config: None,
+        timeout,
+        pod_timeout,
+        releases: Default::default(),
+    }
+}
+
+/// Serve `app` on a loopback port of its own (a signer stand-in behind the pod proxy); its
+/// address.
+pub async fn serve(app: axum::Router) -> std::net::SocketAddr {
+    let l = cc_sandbox::apiserver::listen(0).unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await });
+    addr
+}
+
+/// Route `pod`'s ports 9000 and 3000 (API and metrics) through the double's pod proxy to
+/// `addr`.
+pub fn proxy_to(
+    objects: &mut cc_sandbox::apiserver::Objects,
+    pod: &str,
+    addr: std::net::SocketAddr,
+) {
+    for port in [9000, 3000] {
+        objects.proxies.insert(
+            ("chamber".into(), pod.into(), port),
+            cc_proto::Address::Tcp {
+                host: addr.ip().to_string(),
+                port: addr.port(),
+            },
+        );
+    }
+}

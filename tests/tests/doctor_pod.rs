@@ -9,6 +9,18 @@ use cc_tests::apiserver::{
 };
 use cc_tests::bin;
 
+/// `doctor ARGS` off the async runtime (the API double runs on it).
+async fn doctor_off(kubeconfig: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let kc = kubeconfig.to_owned();
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        doctor(&kc, &args)
+    })
+    .await
+    .unwrap()
+}
+
 fn doctor(kubeconfig: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
     let o = Command::new(bin("ccctl"))
         .args(["doctor"])
@@ -124,11 +136,8 @@ async fn every_pod_level_fault_is_found() {
     .collect();
     assert_eq!(cc_tests::finding_codes(&out), want);
     // The event text from the cluster is shown without its escape sequences.
-    let (_, human, _) = tokio::task::spawn_blocking(move || {
-        doctor(&kc, &["--pod", "signer-1", "-n", "prod", "--exec", "none"])
-    })
-    .await
-    .unwrap();
+    let (_, human, _) =
+        doctor_off(&kc, &["--pod", "signer-1", "-n", "prod", "--exec", "none"]).await;
     assert!(
         human.contains("FailedScheduling: 0/3 nodes are available: insufficient"),
         "{human}"
@@ -251,20 +260,17 @@ async fn fleet_mode_reports_each_pod_and_a_summary() {
         "no device limit, no hugepages limit, unlabelled node"
     );
     assert_eq!(by("signer-3"), 1, "unlabelled node");
-    let (_, human, _) = tokio::task::spawn_blocking(move || {
-        doctor(
-            &kc,
-            &[
-                "-l",
-                "app=containment-chamber",
-                "--exec",
-                "none",
-                "--no-live",
-            ],
-        )
-    })
-    .await
-    .unwrap();
+    let (_, human, _) = doctor_off(
+        &kc,
+        &[
+            "-l",
+            "app=containment-chamber",
+            "--exec",
+            "none",
+            "--no-live",
+        ],
+    )
+    .await;
     assert!(
         human.contains("5 pods matching 'app=containment-chamber' in 'chamber'"),
         "{human}"
@@ -280,11 +286,7 @@ async fn a_selector_matching_nothing_lists_the_chamber_like_pods() {
     let objects = fleet(2);
     let api = ApiServer::start(objects).await;
     let kc = api.kubeconfig(dir.path(), "chamber");
-    let (code, out, _) = tokio::task::spawn_blocking(move || {
-        doctor(&kc, &["-l", "app=containment", "--exec", "none"])
-    })
-    .await
-    .unwrap();
+    let (code, out, _) = doctor_off(&kc, &["-l", "app=containment", "--exec", "none"]).await;
     assert_eq!(code, Some(1), "{out}");
     assert!(
         out.contains("0 pods matching 'app=containment' in 'chamber'"),
@@ -307,23 +309,20 @@ async fn fleet_mode_is_concurrent() {
     let api = ApiServer::start_with_latency(fleet(50), std::time::Duration::from_millis(100)).await;
     let kc = api.kubeconfig(dir.path(), "chamber");
     let t = std::time::Instant::now();
-    let (code, out, err) = tokio::task::spawn_blocking(move || {
-        doctor(
-            &kc,
-            &[
-                "-l",
-                "app=containment-chamber",
-                "-o",
-                "json",
-                "--exec",
-                "none",
-                // The API side only: these pods have no signer behind the pod proxy.
-                "--no-live",
-            ],
-        )
-    })
-    .await
-    .unwrap();
+    let (code, out, err) = doctor_off(
+        &kc,
+        &[
+            "-l",
+            "app=containment-chamber",
+            "-o",
+            "json",
+            "--exec",
+            "none",
+            // The API side only: these pods have no signer behind the pod proxy.
+            "--no-live",
+        ],
+    )
+    .await;
     let took = t.elapsed();
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(
@@ -480,11 +479,8 @@ async fn failure_lines_in_the_pod_log_are_found_through_the_log_api() {
         .insert(("chamber".into(), "signer-2".into()), log);
     let api = ApiServer::start(objects).await;
     let kc = api.kubeconfig(dir.path(), "chamber");
-    let (code, out, err) = tokio::task::spawn_blocking(move || {
-        doctor(&kc, &["--pod", "signer-2", "--exec", "none", "-o", "json"])
-    })
-    .await
-    .unwrap();
+    let (code, out, err) =
+        doctor_off(&kc, &["--pod", "signer-2", "--exec", "none", "-o", "json"]).await;
     assert_eq!(code, Some(1), "{out}{err}");
     let codes = cc_tests::finding_codes(&out);
     assert!(codes.contains("logs.nsm-init-failed"), "{codes:?}");
@@ -510,11 +506,8 @@ async fn a_pod_log_the_doctor_may_not_read_is_a_warning() {
     })
     .await;
     let kc = api.kubeconfig(dir.path(), "chamber");
-    let (code, out, err) = tokio::task::spawn_blocking(move || {
-        doctor(&kc, &["--pod", "signer-3", "--exec", "none", "-o", "json"])
-    })
-    .await
-    .unwrap();
+    let (code, out, err) =
+        doctor_off(&kc, &["--pod", "signer-3", "--exec", "none", "-o", "json"]).await;
     assert_eq!(code, Some(0), "{out}{err}");
     assert_eq!(
         cc_tests::finding_codes(&out),
@@ -623,11 +616,8 @@ async fn in_pod_probes_past_the_deadline_are_a_finding_not_silence() {
     let api = ApiServer::start(objects).await;
     let kc = api.kubeconfig(dir.path(), "chamber");
     let start = std::time::Instant::now();
-    let (code, out, err) = tokio::task::spawn_blocking(move || {
-        doctor(&kc, &["--pod", "signer-0", "--timeout", "1s", "-o", "json"])
-    })
-    .await
-    .unwrap();
+    let (code, out, err) =
+        doctor_off(&kc, &["--pod", "signer-0", "--timeout", "1s", "-o", "json"]).await;
     let took = start.elapsed();
     let report: serde_json::Value =
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
@@ -676,37 +666,24 @@ async fn a_signer_giving_malformed_pcrs_is_reported_not_trusted() {
             "/metrics",
             axum::routing::get(|| async { "containment_enclave_log_events_dropped_total 0\n" }),
         );
-    let l = cc_tests::apiserver::listen(0).unwrap();
-    let signer = l.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(l, app).await });
+    let signer = cc_tests::serve(app).await;
     let dir = tempfile::tempdir().unwrap();
     let mut objects = fleet(1);
-    for port in [9000, 3000] {
-        objects.proxies.insert(
-            ("chamber".into(), "signer-0".into(), port),
-            cc_proto::Address::Tcp {
-                host: signer.ip().to_string(),
-                port: signer.port(),
-            },
-        );
-    }
+    cc_tests::proxy_to(&mut objects, "signer-0", signer);
     let api = ApiServer::start(objects).await;
     let kc = api.kubeconfig(dir.path(), "chamber");
-    let (code, out, err) = tokio::task::spawn_blocking(move || {
-        doctor(
-            &kc,
-            &[
-                "-l",
-                "app=containment-chamber",
-                "--exec",
-                "none",
-                "-o",
-                "json",
-            ],
-        )
-    })
-    .await
-    .unwrap();
+    let (code, out, err) = doctor_off(
+        &kc,
+        &[
+            "-l",
+            "app=containment-chamber",
+            "--exec",
+            "none",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
     assert!(matches!(code, Some(0 | 1)), "{code:?} {err}");
     assert!(!out.contains('\u{1b}') && !out.contains("pwned"), "{out}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -753,19 +730,12 @@ async fn facts_the_user_may_not_read_are_unknown_not_passed() {
         vec!["--pod", "signer-0"],
         vec!["-l", "app=containment-chamber", "--no-live"],
     ] {
-        let kc = kc.clone();
         let a: Vec<&str> = args
             .iter()
             .copied()
             .chain(["--exec", "none", "-o", "json"])
             .collect();
-        let a: Vec<String> = a.iter().map(|s| s.to_string()).collect();
-        let (code, out, err) = tokio::task::spawn_blocking(move || {
-            let a: Vec<&str> = a.iter().map(String::as_str).collect();
-            doctor(&kc, &a)
-        })
-        .await
-        .unwrap();
+        let (code, out, err) = doctor_off(&kc, &a).await;
         assert_eq!(code, Some(0), "{args:?}: {out}{err}");
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         let reports: Vec<serde_json::Value> = match v["pods"].as_array() {
@@ -810,45 +780,15 @@ async fn a_hung_signer_holds_the_fleet_no_longer_than_the_pod_deadline() {
     });
     let mut objects = fleet(2);
     for (pod, app) in [("signer-0", good), ("signer-1", hung)] {
-        let l = cc_tests::apiserver::listen(0).unwrap();
-        let addr = l.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(l, app).await });
-        for port in [9000, 3000] {
-            objects.proxies.insert(
-                ("chamber".into(), pod.into(), port),
-                cc_proto::Address::Tcp {
-                    host: addr.ip().to_string(),
-                    port: addr.port(),
-                },
-            );
-        }
+        cc_tests::proxy_to(&mut objects, pod, cc_tests::serve(app).await);
     }
     let api = ApiServer::start(objects).await;
     let dir = tempfile::tempdir().unwrap();
     let kc = api.kubeconfig(dir.path(), "chamber");
-    let mut config = kube::Config::from_custom_kubeconfig(
-        kube::config::Kubeconfig::read_from(&kc).unwrap(),
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .unwrap();
-    config.default_retry = false;
     let timeout = std::time::Duration::from_secs(10);
     let pod_timeout = ccctl::tui::sources::pod_deadline(std::time::Duration::from_secs(1), timeout);
     assert_eq!(pod_timeout, std::time::Duration::from_secs(2));
-    let fleet = ccctl::doctor::live::Fleet {
-        clusters: vec![ccctl::doctor::live::Cluster {
-            context: Some("test".into()),
-            client: kube::Client::try_from(config).unwrap(),
-            namespace: "chamber".into(),
-        }],
-        selector: "app=containment-chamber".into(),
-        source: ccctl::doctor::live::Source::PodProxy,
-        config: None,
-        timeout,
-        pod_timeout,
-        releases: Default::default(),
-    };
+    let fleet = cc_tests::fleet_through(&kc, "chamber", timeout, pod_timeout).await;
     let start = std::time::Instant::now();
     let snap = fleet.snapshot(&Default::default()).await;
     let took = start.elapsed();
@@ -897,14 +837,11 @@ async fn in_pod_probes_of_a_large_fleet_run_a_bounded_number_at_once() {
     objects.exec_env = vec![("PATH".into(), format!("{}:/usr/bin:/bin", image.display()))];
     let api = ApiServer::start(objects).await;
     let kc = api.kubeconfig(dir.path(), "chamber");
-    let (_, out, err) = tokio::task::spawn_blocking(move || {
-        doctor(
-            &kc,
-            &["-l", "app=containment-chamber", "--no-live", "-o", "json"],
-        )
-    })
-    .await
-    .unwrap();
+    let (_, out, err) = doctor_off(
+        &kc,
+        &["-l", "app=containment-chamber", "--no-live", "-o", "json"],
+    )
+    .await;
     let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {err}"));
     assert_eq!(v["pods"].as_array().unwrap().len(), pods);
     let seen: Vec<usize> = std::fs::read_to_string(dir.path().join("seen"))
@@ -934,21 +871,18 @@ async fn a_pod_proxy_the_user_may_not_use_leaves_the_signer_unknown() {
     objects.forbidden = vec!["pods/proxy"];
     let api = ApiServer::start(objects).await;
     let kc = api.kubeconfig(dir.path(), "chamber");
-    let (code, out, err) = tokio::task::spawn_blocking(move || {
-        doctor(
-            &kc,
-            &[
-                "-l",
-                "app=containment-chamber",
-                "--exec",
-                "none",
-                "-o",
-                "json",
-            ],
-        )
-    })
-    .await
-    .unwrap();
+    let (code, out, err) = doctor_off(
+        &kc,
+        &[
+            "-l",
+            "app=containment-chamber",
+            "--exec",
+            "none",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
     assert_eq!(
         code,
         Some(0),
