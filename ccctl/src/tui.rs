@@ -225,8 +225,11 @@ async fn run_loop(
         app.screen = app::Screen::Fleet;
     }
     app.doctor_every = doctor_every.as_secs_f64();
-    // An attempt ends by its deadline (at most --timeout), then waits a refresh.
+    // An attempt of status or metrics ends by its deadline (at most --timeout), then waits a
+    // refresh; a fleet refresh can take three deadlines in a row (list; facts and live reads;
+    // a release verdict).
     app.silent_after = (settings.timeout + settings.refresh * 3).as_secs_f64();
+    app.fleet_silent_after = (settings.timeout * 3 + settings.refresh * 3).as_secs_f64();
     app.demo = std::env::var("CCCTL_DEMO_DIR")
         .ok()
         .filter(|d| !d.is_empty())

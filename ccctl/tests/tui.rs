@@ -576,10 +576,42 @@ fn a_stale_pod_table_is_not_green() {
         phase: "Running".into(),
         errors: 0,
         warnings: 0,
+        unknown: 0,
         first_problem: String::new(),
     }])));
     let fresh = draw(&app, 140, 40);
     assert!(fresh.contains("Pods (0s ago)"), "{fresh}");
+    // The colour of the pod's ERR cell (the first word after its phase).
+    let err_colour = |app: &App| {
+        let mut t = Terminal::new(TestBackend::new(140, 40)).unwrap();
+        t.draw(|f| ui::render(app, f)).unwrap();
+        let buf = t.backend().buffer();
+        (0..40u16)
+            .find_map(|y| {
+                let row: Vec<String> = (0..140u16)
+                    .map(|x| buf[(x, y)].symbol().to_owned())
+                    .collect();
+                let line: String = row.concat();
+                let at = line.find("signer-0")?;
+                let after = line[at..].find("Running")? + at + "Running".len();
+                let col = line[..after].chars().count()
+                    + line[after..].chars().take_while(|c| *c == ' ').count();
+                Some(buf[(col as u16, y)].fg)
+            })
+            .unwrap()
+    };
+    assert_eq!(err_colour(&app), ratatui::style::Color::Green);
+    // Checks that could not look (a node the user may not read): not green.
+    app.apply(Update::Pods(Ok(vec![ccctl::tui::app::PodRow {
+        name: "signer-0".into(),
+        node: "node-a".into(),
+        phase: "Running".into(),
+        errors: 0,
+        warnings: 0,
+        unknown: 1,
+        first_problem: String::new(),
+    }])));
+    assert_ne!(err_colour(&app), ratatui::style::Color::Green);
     app.now = 9.0;
     app.apply(Update::Pods(Err("connection refused".into())));
     let out = draw(&app, 140, 40);
@@ -862,8 +894,15 @@ fn a_source_gone_silent_is_stale_not_green() {
     assert!(app.doctor_due(), "a source going silent re-runs doctor");
     // The fleet table too.
     let mut fleet = fleet_app();
-    fleet.silent_after = 13.0;
+    fleet.fleet_silent_after = 33.0;
     fleet.now = 30.0;
+    fleet.age_out();
+    assert_eq!(
+        fleet.fleet.as_ref().unwrap().view.freshness(),
+        ccctl::tui::app::Freshness::Fresh,
+        "a fleet refresh may take three deadlines"
+    );
+    fleet.now = 40.0;
     fleet.age_out();
     let f = fleet.fleet.as_ref().unwrap();
     assert_eq!(f.view.freshness(), ccctl::tui::app::Freshness::Stale);

@@ -65,45 +65,66 @@ pub struct Objects {
     pub forbidden: Vec<&'static str>,
 }
 
-/// RBAC for [`Objects::forbidden`]: the resource a read path names, refused as the API server
-/// words it.
+/// RBAC for [`Objects::forbidden`]: the resource (or `resource/subresource`) a request path
+/// names, refused as the API server words it (`pods "p" is forbidden: User "test" cannot get
+/// resource "pods/proxy" in API group "" in the namespace "ns"`).
 async fn rbac(
     axum::extract::State(s): axum::extract::State<Shared>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
     let path = req.uri().path().to_owned();
-    let resource = if path.contains("/proxy") {
-        Some("pods/proxy")
-    } else if path.starts_with("/api/v1/nodes") {
-        Some("nodes")
-    } else if path.contains("/daemonsets") {
-        Some("daemonsets")
-    } else if path.ends_with("/events") {
-        Some("events")
-    } else {
-        None
+    let seg: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let (group, rest) = match seg.as_slice() {
+        ["api", "v1", rest @ ..] => ("", rest),
+        ["apis", group, _version, rest @ ..] => (*group, rest),
+        _ => return next.run(req).await,
     };
-    let refused = resource.filter(|r| {
-        s.objects
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .forbidden
-            .contains(r)
-    });
-    match refused {
-        Some(r) => (
-            StatusCode::FORBIDDEN,
-            Json(
-                serde_json::json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
-                "status": "Failure", "reason": "Forbidden", "code": 403,
-                "details": {"kind": r},
-                "message": format!("{r} is forbidden: User \"test\" cannot get resource \"{r}\"")}),
-            ),
-        )
-            .into_response(),
-        None => next.run(req).await,
+    let (namespace, rest) = match rest {
+        ["namespaces", ns, rest @ ..] if !rest.is_empty() => (Some(*ns), rest),
+        rest => (None, rest),
+    };
+    let (Some(resource), name, sub) = (rest.first(), rest.get(1), rest.get(2)) else {
+        return next.run(req).await;
+    };
+    let full = match sub {
+        Some(sub) => format!("{resource}/{sub}"),
+        None => (*resource).to_owned(),
+    };
+    let refused = s
+        .objects
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .forbidden
+        .contains(&full.as_str());
+    if !refused {
+        return next.run(req).await;
     }
+    let verb = if name.is_some() { "get" } else { "list" };
+    let scope = match namespace {
+        Some(ns) => format!("in the namespace \"{ns}\""),
+        None => "at the cluster scope".to_owned(),
+    };
+    let subject = match name {
+        Some(n) => format!("{resource} \"{n}\""),
+        None => (*resource).to_owned(),
+    };
+    let mut details = serde_json::json!({"kind": resource});
+    if let Some(n) = name {
+        details["name"] = (*n).into();
+    }
+    if !group.is_empty() {
+        details["group"] = group.into();
+    }
+    (
+        StatusCode::FORBIDDEN,
+        Json(serde_json::json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+            "status": "Failure", "reason": "Forbidden", "code": 403, "details": details,
+            "message": format!(
+                "{subject} is forbidden: User \"test\" cannot {verb} resource \"{full}\" in API group \"{group}\" {scope}"
+            )})),
+    )
+        .into_response()
 }
 
 pub struct ApiServer {

@@ -13,8 +13,9 @@ fn result(id: &str, description: &str, findings: Vec<Finding>) -> CheckResult {
     CheckResult::of(id, description, findings)
 }
 
-/// In-pod probe runs at once in `doctor -l` (each is an exec session and a process in its
-/// pod): a 200-pod fleet runs in a few rounds, not 200 sessions at once.
+/// In-pod probe exec sessions open at once in `doctor -l`: a 200-pod fleet runs in a few
+/// rounds, not 200 sessions at once. (A probe abandoned at its deadline frees its place; its
+/// process in the pod may still run to its own end.)
 pub const MAX_EXECS: usize = 64;
 
 /// A pod judged as `doctor --pod` judges it: the API-side checks of its `facts`, then (with

@@ -782,7 +782,8 @@ fn check_with(
         && let Some(e) = &live.error
     {
         c.status = crate::doctor::CheckStatus::Unknown;
-        c.note = Some(format!("unknown: {e}"));
+        // `render::check_text` says "unknown: " in front of it.
+        c.note = Some(e.clone());
     }
     c
 }

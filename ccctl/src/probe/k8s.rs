@@ -292,12 +292,17 @@ pub async fn facts_of(
             Err(e) => (None, Some(e)),
         };
         let mut nodes = std::collections::BTreeMap::new();
-        while let Some(Ok((n, node))) = node_tasks.join_next().await {
-            nodes.insert(n, node);
+        // A task that failed (it cannot, short of a panic) leaves its node "not read".
+        while let Some(r) = node_tasks.join_next().await {
+            if let Ok((n, node)) = r {
+                nodes.insert(n, node);
+            }
         }
         let mut logs = std::collections::BTreeMap::new();
-        while let Some(Ok((i, log))) = event_tasks.join_next().await {
-            logs.insert(i, log);
+        while let Some(r) = event_tasks.join_next().await {
+            if let Ok((i, log)) = r {
+                logs.insert(i, log);
+            }
         }
         Ok(list
             .items
@@ -316,7 +321,7 @@ pub async fn facts_of(
                         None => {
                             unread.insert(
                                 "nsm.node-label",
-                                format!("node '{n}' was not read in time"),
+                                format!("node '{n}' was not read (its read failed)"),
                             );
                             None
                         }

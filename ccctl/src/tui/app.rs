@@ -381,6 +381,8 @@ pub struct PodRow {
     pub phase: String,
     pub errors: usize,
     pub warnings: usize,
+    /// Checks that could not look (a fact the user may not read): never a green row.
+    pub unknown: usize,
     pub first_problem: String,
 }
 
@@ -490,6 +492,9 @@ pub struct App {
     /// finished for this long (seconds): each attempt has its deadline, so only a stuck or
     /// dead task stays silent longer.
     pub silent_after: f64,
+    /// The same for the fleet table, whose refresh may take a listing, then the facts and
+    /// the live reads with a release verdict, each up to `--timeout`.
+    pub fleet_silent_after: f64,
     /// `App::now` when the running (or last) doctor run started.
     pub doctor_started: Option<f64>,
     /// A source changed between answering and failing since the last doctor run started.
@@ -543,6 +548,7 @@ impl App {
             page: 20,
             doctor_every: 30.0,
             silent_after: 15.0,
+            fleet_silent_after: 35.0,
             doctor_started: None,
             sources_changed: false,
             fleet: None,
@@ -634,7 +640,7 @@ impl App {
         let mut changed = self.status.silent(now, max);
         changed |= self.metrics_src.silent(now, max);
         if let Some(f) = &mut self.fleet {
-            changed |= f.view.silent(now, max);
+            changed |= f.view.silent(now, self.fleet_silent_after);
         }
         self.sources_changed |= changed;
     }

@@ -332,6 +332,7 @@ async fn pods(k: &KubeTarget, timeout: Duration) -> Result<Vec<PodRow>, String> 
                     .unwrap_or_default(),
                 errors: r.summary.errors,
                 warnings: r.summary.warnings,
+                unknown: r.summary.unknown + r.summary.crashed + r.summary.timed_out,
                 first_problem: first,
             }
         })

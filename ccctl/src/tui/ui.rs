@@ -545,19 +545,21 @@ fn pods(app: &App, f: &mut Frame, area: Rect) {
         .map(|p| {
             let style = if p.errors > 0 {
                 RED
-            } else if p.warnings > 0 {
+            } else if p.warnings > 0 || p.unknown > 0 {
+                // Something could not be looked at: not green.
                 YELLOW
             } else {
                 GREEN
             };
+            let clean = crate::output::clean;
             Row::new(vec![
-                Cell::from(p.name.clone()),
-                Cell::from(p.node.clone()),
-                Cell::from(p.phase.clone()),
+                Cell::from(clean(&p.name)),
+                Cell::from(clean(&p.node)),
+                Cell::from(clean(&p.phase)),
                 // Green only while the pod list answers; a stale row is dimmed.
                 Cell::from(format!("{}", p.errors)).style(live(&app.pods, style)),
                 Cell::from(format!("{}", p.warnings)),
-                Cell::from(p.first_problem.clone()),
+                Cell::from(clean(&p.first_problem)),
             ])
         })
         .collect();

@@ -131,14 +131,17 @@ pub async fn pod_exec(
         .flat_map(|v| v.split(','))
         .map(|p| p.trim().to_owned())
         .collect();
-    // wsstream's handshake: the first of the client's offers that is served (the client's
-    // order, not ours); none is `403 Forbidden` with an empty body, as golang.org/x/net/websocket
-    // answers a failed handshake. (An empty offer, the legacy unnamed protocol, is not served.)
-    let Some(protocol) = offered
-        .iter()
-        .find_map(|o| PROTOCOLS.iter().find(|p| *p == o))
-        .copied()
-    else {
+    // As the API server (1.30 and later) chooses: an offer that includes v5 goes to its stream
+    // translator, which serves v5 alone (wherever v5 is in the list); any other offer is
+    // proxied to the kubelet, whose wsstream handshake takes the first of the client's offers
+    // it serves. This double serves v4 there, not the kubelet's older v1–v3 or unnamed
+    // protocols: such an offer gets `403 Forbidden` with an empty body, as
+    // golang.org/x/net/websocket answers a failed handshake.
+    let protocol = if offered.iter().any(|o| o == PROTOCOLS[0]) {
+        PROTOCOLS[0]
+    } else if offered.iter().any(|o| o == PROTOCOLS[1]) {
+        PROTOCOLS[1]
+    } else {
         return StatusCode::FORBIDDEN.into_response();
     };
     if !upgrade {
@@ -189,6 +192,12 @@ where
         b.extend_from_slice(data);
         Message::Binary(b.into())
     };
+    // As the API server's remotecommand does: an empty message on the lowest writable
+    // channel first, telling the client the connection is established.
+    let first = if want_stdout { 1 } else { 2 };
+    ws.send(frame(first, &[]))
+        .await
+        .map_err(|e| e.to_string())?;
     let out = execute(cmd, env).await;
     // Only the streams asked for (`stdout=false`: its output is not sent).
     let asked = [
@@ -362,11 +371,13 @@ mod tests {
                 frames.push((b[0], String::from_utf8_lossy(&b[1..]).into_owned()));
             }
         }
-        assert_eq!(frames[0], (1, "out\n".to_owned()));
-        assert_eq!(frames[1], (2, "err\n".to_owned()));
-        assert_eq!(frames.len(), 3, "{frames:?}");
-        let status: serde_json::Value = serde_json::from_str(&frames[2].1).unwrap();
-        assert_eq!(frames[2].0, 3);
+        // The empty message that says the connection is established, then the output.
+        assert_eq!(frames[0], (1, String::new()));
+        assert_eq!(frames[1], (1, "out\n".to_owned()));
+        assert_eq!(frames[2], (2, "err\n".to_owned()));
+        assert_eq!(frames.len(), 4, "{frames:?}");
+        let status: serde_json::Value = serde_json::from_str(&frames[3].1).unwrap();
+        assert_eq!(frames[3].0, 3);
         assert_eq!(status["status"], "Failure");
         assert_eq!(status["reason"], "NonZeroExitCode");
         assert_eq!(status["details"]["causes"][0]["reason"], "ExitCode");
@@ -390,7 +401,7 @@ mod tests {
                 channels.push(b[0]);
             }
         }
-        assert_eq!(channels, [1, 3]);
+        assert_eq!(channels, [1, 1, 3]);
         for streams in [
             "stdout=false&stderr=false",
             "stdout=true&stdin=true",
@@ -408,16 +419,15 @@ mod tests {
         }
     }
 
-    /// As wsstream's handshake: the first of the client's offers that is served wins (kube
-    /// offers v5 then v4 and gets v5); none served is 403 with no upgrade.
+    /// As the API server chooses: an offer with v5 anywhere gets v5 (its stream translator
+    /// serves v5 alone); one without v5 gets v4; one with neither is refused with 403 here (the
+    /// kubelet's v1–v3 are not served by this double).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_clients_first_served_protocol_wins_and_none_is_403() {
+    async fn v5_when_offered_else_v4_else_403() {
         for (offer, chosen) in [
             ("v5.channel.k8s.io, v4.channel.k8s.io", "v5.channel.k8s.io"),
-            (
-                "v3.channel.k8s.io, v4.channel.k8s.io, v5.channel.k8s.io",
-                "v4.channel.k8s.io",
-            ),
+            ("v4.channel.k8s.io, v5.channel.k8s.io", "v5.channel.k8s.io"),
+            ("v3.channel.k8s.io, v4.channel.k8s.io", "v4.channel.k8s.io"),
         ] {
             let (_api, r) = handshake(offer, "true").await;
             let (_ws, response) = r.unwrap();
