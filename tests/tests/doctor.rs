@@ -355,7 +355,19 @@ fn a_hanging_nitro_cli_times_out_alone_and_fail_on_levels() {
             .unwrap()
             .clone()
     };
-    assert_eq!(by_id("enclave.nitro-cli")["status"], "timed_out");
+    // The check's deadline and nitro-cli's own (the same --timeout, started a little later)
+    // race when the machine is loaded: either the check timed out, or nitro-cli was stopped at
+    // its deadline and said so. Both stop it alone, and both are errors.
+    let nitro = by_id("enclave.nitro-cli");
+    let stopped_at_its_deadline = nitro["status"] == "findings"
+        && nitro["findings"][0]["code"] == "enclave.nitro-cli-error"
+        && nitro["findings"][0]["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("did not finish within the deadline"));
+    assert!(
+        nitro["status"] == "timed_out" || stopped_at_its_deadline,
+        "{nitro:#}"
+    );
     assert_eq!(
         by_id("enclave.status")["status"],
         "findings",
