@@ -570,15 +570,18 @@ fn a_demo_dashboard_shows_where_the_demo_is() {
 #[test]
 fn a_stale_pod_table_is_not_green() {
     let mut app = healthy();
-    app.apply(Update::Pods(Ok(vec![ccctl::tui::app::PodRow {
-        name: "signer-0".into(),
-        node: "node-a".into(),
-        phase: "Running".into(),
-        errors: 0,
-        warnings: 0,
-        unknown: 0,
-        first_problem: String::new(),
-    }])));
+    let pod = |unknown: usize| {
+        Update::Pods(Ok(vec![ccctl::tui::app::PodRow {
+            name: "signer-0".into(),
+            node: "node-a".into(),
+            phase: "Running".into(),
+            errors: 0,
+            warnings: 0,
+            unknown,
+            first_problem: String::new(),
+        }]))
+    };
+    app.apply(pod(0));
     let fresh = draw(&app, 140, 40);
     assert!(fresh.contains("Pods (0s ago)"), "{fresh}");
     // The colour of the pod's ERR cell (the first word after its phase).
@@ -602,15 +605,7 @@ fn a_stale_pod_table_is_not_green() {
     };
     assert_eq!(err_colour(&app), ratatui::style::Color::Green);
     // Checks that could not look (a node the user may not read): not green.
-    app.apply(Update::Pods(Ok(vec![ccctl::tui::app::PodRow {
-        name: "signer-0".into(),
-        node: "node-a".into(),
-        phase: "Running".into(),
-        errors: 0,
-        warnings: 0,
-        unknown: 1,
-        first_problem: String::new(),
-    }])));
+    app.apply(pod(1));
     assert_ne!(err_colour(&app), ratatui::style::Color::Green);
     app.now = 9.0;
     app.apply(Update::Pods(Err("connection refused".into())));

@@ -9,6 +9,26 @@ use cc_tests::apiserver::{
 };
 use cc_tests::bin;
 
+/// A signer stand-in: `/status` answers `status`, `/metrics` no drops.
+fn signer_answering(status: String) -> axum::Router {
+    axum::Router::new()
+        .route("/status", axum::routing::get(move || async move { status }))
+        .route(
+            "/metrics",
+            axum::routing::get(|| async { "containment_enclave_log_events_dropped_total 0\n" }),
+        )
+}
+
+/// `doctor -l` over the chamber pods, API side and live fields, as JSON.
+const FLEET_JSON: &[&str] = &[
+    "-l",
+    "app=containment-chamber",
+    "--exec",
+    "none",
+    "-o",
+    "json",
+];
+
 /// `doctor ARGS` off the async runtime (the API double runs on it).
 async fn doctor_off(kubeconfig: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
     let kc = kubeconfig.to_owned();
@@ -661,30 +681,13 @@ async fn a_signer_giving_malformed_pcrs_is_reported_not_trusted() {
         "validator_keys": 1, "uptime_seconds": 1, "version": "x"
     })
     .to_string();
-    let app = axum::Router::new()
-        .route("/status", axum::routing::get(move || async move { status }))
-        .route(
-            "/metrics",
-            axum::routing::get(|| async { "containment_enclave_log_events_dropped_total 0\n" }),
-        );
-    let signer = cc_tests::serve(app).await;
+    let signer = cc_tests::serve(signer_answering(status)).await;
     let dir = tempfile::tempdir().unwrap();
     let mut objects = fleet(1);
     cc_tests::proxy_to(&mut objects, "signer-0", signer);
     let api = ApiServer::start(objects).await;
     let kc = api.kubeconfig(dir.path(), "chamber");
-    let (code, out, err) = doctor_off(
-        &kc,
-        &[
-            "-l",
-            "app=containment-chamber",
-            "--exec",
-            "none",
-            "-o",
-            "json",
-        ],
-    )
-    .await;
+    let (code, out, err) = doctor_off(&kc, FLEET_JSON).await;
     assert!(matches!(code, Some(0 | 1)), "{code:?} {err}");
     assert!(!out.contains('\u{1b}') && !out.contains("pwned"), "{out}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -769,12 +772,7 @@ async fn a_hung_signer_holds_the_fleet_no_longer_than_the_pod_deadline() {
         "validator_keys": 1, "uptime_seconds": 1, "version": "x"
     })
     .to_string();
-    let good = axum::Router::new()
-        .route("/status", axum::routing::get(move || async move { status }))
-        .route(
-            "/metrics",
-            axum::routing::get(|| async { "containment_enclave_log_events_dropped_total 0\n" }),
-        );
+    let good = signer_answering(status);
     let hung = axum::Router::new().fallback(|| async {
         tokio::time::sleep(std::time::Duration::from_secs(60)).await;
         "too late"
@@ -872,18 +870,7 @@ async fn a_pod_proxy_the_user_may_not_use_leaves_the_signer_unknown() {
     objects.forbidden = vec!["pods/proxy"];
     let api = ApiServer::start(objects).await;
     let kc = api.kubeconfig(dir.path(), "chamber");
-    let (code, out, err) = doctor_off(
-        &kc,
-        &[
-            "-l",
-            "app=containment-chamber",
-            "--exec",
-            "none",
-            "-o",
-            "json",
-        ],
-    )
-    .await;
+    let (code, out, err) = doctor_off(&kc, FLEET_JSON).await;
     assert_eq!(
         code,
         Some(0),
