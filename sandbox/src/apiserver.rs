@@ -46,8 +46,6 @@ pub struct Objects {
     pub logs: std::collections::BTreeMap<(String, String), String>,
     /// Pod logs read from a file at each request (the demo's live log), by (namespace, pod).
     pub log_files: std::collections::BTreeMap<(String, String), std::path::PathBuf>,
-    /// Answer pod log requests 403 (RBAC without `pods/log`).
-    pub logs_forbidden: bool,
     /// Serve `pods/exec` (WebSocket, `v5`/`v4.channel.k8s.io`) by running the command on this
     /// machine; otherwise 403. The demo's pod is this machine.
     pub exec_local: bool,
@@ -60,8 +58,9 @@ pub struct Objects {
     /// `pods/proxy`: where each (namespace, pod, port) answers (the demo: its enclave's API
     /// and metrics). A port without an entry is refused, as a pod port nobody listens on.
     pub proxies: std::collections::BTreeMap<(String, String, u16), cc_proto::Address>,
-    /// Resources the user may not read (RBAC): `nodes`, `daemonsets`, `events`, `pods/proxy`
-    /// are answered 403 with the API server's `Status`.
+    /// Resources the user may not read (RBAC), as `resource` or `resource/subresource`
+    /// (`nodes`, `daemonsets`, `events`, `pods/proxy`, `pods/log`): answered 403 with the API
+    /// server's `Status`.
     pub forbidden: Vec<&'static str>,
 }
 
@@ -212,15 +211,6 @@ async fn pod_log(
             .any(|k| &k.name == c)
     {
         return bad_request(format!("container {c} is not valid for pod {name}"));
-    }
-    if o.logs_forbidden {
-        return (
-            StatusCode::FORBIDDEN,
-            Json(serde_json::json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
-                "status": "Failure", "reason": "Forbidden", "code": 403,
-                "message": format!("pods \"{name}\" is forbidden: cannot get resource \"pods/log\"")})),
-        )
-            .into_response();
     }
     let key = (ns, name);
     let file = o.log_files.get(&key).cloned();

@@ -521,7 +521,7 @@ async fn a_pod_log_the_doctor_may_not_read_is_a_warning() {
         pods: vec![healthy_pod("signer-3", "chamber", "node-a")],
         nodes: vec![labelled_node("node-a")],
         daemonsets: vec![device_plugin(3, 3)],
-        logs_forbidden: true,
+        forbidden: vec!["pods/log"],
         ..Default::default()
     })
     .await;

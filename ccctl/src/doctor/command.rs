@@ -113,7 +113,7 @@ pub fn run(a: DoctorArgs, fmt: Format) -> Result<Outcome, CannotRun> {
             };
             let facts = crate::probe::k8s::pod_facts(&client, &ns, pod, a.timeout).await?;
             let exec = exec_for(a.exec, &client);
-            Ok::<_, String>(super::inpod::pod_report(&facts, exec, a.timeout, &a.checks).await)
+            Ok::<_, String>(super::inpod::judge_pod(&facts, exec, a.timeout, &a.checks).await)
         });
         rt.shutdown_background();
         let report = report.map_err(CannotRun::new)?;

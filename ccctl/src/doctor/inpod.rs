@@ -21,7 +21,7 @@ pub const MAX_EXECS: usize = 64;
 /// A pod judged as `doctor --pod` judges it: the API-side checks of its `facts`, then (with
 /// `exec`) the in-pod probes merged in, their signer reading taken, and the verdict judged
 /// again. The dashboard's doctor for the pod it watches calls this too. `only`: `--checks`.
-pub async fn pod_report(
+pub async fn judge_pod(
     facts: &crate::probe::k8s::PodFacts,
     exec: Option<Arc<dyn PodExec>>,
     timeout: std::time::Duration,

@@ -1006,6 +1006,7 @@ impl Fleet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cc_proto::findings::Severity;
 
     /// The first refresh: 50 pods running one release ask at once; the key policies are
     /// judged once, and every pod gets that verdict.
@@ -1032,7 +1033,6 @@ mod tests {
             .await;
         assert_eq!(other, "not-released");
     }
-    use cc_proto::findings::Severity;
 
     fn live(signer: &str) -> Live {
         Live {

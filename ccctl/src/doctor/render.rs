@@ -17,10 +17,9 @@ fn label(sev: Severity, st: Style) -> String {
 
 pub use crate::output::clean;
 
-/// The families in the order they first appear, each once (checks of one family may be
-/// interleaved with others', e.g. the pod's API-side checks and its in-pod probes).
-/// The families of `r`'s checks, in the order they first appear: each check is listed under
-/// its family once (doctor's output and the dashboard's Findings screen).
+/// The families of `r`'s checks in the order they first appear, each once (checks of one
+/// family may be interleaved with others', e.g. the pod's API-side checks and its in-pod
+/// probes): doctor's output and the dashboard's Findings screen list each check under it.
 pub fn families(r: &Report) -> Vec<&str> {
     let mut out: Vec<&str> = Vec::new();
     for c in &r.checks {

@@ -270,7 +270,7 @@ pub fn run_doctor(s: Arc<Settings>, tx: Sender<Update>) -> tokio::task::JoinHand
                 Ok(facts) => {
                     let c = k.cluster_of(pod.as_ref());
                     let exec = crate::probe::exec::exec_for(k.exec, &c.client);
-                    crate::doctor::inpod::pod_report(&facts, exec, s.timeout, &[]).await
+                    crate::doctor::inpod::judge_pod(&facts, exec, s.timeout, &[]).await
                 }
                 Err(e) => {
                     // --pod: the pod table says why; -l: the fleet screen does.

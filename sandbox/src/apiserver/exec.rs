@@ -78,7 +78,7 @@ pub async fn pod_exec(
     Path((ns, name)): Path<(String, String)>,
     mut req: Request,
 ) -> Response {
-    let env = {
+    let (env, cut) = {
         let o = s.get().await;
         if named(&o.pods, Some(&ns), &name, |p| &p.metadata).is_none() {
             return not_found("pods", &name);
@@ -92,7 +92,6 @@ pub async fn pod_exec(
         }
         (o.exec_env.clone(), o.exec_cut_before_status)
     };
-    let (env, cut) = env;
     let cmd = command_of(req.uri().query().unwrap_or_default());
     if cmd.is_empty() {
         return status(
