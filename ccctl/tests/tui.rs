@@ -607,6 +607,16 @@ fn a_stale_pod_table_is_not_green() {
     // Checks that could not look (a node the user may not read): not green.
     app.apply(pod(1));
     assert_ne!(err_colour(&app), ratatui::style::Color::Green);
+    // The API-side checks pass, but doctor's report on the pod (its in-pod probes) has an
+    // error: the row is not greener than the Findings screen.
+    app.apply(pod(0));
+    assert_eq!(err_colour(&app), ratatui::style::Color::Green);
+    app.apply(Update::Findings(report(vec![Finding::new(
+        "enclave.sealed",
+        Severity::Error,
+        "sealed",
+    )])));
+    assert_eq!(err_colour(&app), ratatui::style::Color::Red);
     app.now = 9.0;
     app.apply(Update::Pods(Err("connection refused".into())));
     let out = draw(&app, 140, 40);

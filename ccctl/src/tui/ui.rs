@@ -537,12 +537,22 @@ fn overview(app: &App, f: &mut Frame, area: Rect) {
 }
 
 fn pods(app: &App, f: &mut Frame, area: Rect) {
+    // The row's counts are its API-side checks; doctor's current report on the watched pod
+    // (`--pod`: this row) adds its in-pod probes, so the row shows the larger counts and is
+    // never greener than the Findings screen.
+    let doctor = app.findings.current().map(|r| &r.summary);
     let rows: Vec<Row> = app
         .pods
         .value
         .iter()
         .flatten()
         .map(|p| {
+            let mut p = p.clone();
+            if let Some(d) = doctor {
+                p.errors = p.errors.max(d.errors);
+                p.warnings = p.warnings.max(d.warnings);
+                p.unknown = p.unknown.max(d.unknown + d.crashed + d.timed_out);
+            }
             let style = if p.errors > 0 {
                 RED
             } else if p.warnings > 0 || p.unknown > 0 {
